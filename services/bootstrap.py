@@ -1,0 +1,88 @@
+"""Wiring, in one place: which adapters each service gets, embedded or distributed.
+
+- ``embedded_stack``: one process: intake + processors + query on one FastAPI app,
+  the SQLite log as bus, chDB as store.
+- ``intake_app`` / ``query_app``: the distributed services (Kafka bus; ClickHouse server).
+  The faust worker wires itself in ``services/processors/worker.py`` from the same pieces.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from services.bus.base import Publisher
+from services.bus.embedded import EmbeddedBus, Subscription
+from services.bus.kafka import KafkaPublisher
+from services.bus.topics import VISIT_EVENTS
+from services.config import Settings
+from services.domain.reference import Reference, default_reference
+from services.intake.catalogue import FormCatalogue
+from services.intake.handler import FORMS_WITH_EVENTS, IntakeService
+from services.intake.ledger import Ledger
+from services.intake.openrosa import openrosa_router
+from services.processors import daily_visits
+from services.processors.sqlite_state import SqliteState
+from services.query.api import query_router
+from services.store.clickhouse import Store
+from services.web import create_app
+
+log = logging.getLogger(__name__)
+
+
+def _intake_service(settings: Settings, reference: Reference, publisher: Publisher,
+                    ledger: Ledger) -> tuple[FormCatalogue, IntakeService]:
+    catalogue = FormCatalogue.load(settings.forms_dir, settings.forms_src_dir, reference)
+    service = IntakeService(reference, ledger, publisher, known_forms=set(catalogue.forms) & FORMS_WITH_EVENTS)
+    return catalogue, service
+
+
+@dataclass
+class EmbeddedStack:
+    app: FastAPI
+    store: Store
+    bus: EmbeddedBus
+    ledger: Ledger
+    state: SqliteState
+
+    def close(self) -> None:
+        self.bus.close()
+        self.state.close()
+        self.ledger.close()
+        self.store.close()
+
+
+def embedded_stack(settings: Settings) -> EmbeddedStack:
+    reference = default_reference()
+    store = Store(settings.store_dsn)
+    store.migrate()
+    bus = EmbeddedBus(settings.state_dir / "bus.sqlite")
+    state = SqliteState(settings.state_dir / f"processor-{daily_visits.NAME}.sqlite")
+    bus.subscribe(Subscription(daily_visits.NAME, VISIT_EVENTS.name, state,
+                               lambda st, batch: daily_visits.process_batch(st, store, batch),
+                               batch_size=settings.processor_batch_rows))
+    bus.drain()  # whatever was accepted before a crash and not yet processed
+    ledger = Ledger(settings.state_dir)
+    catalogue, service = _intake_service(settings, reference, bus, ledger)
+    app = create_app("Thư viện cơ sở — embedded stack", [
+        openrosa_router(catalogue, service, settings.max_submission_bytes),
+        query_router(store, reference),
+    ])
+    return EmbeddedStack(app, store, bus, ledger, state)
+
+
+def intake_app(settings: Settings) -> FastAPI:
+    reference = default_reference()
+    publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
+                               settings.kafka_publish_timeout_s)
+    catalogue, service = _intake_service(settings, reference, publisher, Ledger(settings.state_dir))
+    return create_app("Thư viện cơ sở — intake (OpenRosa)",
+                      [openrosa_router(catalogue, service, settings.max_submission_bytes)])
+
+
+def query_app(settings: Settings) -> FastAPI:
+    store = Store(settings.store_dsn)
+    store.migrate()
+    return create_app("Thư viện cơ sở — query API", [query_router(store, default_reference())])

@@ -1,0 +1,103 @@
+"""The one place configuration is read.
+
+Every setting is an environment variable; the table in README.md ("Configuration")
+lists the same names, defaults and meanings, and ``tests/test_config_docs.py`` keeps the
+two in step. Services receive a ``Settings`` object; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Documentation of one environment variable (rendered into README's table)."""
+
+    env: str
+    default: str
+    meaning: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("BUS", "embedded", "`embedded` (in-process, SQLite log) or `kafka`."),
+    Setting("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "Kafka brokers, `host:port[,host:port]`."),
+    Setting("KAFKA_TOPIC_PREFIX", "", "Prefix for every topic name (isolates test runs and environments)."),
+    Setting("KAFKA_PUBLISH_TIMEOUT_S", "15", "How long intake waits for the broker's ack before answering 503."),
+    Setting("STORE_DSN", "chdb://var/store", "`chdb://PATH` (embedded ClickHouse) or `http(s)://HOST:8123/DB`."),
+    Setting("STATE_DIR", "var/state", "Intake ledger, raw submissions, embedded log and processor state."),
+    Setting("FORMS_SRC_DIR", "odk-forms", "XLSForm sources."),
+    Setting("FORMS_DIR", "build/forms", "Built XForms served to ODK Collect."),
+    Setting("HOST", "127.0.0.1", "Address the HTTP services listen on."),
+    Setting("PORT", "8000", "Port of the embedded stack / intake service."),
+    Setting("QUERY_PORT", "8001", "Port of the query service when run on its own."),
+    Setting("MAX_SUBMISSION_BYTES", "10485760", "Largest accepted submission (XML + attachments), bytes."),
+    Setting("PROCESSOR_BATCH_ROWS", "500", "Distributed worker: flush to the store after this many events…"),
+    Setting("PROCESSOR_BATCH_MS", "500", "…or after this many milliseconds, whichever comes first."),
+    Setting("FAUST_STORE", "memory://", "faust table storage (`memory://` or `rocksdb://`)."),
+    Setting("FAUST_WEB_PORT", "6066", "faust worker's own web port (its `/metrics` is served there)."),
+    Setting("FAUST_DATA_DIR", "var/faust", "faust worker's data directory."),
+    Setting("LOG_LEVEL", "INFO", "Python log level."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    bus: str = "embedded"
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_topic_prefix: str = ""
+    kafka_publish_timeout_s: float = 15.0
+    store_dsn: str = "chdb://var/store"
+    state_dir: Path = field(default_factory=lambda: Path("var/state"))
+    forms_src_dir: Path = field(default_factory=lambda: Path("odk-forms"))
+    forms_dir: Path = field(default_factory=lambda: Path("build/forms"))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    query_port: int = 8001
+    max_submission_bytes: int = 10 * 1024 * 1024
+    processor_batch_rows: int = 500
+    processor_batch_ms: int = 500
+    faust_store: str = "memory://"
+    faust_web_port: int = 6066
+    faust_data_dir: Path = field(default_factory=lambda: Path("var/faust"))
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Read every setting from the environment; keyword overrides win (tests use them)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            setting = _SETTING_BY_FIELD[f.name]
+            raw = _env(setting.env, setting.default)
+            values[f.name] = _coerce(f.type, raw)
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.bus not in ("embedded", "kafka"):
+            raise ValueError(f"BUS must be 'embedded' or 'kafka', not {settings.bus!r}")
+        return settings
+
+
+def _coerce(type_name: object, raw: str) -> object:
+    name = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
+    if name == "int":
+        return int(raw)
+    if name == "float":
+        return float(raw)
+    if name == "Path":
+        return Path(raw)
+    return raw
+
+
+_SETTING_BY_FIELD = {s.env.lower(): s for s in SETTINGS}
+assert set(_SETTING_BY_FIELD) == {f.name for f in fields(Settings)}, "SETTINGS and Settings disagree"

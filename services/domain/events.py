@@ -1,0 +1,89 @@
+"""Events: what the rest of the pipeline knows of a field submission.
+
+One event per ODK submission. The models here are the source of the JSON Schemas in
+``schemas/events/`` (``python -m services.tools.export_schemas`` writes them; a test checks
+that the committed files match). Plain pydantic, no framework imports.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Scheme = Literal["legacy", "2025"]
+SCHEMES: tuple[Scheme, ...] = ("legacy", "2025")
+Source = Literal["openrosa", "central"]
+
+SCHEMA_VERSION = 1
+
+
+class AdminArea(BaseModel):
+    """Where a library sits under one admin scheme. Codes are reused across schemes, so never bare."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheme: Scheme
+    province_code: str = Field(pattern=r"^\d{2}$")
+    commune_code: str = Field(pattern=r"^\d{5}$")
+
+
+class Envelope(BaseModel):
+    """Fields every event carries, whatever its kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_type: str
+    event_id: str = Field(min_length=1, description="ODK meta/instanceID of this version.")
+    root_id: str = Field(min_length=1, description="instanceID of the first version of the edit chain.")
+    deprecated_id: str | None = Field(default=None, description="ODK meta/deprecatedID: the version replaced.")
+    form_id: str
+    form_version: str
+    submitted_at: AwareDatetime = Field(description="Arrival at the intake (Asia/Ho_Chi_Minh).")
+    occurred_on: date = Field(description="Event time, from the form (Asia/Ho_Chi_Minh calendar day).")
+    library_id: str
+    areas: list[AdminArea] = Field(min_length=2, max_length=2, description="One per scheme.")
+    submitter: str
+    source: Source
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the submission's answers.")
+    payload: dict[str, Any]
+
+    def area(self, scheme: Scheme) -> AdminArea:
+        return next(a for a in self.areas if a.scheme == scheme)
+
+
+NonNegative = Field(ge=0, le=1_000_000)
+
+
+class VisitCounts(BaseModel):
+    """A visit-log report: counts for one day or session at one library (ISO 2789 vocabulary)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    visits_total: int = NonNegative
+    visits_children: int = NonNegative
+    visits_adults: int = NonNegative
+    visits_female: int = NonNegative
+    visits_male: int = NonNegative
+    visits_ethnic_minority: int = NonNegative
+    visits_learning: int = NonNegative
+    visits_information: int = NonNegative
+    visits_reading: int = NonNegative
+    visits_events: int = NonNegative
+    virtual_visits: int = NonNegative
+    loans: int = NonNegative
+    renewals: int = NonNegative
+    new_registrations: int = NonNegative
+
+
+COUNT_FIELDS: tuple[str, ...] = tuple(VisitCounts.model_fields)
+
+
+class VisitLogged(Envelope):
+    event_type: Literal["visit_logged"] = "visit_logged"
+    payload: VisitCounts  # type: ignore[assignment]
+
+
+EVENT_MODELS: dict[str, type[Envelope]] = {"envelope": Envelope, "visit_logged": VisitLogged}

@@ -1,0 +1,96 @@
+"""Safe parsing of an ODK submission (the ``xml_submission_file`` part) into plain values.
+
+defusedxml refuses DTDs, entities and external references, so a hostile file cannot
+expand or reach the network; the size limit is the caller's (intake) job, checked before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element
+
+from defusedxml import ElementTree as SafeET
+from defusedxml.common import DefusedXmlException
+
+from services.domain.errors import Reason, SubmissionRejected
+
+
+@dataclass(frozen=True)
+class Submission:
+    form_id: str
+    form_version: str
+    instance_id: str
+    deprecated_id: str | None
+    answers: dict[str, str]  # leaf path below the root ("visits/visits_total") → NFC text
+    content_hash: str  # sha256 of the canonical answers: same answers, same hash
+
+    def answer(self, name: str) -> str | None:
+        """The answer whose leaf name is ``name``, wherever the form's groups put it."""
+        for path, value in self.answers.items():
+            if path == name or path.endswith("/" + name):
+                return value
+        return None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _leaves(element: Element, prefix: str, out: dict[str, str]) -> None:
+    for child in element:
+        path = f"{prefix}{_local(child.tag)}"
+        if len(child):
+            _leaves(child, path + "/", out)
+        else:
+            out[path] = unicodedata.normalize("NFC", (child.text or "").strip())
+
+
+def canonical_hash(answers: dict[str, str]) -> str:
+    """Hash of the answers, independent of XML formatting and attribute order."""
+    blob = json.dumps(sorted(answers.items()), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def parse_submission(raw: bytes) -> Submission:
+    try:
+        root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise SubmissionRejected([Reason(
+            "xml_forbidden_construct",
+            "Tệp gửi lên chứa cấu trúc XML không được phép (DTD/entity).",
+            f"The submission contains a forbidden XML construct ({type(exc).__name__}).",
+        )]) from exc
+    except SafeET.ParseError as exc:
+        raise SubmissionRejected([Reason(
+            "xml_malformed",
+            "Tệp gửi lên không phải XML hợp lệ; hãy gửi lại từ ODK Collect.",
+            f"The submission is not well-formed XML ({exc}); resend it from ODK Collect.",
+        )]) from exc
+
+    form_id = root.get("id") or ""
+    answers: dict[str, str] = {}
+    _leaves(root, "", answers)
+    instance_id = answers.pop("meta/instanceID", "")
+    deprecated_id = answers.pop("meta/deprecatedID", "") or None
+    # instanceName is derived from other answers; it must not make two versions differ.
+    answers.pop("meta/instanceName", None)
+    missing = []
+    if not form_id:
+        missing.append(Reason("form_id_missing", "Thiếu mã biểu mẫu (thuộc tính id).",
+                              "The form id (root attribute 'id') is missing."))
+    if not instance_id:
+        missing.append(Reason("instance_id_missing", "Thiếu meta/instanceID.",
+                              "meta/instanceID is missing.", "meta/instanceID"))
+    if missing:
+        raise SubmissionRejected(missing)
+    return Submission(
+        form_id=form_id,
+        form_version=root.get("version") or "",
+        instance_id=instance_id,
+        deprecated_id=deprecated_id,
+        answers=answers,
+        content_hash=canonical_hash(answers),
+    )

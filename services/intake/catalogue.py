@@ -1,0 +1,87 @@
+"""The forms this server offers to ODK Collect, with their media files.
+
+Built XForms are read from ``FORMS_DIR``; when it holds none (a fresh clone), the
+XLSForms are built there first, with ODK Validate. Media CSVs (library and province
+pickers) are generated from the reference data, so the phone's lists always match the
+registry the intake validates against.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from defusedxml import ElementTree as SafeET
+
+from services.domain.reference import Reference
+from services.intake.forms import build_all
+
+log = logging.getLogger(__name__)
+_H = "{http://www.w3.org/1999/xhtml}"
+_XF = "{http://www.w3.org/2002/xforms}"
+
+
+@dataclass(frozen=True)
+class ServedForm:
+    form_id: str
+    version: str
+    title: str
+    xml: bytes
+    media: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.xml).hexdigest()
+
+
+def _csv(header: list[str], rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def media_files(reference: Reference) -> dict[str, bytes]:
+    """Form media for pickers: provinces of the current (2025) scheme and the libraries in each."""
+    provinces = reference.provinces_in("2025")
+    libraries = sorted(reference.libraries.values(), key=lambda lib: lib.library_id)
+    return {
+        "provinces.csv": _csv(["name", "label"], [[p.code, p.name_vi] for p in provinces]),
+        "libraries.csv": _csv(
+            ["name", "label", "province"],
+            [[lib.library_id, lib.name_vi, lib.area("2025").province_code] for lib in libraries]),
+    }
+
+
+def _describe(xml: bytes) -> tuple[str, str, str]:
+    root = SafeET.fromstring(xml)
+    title = root.findtext(f"{_H}head/{_H}title") or ""
+    instance = root.find(f"{_H}head/{_XF}model/{_XF}instance")
+    if instance is None or len(instance) == 0:
+        raise ValueError("XForm has no primary instance")
+    data = instance[0]
+    return data.get("id") or "", data.get("version") or "", title
+
+
+class FormCatalogue:
+    def __init__(self, forms: dict[str, ServedForm]):
+        self.forms = forms
+
+    @classmethod
+    def load(cls, forms_dir: Path, src_dir: Path, reference: Reference) -> FormCatalogue:
+        if not any(forms_dir.glob("*.xml")):
+            log.info("no built forms in %s: building %s with ODK Validate", forms_dir, src_dir)
+            build_all(src_dir, forms_dir)
+        media = media_files(reference)
+        forms = {}
+        for path in sorted(forms_dir.glob("*.xml")):
+            xml = path.read_bytes()
+            form_id, version, title = _describe(xml)
+            wanted = {name: media[name] for name in media if f"jr://file-csv/{name}".encode() in xml}
+            forms[form_id] = ServedForm(form_id, version, title, xml, wanted)
+        return cls(forms)

@@ -1,0 +1,105 @@
+"""Accepting one submission: parse → validate → deduplicate → enrich → publish → record.
+
+No HTTP here: ``openrosa.py`` turns the outcomes into OpenRosa responses. The order is
+what makes the guarantees: the event is published (durable) before the ledger records
+it and before 201 is sent, so an acknowledged submission is never lost; a crash between
+publish and record means the phone resends, and the processors drop the duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from services.bus.base import Publisher
+from services.clock import now_local
+from services.domain.errors import Reason, SubmissionRejected
+from services.domain.events import VisitLogged
+from services.domain.reference import Reference
+from services.domain.submission import parse_submission
+from services.domain.visit_log import FORM_ID as VISIT_LOG
+from services.domain.visit_log import parse_visit_report
+from services.intake.ledger import Ledger, LedgerEntry
+
+
+class SubmissionConflict(Exception):
+    """The instanceID is known with different answers."""
+
+    def __init__(self, instance_id: str):
+        super().__init__(instance_id)
+        self.reason = Reason(
+            "instance_id_conflict",
+            f"Mã bản ghi {instance_id} đã được gửi với nội dung khác; hãy sửa bản ghi thay vì gửi mới.",
+            f"instanceID {instance_id} was already submitted with different answers; edit it instead.",
+        )
+
+
+@dataclass(frozen=True)
+class Accepted:
+    instance_id: str
+    form_id: str
+    kind: Literal["new", "duplicate"]
+
+
+class IntakeService:
+    def __init__(self, reference: Reference, ledger: Ledger, publisher: Publisher,
+                 known_forms: set[str], clock: Callable[[], datetime] = now_local, source: str = "openrosa"):
+        self._reference = reference
+        self._ledger = ledger
+        self._publisher = publisher
+        self._known_forms = known_forms
+        self._clock = clock
+        self._source = source
+
+    def submit(self, raw: bytes, submitter: str) -> Accepted:
+        """Accept or raise SubmissionRejected / SubmissionConflict / PublishFailed."""
+        submission = parse_submission(raw)
+        if submission.form_id not in self._known_forms:
+            raise SubmissionRejected([Reason(
+                "form_unknown", f"Biểu mẫu '{submission.form_id}' không có trên máy chủ này.",
+                f"Form '{submission.form_id}' is not served here.")])
+
+        known = self._ledger.lookup(submission.instance_id)
+        if known is not None:
+            if known.content_hash == submission.content_hash:
+                return Accepted(submission.instance_id, submission.form_id, "duplicate")
+            raise SubmissionConflict(submission.instance_id)
+
+        now = self._clock()
+        report = parse_visit_report(submission, today=now.date())
+        library = self._reference.libraries.get(report.library_id)
+        if library is None:
+            raise SubmissionRejected([Reason(
+                "library_unknown", f"Thư viện '{report.library_id}' không có trong danh mục.",
+                f"Library '{report.library_id}' is not in the registry.", "library_id")])
+
+        root_id = submission.instance_id
+        if submission.deprecated_id:
+            predecessor = self._ledger.lookup(submission.deprecated_id)
+            root_id = predecessor.root_id if predecessor else submission.deprecated_id
+
+        raw_sha = self._ledger.keep_raw(raw)
+        event = VisitLogged(
+            event_id=submission.instance_id,
+            root_id=root_id,
+            deprecated_id=submission.deprecated_id,
+            form_id=submission.form_id,
+            form_version=submission.form_version,
+            submitted_at=now,
+            occurred_on=report.occurred_on,
+            library_id=library.library_id,
+            areas=list(library.areas),
+            submitter=submitter,
+            source=self._source,
+            content_hash=submission.content_hash,
+            payload=report.counts,
+        )
+        self._publisher.publish(event)
+        self._ledger.record(LedgerEntry(submission.instance_id, root_id, submission.content_hash,
+                                        submission.form_id, raw_sha), now)
+        return Accepted(submission.instance_id, submission.form_id, "new")
+
+
+FORMS_WITH_EVENTS = {VISIT_LOG}

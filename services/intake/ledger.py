@@ -1,0 +1,69 @@
+"""What the intake has accepted: instanceID → answers' hash and edit-chain root (SQLite).
+
+This is how an identical resend is recognised (201, nothing published) and a different
+submission reusing an instanceID is refused (409). The raw XML is kept content-addressed
+beside it, so an accepted submission can always be replayed from what the phone sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    instance_id: str
+    root_id: str
+    content_hash: str
+    form_id: str
+    raw_sha256: str
+
+
+class Ledger:
+    def __init__(self, state_dir: Path):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._raw_dir = state_dir / "raw"
+        self._db = sqlite3.connect(state_dir / "intake.sqlite", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS accepted (instance_id TEXT PRIMARY KEY, root_id TEXT NOT NULL, "
+            "content_hash TEXT NOT NULL, form_id TEXT NOT NULL, raw_sha256 TEXT NOT NULL, "
+            "accepted_at TEXT NOT NULL)")
+        self._lock = threading.Lock()
+
+    def lookup(self, instance_id: str) -> LedgerEntry | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT instance_id, root_id, content_hash, form_id, raw_sha256 FROM accepted WHERE instance_id = ?",
+                (instance_id,)).fetchone()
+        return LedgerEntry(*row) if row else None
+
+    def keep_raw(self, raw: bytes) -> str:
+        """Store the submission bytes under their sha256 (never under a name the client chose)."""
+        digest = hashlib.sha256(raw).hexdigest()
+        path = self._raw_dir / digest[:2] / f"{digest}.xml"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(raw)
+            tmp.replace(path)
+        return digest
+
+    def raw(self, digest: str) -> bytes:
+        return (self._raw_dir / digest[:2] / f"{digest}.xml").read_bytes()
+
+    def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.instance_id, entry.root_id, entry.content_hash, entry.form_id, entry.raw_sha256,
+                 accepted_at.isoformat()))
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,32 @@
+"""Every Prometheus metric of every service, defined once (cf. arroyo's metric_defs.py).
+
+Each process exposes the default registry at ``/metrics`` (the faust worker on its web port).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+SUBMISSIONS_ACCEPTED = Counter(
+    "intake_submissions_accepted_total", "Submissions accepted (201), by form and whether new or a resend.",
+    ["form_id", "kind"],  # kind: new | duplicate
+)
+SUBMISSIONS_REJECTED = Counter(
+    "intake_submissions_rejected_total", "Submissions turned away, by form and reason code.",
+    ["form_id", "reason"],
+)
+PUBLISH_SECONDS = Histogram(
+    "bus_publish_seconds", "Time from publish to durable (broker ack or local commit).", ["bus"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENTS_PROCESSED = Counter(
+    "processor_events_processed_total", "Events folded by a processor, by outcome.",
+    ["processor", "outcome"],  # applied | replaced | duplicate | stale | conflict
+)
+ROWS_INSERTED = Counter("store_rows_inserted_total", "Rows written to the store, by table.", ["table"])
+STORE_INSERT_FAILURES = Counter("store_insert_failures_total", "Failed writes to the store, by table.", ["table"])
+DEAD_LETTERS = Counter("processor_dead_letters_total", "Events sent to the dead letters, by reason.", ["reason"])
+
+
+def exposition() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,101 @@
+"""The distributed processor: a faust-streaming worker folding Kafka events into the store.
+
+Run: ``python -m services.processors.worker`` (BUS is implicitly kafka; STORE_DSN is the
+ClickHouse server, or a chDB path this process then owns).
+
+Delivery is at-least-once. Events are taken in batches (``PROCESSOR_BATCH_ROWS`` /
+``PROCESSOR_BATCH_MS``); faust acks a batch's offsets only after this code returns from it,
+and the store write is retried until it succeeds, so offsets never pass unwritten rows.
+Fold state lives in a faust table with a changelog topic; a batch replayed after a crash
+finds its events already folded and rewrites identical rows (ReplacingMergeTree by version).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import faust
+from aiohttp import web
+
+from services import metrics
+from services.bus.codec import decode
+from services.bus.topics import VISIT_EVENTS
+from services.config import Settings
+from services.processors.daily_visits import NAME, FoldedBatch, fold_event, write_with_retry
+from services.store.clickhouse import Store
+
+log = logging.getLogger(__name__)
+
+
+class TableState:
+    """The fold's ``State`` port over a faust table."""
+
+    def __init__(self, table: faust.Table):
+        self._table = table
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._table.get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._table[key] = value
+
+
+def create_worker_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        f"{settings.kafka_topic_prefix}thuvien-processors",
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
+        store=settings.faust_store,
+        datadir=str(settings.faust_data_dir),
+        web_port=settings.faust_web_port,
+        web_host=settings.host,
+        topic_partitions=VISIT_EVENTS.partitions,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+    )
+    store = Store(settings.store_dsn)
+    store.migrate()
+    topic = app.topic(VISIT_EVENTS.named(settings.kafka_topic_prefix), key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw", partitions=VISIT_EVENTS.partitions)
+    table = app.Table(f"{NAME}-state", default=None, partitions=VISIT_EVENTS.partitions,
+                      key_type=str, value_type=dict)
+    state = TableState(table)
+
+    @app.agent(topic, name=f"{NAME}-agent")
+    async def fold(stream: faust.Stream) -> None:
+        async for events in stream.take_events(settings.processor_batch_rows,
+                                               within=settings.processor_batch_ms / 1000):
+            folded = FoldedBatch()
+            for event in events:
+                # Table writes go to the changelog partition of the "current event"; inside a
+                # batch faust only knows the last one, so point it at each event in turn.
+                stream._set_current_event(event)
+                fold_event(state, event.message.offset, decode(event.value), folded)
+            await asyncio.get_running_loop().run_in_executor(None, write_with_retry, store, folded)
+
+    @app.page("/metrics")
+    async def prometheus(_self: Any, _request: web.Request) -> web.Response:
+        body, content_type = metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    @app.page("/health")
+    async def health(_self: Any, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    return app
+
+
+def main() -> None:
+    settings = Settings.from_env(bus="kafka")
+    logging.basicConfig(level=settings.log_level)
+    app = create_worker_app(settings)
+    # faust's own command line runs the worker (signals, graceful shutdown, rebalancing).
+    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower(),
+                "--web-host", settings.host, "--web-port", str(settings.faust_web_port)]
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The query API (``/v1``): aggregates read from the store, for dashboards and tools."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+
+from services.clock import today_local
+from services.domain.events import COUNT_FIELDS, Scheme
+from services.domain.reference import Reference
+from services.query.problems import Problem
+from services.store.clickhouse import AreaFilter, Granularity, Store
+
+
+def _period_label(period: date, granularity: Granularity) -> str:
+    return {"day": period.isoformat(), "month": period.strftime("%Y-%m"), "year": str(period.year)}[granularity]
+
+
+def query_router(store: Store, reference: Reference) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["Aggregates"])
+
+    def _area(scheme: Scheme, province: str | None, commune: str | None) -> dict[str, Any]:
+        if commune:
+            unit = reference.commune(scheme, commune)
+            if unit is None:
+                raise Problem(404, "Unknown commune", f"No commune {commune} under scheme {scheme}", "commune")
+            if province and unit.province_code != province:
+                raise Problem(400, "Commune not in province",
+                              f"Commune {commune} ({scheme}) lies in province {unit.province_code}, not {province}",
+                              "commune")
+            return {"scheme": scheme, "level": "commune", "code": commune, "province_code": unit.province_code,
+                    "name_vi": unit.name_vi, "name_en": unit.name_en}
+        if province:
+            prov = reference.province(scheme, province)
+            if prov is None:
+                raise Problem(404, "Unknown province", f"No province {province} under scheme {scheme}", "province")
+            return {"scheme": scheme, "level": "province", "code": province,
+                    "name_vi": prov.name_vi, "name_en": prov.name_en}
+        label = ("14 tỉnh của chương trình", "the 14 programme provinces") if scheme == "legacy" else (
+            "10 tỉnh hiện nay", "the 10 current provinces")
+        return {"scheme": scheme, "level": "region", "code": None, "name_vi": label[0], "name_en": label[1]}
+
+    @router.get("/visits", summary="Visits, loans and registrations over time for an area")
+    async def visits(
+        scheme: Annotated[Literal["legacy", "2025"], Query(
+            description="Admin scheme of the codes: `legacy` (before 2025-07-01) or `2025`.")] = "legacy",
+        province: Annotated[str | None, Query(pattern=r"^\d{2}$", description="Province code.")] = None,
+        commune: Annotated[str | None, Query(pattern=r"^\d{5}$", description="Commune code.")] = None,
+        start: Annotated[date | None, Query(description="First day (default: 1 January last year).")] = None,
+        end: Annotated[date | None, Query(description="Last day (default: today, Asia/Ho_Chi_Minh).")] = None,
+        granularity: Annotated[Literal["day", "month", "year"], Query()] = "month",
+    ) -> dict[str, Any]:
+        end = end or today_local()
+        start = start or date(end.year - 1, 1, 1)
+        if start > end:
+            raise Problem(400, "Empty period", f"start {start} is after end {end}", "start")
+        area = _area(scheme, province, commune)
+        rows = await run_in_threadpool(
+            store.visits, AreaFilter(scheme, province, commune), start, end, granularity)
+        series = [{"period": _period_label(r["period"], granularity),
+                   **{name: int(r[name]) for name in (*COUNT_FIELDS, "reports")}} for r in rows]
+        return {"area": area, "granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
+                "series": series}
+
+    return router

@@ -1,0 +1,105 @@
+"""The store: one module for both ClickHouse in process (chDB) and a ClickHouse server.
+
+``STORE_DSN=chdb://PATH`` opens the embedded engine on a data directory (one process
+owns a directory: chDB locks it); ``http(s)://HOST:8123/DB`` talks to a server. Both are
+clickhouse-connect clients with the same API, so nothing above this module knows which.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import clickhouse_connect
+
+from services.config import TIMEZONE
+from services.domain.daily_visits import DailyVisitsRow
+from services.domain.events import COUNT_FIELDS, Scheme
+from services.store.migrations import migrate
+
+Granularity = Literal["day", "month", "year"]
+_PERIOD_SQL = {"day": "day", "month": "toStartOfMonth(day)", "year": "toStartOfYear(day)"}
+_DAILY_COLUMNS = ["library_id", "day", "province_legacy", "commune_legacy", "province_2025", "commune_2025",
+                  *COUNT_FIELDS, "reports", "version"]
+
+
+def normalise_dsn(dsn: str) -> str:
+    """``chdb://var/store`` (relative) → ``chdb:///abs/var/store``; the directory is created."""
+    if dsn.startswith("chdb://") and not dsn.startswith("chdb:///") and dsn not in ("chdb://memory",):
+        path = Path(dsn.removeprefix("chdb://")).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return f"chdb://{path}"
+    if dsn.startswith("chdb:///"):
+        Path(dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+    return dsn
+
+
+@dataclass(frozen=True)
+class AreaFilter:
+    scheme: Scheme
+    province_code: str | None = None
+    commune_code: str | None = None
+
+
+class Store:
+    def __init__(self, dsn: str):
+        self.dsn = normalise_dsn(dsn)
+        self._client = clickhouse_connect.get_client(dsn=self.dsn)
+        # One chDB engine per process, shared by the intake, processor and query threads.
+        self._lock = threading.Lock()
+
+    def migrate(self) -> list[int]:
+        with self._lock:
+            return migrate(self._client)
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+    def upsert_daily_visits(self, rows: Iterable[DailyVisitsRow]) -> int:
+        data = [
+            [r.library_id, r.day, r.province_legacy, r.commune_legacy, r.province_2025, r.commune_2025,
+             *(r.counts[name] for name in COUNT_FIELDS), r.reports, r.version]
+            for r in rows
+        ]
+        if data:
+            with self._lock:
+                self._client.insert("visits_library_daily", data, column_names=_DAILY_COLUMNS)
+        return len(data)
+
+    def record_dead_letter(self, event_id: str, event_type: str, library_id: str, reason_code: str,
+                           reason: str, event: dict[str, Any]) -> None:
+        row = [event_id, event_type, library_id, reason_code, reason, json.dumps(event, ensure_ascii=False),
+               datetime.now(TIMEZONE)]
+        with self._lock:
+            self._client.insert("dead_letters", [row], column_names=[
+                "event_id", "event_type", "library_id", "reason_code", "reason", "event_json", "recorded_at"])
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self._select("SELECT event_id, reason_code, reason FROM dead_letters FINAL ORDER BY recorded_at", {})
+
+    def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
+        """Visit counts summed over the area, one row per period that has reports, oldest first."""
+        where = ["day BETWEEN {start:Date} AND {end:Date}"]
+        params: dict[str, Any] = {"start": start, "end": end}
+        suffix = "legacy" if area.scheme == "legacy" else "2025"
+        if area.province_code:
+            where.append(f"province_{suffix} = {{province:String}}")
+            params["province"] = area.province_code
+        if area.commune_code:
+            where.append(f"commune_{suffix} = {{commune:String}}")
+            params["commune"] = area.commune_code
+        sums = ", ".join(f"sum({c}) AS {c}" for c in (*COUNT_FIELDS, "reports"))
+        sql = (f"SELECT {_PERIOD_SQL[granularity]} AS period, {sums} FROM visits_library_daily FINAL "
+               f"WHERE {' AND '.join(where)} GROUP BY period HAVING reports > 0 ORDER BY period")
+        return self._select(sql, params)
+
+    def _select(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            result = self._client.query(sql, parameters=params)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
