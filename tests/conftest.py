@@ -1,0 +1,80 @@
+"""Shared fixtures: built forms, a fresh embedded stack, a real Kafka broker."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.bootstrap import EmbeddedStack, embedded_stack
+from services.config import REPO_ROOT, Settings
+from services.domain.reference import Library, default_reference
+from services.intake.forms import build_all
+from tests.kafka.broker import kafka_bootstrap
+
+OPENROSA = {"X-OpenRosa-Version": "1.0"}
+
+
+@pytest.fixture(scope="session")
+def forms_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repo's XLSForms built once per session, with ODK Validate, as `make run` builds them."""
+    out = tmp_path_factory.mktemp("forms")
+    build_all(REPO_ROOT / "odk-forms", out)
+    return out
+
+
+@pytest.fixture
+def settings(tmp_path: Path, forms_dir: Path) -> Settings:
+    forms = tmp_path / "forms"
+    shutil.copytree(forms_dir, forms)
+    return Settings.from_env(bus="embedded", store_dsn=f"chdb://{tmp_path / 'store'}",
+                             state_dir=tmp_path / "state", forms_dir=forms)
+
+
+@pytest.fixture
+def stack(settings: Settings) -> Iterator[EmbeddedStack]:
+    # chDB allows one data directory per process at a time: each test closes its own.
+    built = embedded_stack(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def client(stack: EmbeddedStack) -> TestClient:
+    return TestClient(stack.app, headers=OPENROSA)
+
+
+@pytest.fixture
+def library() -> Library:
+    """A sample library in Hà Giang (legacy 02), now in Tuyên Quang (2025 08)."""
+    return next(lib for lib in default_reference().libraries.values() if lib.area("legacy").province_code == "02")
+
+
+def visit_answers(library: Library, day: date, total: int = 40, loans: int = 25) -> dict[str, str]:
+    """A consistent visit log: the breakdowns add up to ``total``."""
+    children = total // 2
+    female = total - total // 3
+    learning, information, events = total // 4, total // 5, total // 10
+    values = {
+        "province": library.area("2025").province_code, "library_id": library.library_id,
+        "report_date": day.isoformat(),
+        "visits_total": total, "visits_children": children, "visits_adults": total - children,
+        "visits_female": female, "visits_male": total - female, "visits_ethnic_minority": total // 2,
+        "visits_learning": learning, "visits_information": information, "visits_events": events,
+        "visits_reading": total - learning - information - events,
+        "virtual_visits": 3, "loans": loans, "renewals": 2, "new_registrations": 1,
+    }
+    return {k: str(v) for k, v in values.items()}
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap_servers() -> Iterator[str]:
+    """A real single-node KRaft broker for the session; $KAFKA_BOOTSTRAP_SERVERS, if set, is used instead."""
+    with kafka_bootstrap() as servers:
+        yield servers
