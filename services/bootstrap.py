@@ -77,12 +77,15 @@ def intake_app(settings: Settings) -> FastAPI:
     reference = default_reference()
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                settings.kafka_publish_timeout_s)
-    catalogue, service = _intake_service(settings, reference, publisher, Ledger(settings.state_dir))
+    ledger = Ledger(settings.state_dir)
+    catalogue, service = _intake_service(settings, reference, publisher, ledger)
     return create_app("Thư viện cơ sở — intake (OpenRosa)",
-                      [openrosa_router(catalogue, service, settings.max_submission_bytes)])
+                      [openrosa_router(catalogue, service, settings.max_submission_bytes)],
+                      on_shutdown=[publisher.close, ledger.close])
 
 
 def query_app(settings: Settings) -> FastAPI:
     store = Store(settings.store_dsn)
     store.migrate()
-    return create_app("Thư viện cơ sở — query API", [query_router(store, default_reference())])
+    return create_app("Thư viện cơ sở — query API", [query_router(store, default_reference())],
+                      on_shutdown=[store.close])

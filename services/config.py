@@ -34,6 +34,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BUS", "embedded", "`embedded` (in-process, SQLite log) or `kafka`."),
     Setting("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "Kafka brokers, `host:port[,host:port]`."),
     Setting("KAFKA_TOPIC_PREFIX", "", "Prefix for every topic name (isolates test runs and environments)."),
+    Setting("KAFKA_REPLICATION_FACTOR", "1", "Replication factor for topics created by `services.bus.admin`."),
     Setting("KAFKA_PUBLISH_TIMEOUT_S", "15", "How long intake waits for the broker's ack before answering 503."),
     Setting("STORE_DSN", "chdb://var/store", "`chdb://PATH` (embedded ClickHouse) or `http(s)://HOST:8123/DB`."),
     Setting("STATE_DIR", "var/state", "Intake ledger, raw submissions, embedded log and processor state."),
@@ -57,6 +58,7 @@ class Settings:
     bus: str = "embedded"
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_topic_prefix: str = ""
+    kafka_replication_factor: int = 1
     kafka_publish_timeout_s: float = 15.0
     store_dsn: str = "chdb://var/store"
     state_dir: Path = field(default_factory=lambda: Path("var/state"))

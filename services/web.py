@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Response
 
@@ -11,8 +11,13 @@ from services import metrics
 from services.query.problems import install_problem_handlers
 
 
-def create_app(title: str, routers: list[APIRouter],
-               lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
+def create_app(title: str, routers: list[APIRouter], on_shutdown: list[Callable[[], object]] | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for close in on_shutdown or []:
+            close()
+
     app = FastAPI(title=title, version="1", lifespan=lifespan)
     install_problem_handlers(app)
 

@@ -1,0 +1,50 @@
+"""Create the declared topics (``services/bus/topics.py``) on a broker. Idempotent.
+
+``python -m services.bus.admin`` — run before starting intake and workers; existing
+topics are left as they are, missing ones are created with the declared layout.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from services.bus.topics import TOPICS, Topic
+from services.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: int = 1,
+                  topics: tuple[Topic, ...] = TOPICS, timeout_s: float = 30.0) -> list[str]:
+    """Create the missing topics; return the names created now."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [
+        NewTopic(t.named(prefix), num_partitions=t.partitions, replication_factor=replication_factor,
+                 config={"retention.ms": str(t.retention_ms), "cleanup.policy": t.cleanup_policy})
+        for t in topics if t.named(prefix) not in existing
+    ]
+    created = []
+    for name, future in (admin.create_topics(wanted, operation_timeout=timeout_s).items() if wanted else []):
+        try:
+            future.result(timeout_s)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # a concurrent run made it: fine
+                raise
+    return created
+
+
+def main() -> None:
+    settings = Settings.from_env(bus="kafka")
+    logging.basicConfig(level=settings.log_level)
+    created = ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
+                            settings.kafka_replication_factor)
+    print(f"created: {created or 'nothing (all topics exist)'}")
+
+
+if __name__ == "__main__":
+    main()
