@@ -57,6 +57,9 @@ class Store:
         with self._lock:
             return migrate(self._client)
 
+    def tables(self) -> list[str]:
+        return [row["name"] for row in self._select("SHOW TABLES", {})]
+
     def close(self) -> None:
         with self._lock:
             self._client.close()

@@ -1,0 +1,47 @@
+# Two commands matter: `make run` (the embedded stack with sample data) and `make test`.
+# Everything else here is what those two are made of.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint forms schemas kafka-jars topics worker intake query clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+forms: $(STAMP)  ## build the XForms (ODK Validate on; needs Java)
+	$(PY) -m services.intake.forms odk-forms build/forms
+
+run: $(STAMP) forms  ## the one-process embedded stack on http://127.0.0.1:8000, loaded with sample data
+	$(PY) -m services.embedded --load-samples
+
+test: $(STAMP) kafka-jars  ## lint, then every test (a real Kafka broker is started by the harness)
+	$(VENV)/bin/ruff check services tests
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check services tests
+
+schemas: $(STAMP)  ## regenerate schemas/events/*.json from the event models
+	$(PY) -m services.tools.export_schemas
+
+kafka-jars: $(STAMP)  ## Apache Kafka's jars from Maven Central (tests/kafka/pom.xml), for the test broker
+	$(PY) -c "from tests.kafka.broker import ensure_jars; ensure_jars()"
+
+# Distributed mode by hand (docker-compose.yml does the same with containers).
+topics: $(STAMP)
+	BUS=kafka $(PY) -m services.bus.admin
+intake: $(STAMP) forms
+	BUS=kafka $(PY) -m services.intake
+worker: $(STAMP)
+	BUS=kafka $(PY) -m services.processors.worker
+query: $(STAMP)
+	$(PY) -m services.query
+
+clean:
+	rm -rf build var .pytest_cache .ruff_cache

@@ -1,0 +1,131 @@
+"""The domain on its own: parsing, validation and the daily-visits fold (no I/O)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+
+from services.config import TIMEZONE
+from services.domain.daily_visits import fold_visit_event
+from services.domain.errors import SubmissionRejected
+from services.domain.events import VisitCounts, VisitLogged
+from services.domain.reference import default_reference
+from services.domain.submission import parse_submission
+from services.domain.visit_log import parse_visit_report
+
+
+class DictState:
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.data.get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.data[key] = value
+
+
+LIBRARY = next(iter(default_reference().libraries.values()))
+
+
+def event(event_id: str, day: date, total: int, root_id: str | None = None, answers_hash: str = "a") -> VisitLogged:
+    counts = dict.fromkeys(VisitCounts.model_fields, 0) | {
+        "visits_total": total, "visits_adults": total, "visits_female": total, "visits_reading": total}
+    return VisitLogged(
+        event_id=event_id, root_id=root_id or event_id, form_id="visit_log", form_version="1",
+        submitted_at=datetime(2026, 11, 25, tzinfo=TIMEZONE), occurred_on=day, library_id=LIBRARY.library_id,
+        areas=list(LIBRARY.areas), submitter="t", source="openrosa", content_hash=answers_hash * 64,
+        payload=VisitCounts(**counts))
+
+
+DAY = date(2026, 10, 5)
+
+
+def test_events_on_the_same_day_add_up():
+    state = DictState()
+    fold_visit_event(state, event("a", DAY, 10), 1)
+    result = fold_visit_event(state, event("b", DAY, 5), 2)
+    [row] = result.rows
+    assert (row.counts["visits_total"], row.reports, row.version) == (15, 2, 2)
+
+
+def test_a_redelivered_event_rewrites_the_same_totals():
+    state = DictState()
+    first = fold_visit_event(state, event("a", DAY, 10), 1)
+    again = fold_visit_event(state, event("a", DAY, 10), 1)
+    assert again.outcome == "duplicate"
+    assert again.rows[0].counts == first.rows[0].counts and again.rows[0].reports == 1
+
+
+def test_same_id_other_answers_is_a_conflict_and_changes_nothing():
+    state = DictState()
+    fold_visit_event(state, event("a", DAY, 10), 1)
+    result = fold_visit_event(state, event("a", DAY, 99, answers_hash="b"), 2)
+    assert result.outcome == "conflict" and result.rows == []
+    assert state.get(f"day:{LIBRARY.library_id}|{DAY}")["counts"]["visits_total"] == 10
+
+
+def test_an_edit_moving_the_date_retracts_the_old_day():
+    state = DictState()
+    fold_visit_event(state, event("v1", DAY, 10), 1)
+    result = fold_visit_event(state, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b"), 2)
+    assert result.outcome == "replaced"
+    by_day = {row.day: row for row in result.rows}
+    assert by_day[DAY].counts["visits_total"] == 0 and by_day[DAY].reports == 0
+    assert by_day[date(2026, 9, 30)].counts["visits_total"] == 12
+    # The superseded version arriving late is ignored.
+    assert fold_visit_event(state, event("v1", DAY, 10), 3).outcome == "stale"
+
+
+SUBMISSION = b"""<?xml version='1.0' encoding='UTF-8'?>
+<visit_log xmlns:orx="http://openrosa.org/xforms" id="visit_log" version="2026112501">
+  <library_id>LIB-1</library_id><report_date>2026-11-01</report_date>
+  <visits><visits_total>10</visits_total><visits_children>4</visits_children><visits_adults>6</visits_adults>
+    <visits_female>5</visits_female><visits_male>5</visits_male><visits_ethnic_minority>8</visits_ethnic_minority>
+  </visits>
+  <by_purpose><visits_learning>1</visits_learning><visits_information>2</visits_information>
+    <visits_reading>3</visits_reading><visits_events>4</visits_events></by_purpose>
+  <notes>Th\xc6\xb0 vi\xe1\xbb\x87n</notes>
+  <orx:meta><orx:instanceID>uuid:x</orx:instanceID></orx:meta>
+</visit_log>"""
+
+
+def test_parsing_reads_ids_and_answers_whatever_the_namespaces():
+    submission = parse_submission(SUBMISSION)
+    assert (submission.form_id, submission.form_version, submission.instance_id) == (
+        "visit_log", "2026112501", "uuid:x")
+    assert submission.answer("visits_total") == "10" and submission.answer("notes") == "Thư viện"
+    report = parse_visit_report(submission, today=date(2026, 11, 25))
+    assert report.counts.visits_total == 10 and report.occurred_on == date(2026, 11, 1)
+
+
+def test_formatting_does_not_change_the_content_hash():
+    assert parse_submission(SUBMISSION).content_hash == parse_submission(
+        SUBMISSION.replace(b"\n  ", b"")).content_hash
+
+
+def test_a_future_date_and_bad_totals_are_all_reported():
+    broken = SUBMISSION.replace(b"2026-11-01", b"2027-01-01").replace(b">6</visits_adults>", b">7</visits_adults>")
+    with pytest.raises(SubmissionRejected) as caught:
+        parse_visit_report(parse_submission(broken), today=date(2026, 11, 25))
+    codes = [r.code for r in caught.value.reasons]
+    assert codes == ["date_in_future", "totals_inconsistent"]
+    assert "trẻ em + người lớn" in caught.value.reasons[1].message_vi
+
+
+@pytest.mark.parametrize("hostile", [
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "boom">]><visit_log id="visit_log">&x;</visit_log>',
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><visit_log>&x;</visit_log>',
+])
+def test_entities_and_dtds_are_refused(hostile: bytes):
+    with pytest.raises(SubmissionRejected) as caught:
+        parse_submission(hostile)
+    assert caught.value.code == "xml_forbidden_construct"
+
+
+def test_malformed_xml_is_refused_with_a_reason():
+    with pytest.raises(SubmissionRejected) as caught:
+        parse_submission(b"<visit_log id='visit_log'><unclosed></visit_log>")
+    assert caught.value.code == "xml_malformed"
