@@ -42,6 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the sample loader's 1,000+ requests
     stack = embedded_stack(settings)
     base_url = f"http://{settings.host}:{settings.port}"
     if args.load_samples:
