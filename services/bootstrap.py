@@ -18,9 +18,10 @@ from services.bus.embedded import EmbeddedBus, Subscription
 from services.bus.kafka import KafkaPublisher
 from services.bus.topics import VISIT_EVENTS
 from services.config import Settings
+from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
 from services.intake.catalogue import FormCatalogue
-from services.intake.handler import FORMS_WITH_EVENTS, IntakeService
+from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
 from services.intake.openrosa import openrosa_router
 from services.processors import daily_visits
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 def _intake_service(settings: Settings, reference: Reference, publisher: Publisher,
                     ledger: Ledger) -> tuple[FormCatalogue, IntakeService]:
     catalogue = FormCatalogue.load(settings.forms_dir, settings.forms_src_dir, reference)
-    service = IntakeService(reference, ledger, publisher, known_forms=set(catalogue.forms) & FORMS_WITH_EVENTS)
+    service = IntakeService(reference, ledger, publisher, known_forms=set(catalogue.forms) & set(FORMS))
     return catalogue, service
 
 

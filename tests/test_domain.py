@@ -10,10 +10,9 @@ import pytest
 from services.config import TIMEZONE
 from services.domain.daily_visits import fold_visit_event
 from services.domain.errors import SubmissionRejected
-from services.domain.events import VisitCounts, VisitLogged
+from services.domain.forms.visit_log import VisitCounts, VisitLogged, parse
 from services.domain.reference import default_reference
 from services.domain.submission import parse_submission
-from services.domain.visit_log import parse_visit_report
 
 
 class DictState:
@@ -27,7 +26,8 @@ class DictState:
         self.data[key] = value
 
 
-LIBRARY = next(iter(default_reference().libraries.values()))
+REFERENCE = default_reference()
+LIBRARY = next(iter(REFERENCE.libraries.values()))
 
 
 def event(event_id: str, day: date, total: int, root_id: str | None = None, answers_hash: str = "a") -> VisitLogged:
@@ -81,7 +81,7 @@ def test_an_edit_moving_the_date_retracts_the_old_day():
 
 SUBMISSION = b"""<?xml version='1.0' encoding='UTF-8'?>
 <visit_log xmlns:orx="http://openrosa.org/xforms" id="visit_log" version="2026112501">
-  <library_id>LIB-1</library_id><report_date>2026-11-01</report_date>
+  <library_id>LIB-BG-0001</library_id><report_date>2026-11-01</report_date>
   <visits><visits_total>10</visits_total><visits_children>4</visits_children><visits_adults>6</visits_adults>
     <visits_female>5</visits_female><visits_male>5</visits_male><visits_ethnic_minority>8</visits_ethnic_minority>
   </visits>
@@ -97,8 +97,8 @@ def test_parsing_reads_ids_and_answers_whatever_the_namespaces():
     assert (submission.form_id, submission.form_version, submission.instance_id) == (
         "visit_log", "2026112501", "uuid:x")
     assert submission.answer("visits_total") == "10" and submission.answer("notes") == "Thư viện"
-    report = parse_visit_report(submission, today=date(2026, 11, 25))
-    assert report.counts.visits_total == 10 and report.occurred_on == date(2026, 11, 1)
+    report = parse(submission, date(2026, 11, 25), REFERENCE)
+    assert report.payload.visits_total == 10 and report.occurred_on == date(2026, 11, 1)
 
 
 def test_formatting_does_not_change_the_content_hash():
@@ -109,7 +109,7 @@ def test_formatting_does_not_change_the_content_hash():
 def test_a_future_date_and_bad_totals_are_all_reported():
     broken = SUBMISSION.replace(b"2026-11-01", b"2027-01-01").replace(b">6</visits_adults>", b">7</visits_adults>")
     with pytest.raises(SubmissionRejected) as caught:
-        parse_visit_report(parse_submission(broken), today=date(2026, 11, 25))
+        parse(parse_submission(broken), date(2026, 11, 25), REFERENCE)
     codes = [r.code for r in caught.value.reasons]
     assert codes == ["date_in_future", "totals_inconsistent"]
     assert "trẻ em + người lớn" in caught.value.reasons[1].message_vi

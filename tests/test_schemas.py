@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from services.config import REPO_ROOT, TIMEZONE
-from services.domain.events import VisitCounts, VisitLogged
+from services.domain.forms.visit_log import VisitCounts, VisitLogged
 from services.domain.reference import default_reference
 from services.store.clickhouse import Store
 from services.store.migrations import load_migrations

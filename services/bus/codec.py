@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from services.domain.events import EVENT_MODELS, Envelope
+from services.domain.events import Envelope
+from services.domain.forms import EVENT_MODELS
 
 
 def encode(event: Envelope) -> bytes:
@@ -14,6 +15,6 @@ def encode(event: Envelope) -> bytes:
 def decode(data: bytes) -> Envelope:
     raw = json.loads(data)
     model = EVENT_MODELS.get(raw.get("event_type", ""))
-    if model is None or model is Envelope:
+    if model is None:
         raise ValueError(f"unknown event_type {raw.get('event_type')!r}")
     return model.model_validate(raw)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, Protocol
 
-from services.domain.events import COUNT_FIELDS, VisitLogged
+from services.domain.forms.visit_log import COUNT_FIELDS, VisitLogged
 
 
 class State(Protocol):

@@ -1,8 +1,9 @@
 """Events: what the rest of the pipeline knows of a field submission.
 
-One event per ODK submission. The models here are the source of the JSON Schemas in
-``schemas/events/`` (``python -m services.tools.export_schemas`` writes them; a test checks
-that the committed files match). Plain pydantic, no framework imports.
+One event per ODK submission. ``Envelope`` holds what every event carries; each form's
+module in ``services/domain/forms/`` defines its payload and event model. The models are
+the source of the JSON Schemas in ``schemas/events/`` (``python -m services.tools.export_schemas``
+writes them; a test checks the committed files match). Plain pydantic, no framework imports.
 """
 
 from __future__ import annotations
@@ -55,35 +56,3 @@ class Envelope(BaseModel):
 
 
 NonNegative = Field(ge=0, le=1_000_000)
-
-
-class VisitCounts(BaseModel):
-    """A visit-log report: counts for one day or session at one library (ISO 2789 vocabulary)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    visits_total: int = NonNegative
-    visits_children: int = NonNegative
-    visits_adults: int = NonNegative
-    visits_female: int = NonNegative
-    visits_male: int = NonNegative
-    visits_ethnic_minority: int = NonNegative
-    visits_learning: int = NonNegative
-    visits_information: int = NonNegative
-    visits_reading: int = NonNegative
-    visits_events: int = NonNegative
-    virtual_visits: int = NonNegative
-    loans: int = NonNegative
-    renewals: int = NonNegative
-    new_registrations: int = NonNegative
-
-
-COUNT_FIELDS: tuple[str, ...] = tuple(VisitCounts.model_fields)
-
-
-class VisitLogged(Envelope):
-    event_type: Literal["visit_logged"] = "visit_logged"
-    payload: VisitCounts  # type: ignore[assignment]
-
-
-EVENT_MODELS: dict[str, type[Envelope]] = {"envelope": Envelope, "visit_logged": VisitLogged}

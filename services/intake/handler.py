@@ -16,11 +16,9 @@ from typing import Literal
 from services.bus.base import Publisher
 from services.clock import now_local
 from services.domain.errors import Reason, SubmissionRejected
-from services.domain.events import VisitLogged
+from services.domain.forms import FORMS
 from services.domain.reference import Reference
 from services.domain.submission import parse_submission
-from services.domain.visit_log import FORM_ID as VISIT_LOG
-from services.domain.visit_log import parse_visit_report
 from services.intake.ledger import Ledger, LedgerEntry
 
 
@@ -56,7 +54,8 @@ class IntakeService:
     def submit(self, raw: bytes, submitter: str) -> Accepted:
         """Accept or raise SubmissionRejected / SubmissionConflict / PublishFailed."""
         submission = parse_submission(raw)
-        if submission.form_id not in self._known_forms:
+        spec = FORMS.get(submission.form_id)
+        if spec is None or submission.form_id not in self._known_forms:
             raise SubmissionRejected([Reason(
                 "form_unknown", f"Biểu mẫu '{submission.form_id}' không có trên máy chủ này.",
                 f"Form '{submission.form_id}' is not served here.")])
@@ -68,12 +67,7 @@ class IntakeService:
             raise SubmissionConflict(submission.instance_id)
 
         now = self._clock()
-        report = parse_visit_report(submission, today=now.date())
-        library = self._reference.libraries.get(report.library_id)
-        if library is None:
-            raise SubmissionRejected([Reason(
-                "library_unknown", f"Thư viện '{report.library_id}' không có trong danh mục.",
-                f"Library '{report.library_id}' is not in the registry.", "library_id")])
+        parsed = spec.parse(submission, now.date(), self._reference)
 
         root_id = submission.instance_id
         if submission.deprecated_id:
@@ -81,25 +75,23 @@ class IntakeService:
             root_id = predecessor.root_id if predecessor else submission.deprecated_id
 
         raw_sha = self._ledger.keep_raw(raw)
-        event = VisitLogged(
+        event = spec.event_model(
             event_id=submission.instance_id,
             root_id=root_id,
             deprecated_id=submission.deprecated_id,
             form_id=submission.form_id,
             form_version=submission.form_version,
             submitted_at=now,
-            occurred_on=report.occurred_on,
-            library_id=library.library_id,
-            areas=list(library.areas),
+            occurred_on=parsed.occurred_on,
+            library_id=parsed.library_id,
+            areas=parsed.areas,
             submitter=submitter,
             source=self._source,
             content_hash=submission.content_hash,
-            payload=report.counts,
+            payload=parsed.payload,
         )
         self._publisher.publish(event)
         self._ledger.record(LedgerEntry(submission.instance_id, root_id, submission.content_hash,
                                         submission.form_id, raw_sha), now)
         return Accepted(submission.instance_id, submission.form_id, "new")
 
-
-FORMS_WITH_EVENTS = {VISIT_LOG}

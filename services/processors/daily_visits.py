@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from services import metrics
 from services.domain.daily_visits import DailyVisitsRow, State, fold_visit_event
-from services.domain.events import Envelope, VisitLogged
+from services.domain.events import Envelope
+from services.domain.forms.visit_log import VisitLogged
 
 log = logging.getLogger(__name__)
 NAME = "daily_visits"

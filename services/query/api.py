@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from services.clock import today_local
-from services.domain.events import COUNT_FIELDS, Scheme
+from services.domain.events import Scheme
+from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.reference import Reference
 from services.query.problems import Problem
 from services.store.clickhouse import AreaFilter, Granularity, Store

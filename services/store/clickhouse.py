@@ -19,7 +19,8 @@ import clickhouse_connect
 
 from services.config import TIMEZONE
 from services.domain.daily_visits import DailyVisitsRow
-from services.domain.events import COUNT_FIELDS, Scheme
+from services.domain.events import Scheme
+from services.domain.forms.visit_log import COUNT_FIELDS
 from services.store.migrations import migrate
 
 Granularity = Literal["day", "month", "year"]

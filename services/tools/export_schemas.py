@@ -10,14 +10,15 @@ import json
 from pathlib import Path
 
 from services.config import REPO_ROOT
-from services.domain.events import EVENT_MODELS
+from services.domain.events import Envelope
+from services.domain.forms import EVENT_MODELS
 
 EVENTS_DIR = REPO_ROOT / "schemas" / "events"
 
 
 def schema_documents() -> dict[str, str]:
     documents = {}
-    for name, model in EVENT_MODELS.items():
+    for name, model in {"envelope": Envelope, **EVENT_MODELS}.items():
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
                   "$id": f"urn:thuvien-coso:events:{name}:v1", **model.model_json_schema()}
         documents[f"{name}.schema.json"] = json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
