@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from services.bus.base import Publisher
 from services.bus.embedded import EmbeddedBus, Subscription
 from services.bus.kafka import KafkaPublisher
-from services.bus.topics import VISIT_EVENTS
+from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, VISIT_EVENTS
 from services.config import Settings
 from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
@@ -24,7 +24,7 @@ from services.intake.catalogue import FormCatalogue
 from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
 from services.intake.openrosa import openrosa_router
-from services.processors import daily_visits
+from services.processors import daily_visits, event_archive
 from services.processors.sqlite_state import SqliteState
 from services.query.api import query_router
 from services.store.clickhouse import Store
@@ -46,11 +46,12 @@ class EmbeddedStack:
     store: Store
     bus: EmbeddedBus
     ledger: Ledger
-    state: SqliteState
+    states: list[SqliteState]
 
     def close(self) -> None:
         self.bus.close()
-        self.state.close()
+        for state in self.states:
+            state.close()
         self.ledger.close()
         self.store.close()
 
@@ -60,9 +61,13 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     store = Store(settings.store_dsn)
     store.migrate()
     bus = EmbeddedBus(settings.state_dir / "bus.sqlite")
-    state = SqliteState(settings.state_dir / f"processor-{daily_visits.NAME}.sqlite")
-    bus.subscribe(Subscription(daily_visits.NAME, VISIT_EVENTS.name, state,
+    states = [SqliteState(settings.state_dir / f"processor-{name}.sqlite")
+              for name in (daily_visits.NAME, event_archive.NAME)]
+    bus.subscribe(Subscription(daily_visits.NAME, (VISIT_EVENTS.name,), states[0],
                                lambda st, batch: daily_visits.process_batch(st, store, batch),
+                               batch_size=settings.processor_batch_rows))
+    bus.subscribe(Subscription(event_archive.NAME, (*(t.name for t in EVENT_TOPICS.values()), DEAD_LETTERS.name),
+                               states[1], lambda _st, batch: event_archive.archive_batch(store, batch),
                                batch_size=settings.processor_batch_rows))
     bus.drain()  # whatever was accepted before a crash and not yet processed
     ledger = Ledger(settings.state_dir)
@@ -71,7 +76,7 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
         openrosa_router(catalogue, service, settings.max_submission_bytes),
         query_router(store, reference),
     ])
-    return EmbeddedStack(app, store, bus, ledger, state)
+    return EmbeddedStack(app, store, bus, ledger, states)
 
 
 def intake_app(settings: Settings) -> FastAPI:

@@ -25,7 +25,8 @@ EVENTS_PROCESSED = Counter(
 )
 ROWS_INSERTED = Counter("store_rows_inserted_total", "Rows written to the store, by table.", ["table"])
 STORE_INSERT_FAILURES = Counter("store_insert_failures_total", "Failed writes to the store, by table.", ["table"])
-DEAD_LETTERS = Counter("processor_dead_letters_total", "Events sent to the dead letters, by reason.", ["reason"])
+DEAD_LETTERS = Counter("dead_letters_total", "Submissions sent to the dead letters, by stage and reason.",
+                       ["stage", "reason"])
 
 
 def exposition() -> tuple[bytes, str]:

@@ -45,7 +45,8 @@ class Worker:
         except httpx.HTTPError:
             return -1
         return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith("processor_events_processed_total{"))
+                   if line.startswith("processor_events_processed_total{")
+                   and 'processor="daily_visits"' in line)
 
     def wait_processed(self, count: int, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s

@@ -129,3 +129,21 @@ def test_malformed_xml_is_refused_with_a_reason():
     with pytest.raises(SubmissionRejected) as caught:
         parse_submission(b"<visit_log id='visit_log'><unclosed></visit_log>")
     assert caught.value.code == "xml_malformed"
+
+
+def test_a_retraction_withdraws_the_chain_once():
+    from services.domain.daily_visits import retract_visit_chain
+    from services.domain.events import Retraction, SubmissionRetracted
+
+    state = DictState()
+    fold_visit_event(state, event("v1", DAY, 10), 1)
+    fold_visit_event(state, event("v2", DAY, 12, root_id="v1", answers_hash="b"), 2)
+    base = event("v2", DAY, 0, root_id="v1").model_dump(exclude={"event_type", "payload"})
+    retraction = SubmissionRetracted(**base, payload=Retraction(
+        retracts_event_type="visit_logged", reason_code="central_rejected", reason="rejected in review"))
+
+    result = retract_visit_chain(state, retraction, 3)
+    assert result.outcome == "retracted"
+    assert (result.rows[0].counts["visits_total"], result.rows[0].reports) == (0, 0)
+    assert retract_visit_chain(state, retraction, 3).outcome == "duplicate"
+    assert fold_visit_event(state, event("v2", DAY, 12, root_id="v1", answers_hash="b"), 2).outcome == "stale"

@@ -134,3 +134,15 @@ def _metric(client: TestClient, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def test_every_accepted_event_is_archived_once(client: TestClient, stack, library: Library):
+    day = today_local() - timedelta(days=6)
+    xml = fill_instance(served_xform(client), visit_answers(library, day, total=21), "uuid:e2e-archive")
+    post(client, xml)
+    post(client, xml)  # resend
+    [archived] = stack.store.events("visit_logged")
+    assert (archived["event_id"], archived["library_id"], archived["occurred_on"]) == (
+        "uuid:e2e-archive", library.library_id, day)
+    assert archived["province_legacy"] == library.area("legacy").province_code
+    assert '"visits_total": 21' in archived["payload"]

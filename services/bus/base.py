@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from services.domain.events import Envelope
+from services.bus.codec import Message
 
 
 class PublishFailed(Exception):
@@ -12,7 +12,7 @@ class PublishFailed(Exception):
 
 
 class Publisher(Protocol):
-    def publish(self, event: Envelope) -> None:
+    def publish(self, event: Message) -> None:
         """Return only once the event is durable (broker ack / local commit); else raise PublishFailed."""
 
     def close(self) -> None: ...

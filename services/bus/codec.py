@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 
-from services.domain.events import Envelope
+from pydantic import BaseModel
+
+from services.domain.dead_letters import DeadLetter
+from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.forms import EVENT_MODELS
 
+Message = Envelope | DeadLetter
+_MODELS: dict[str, type[BaseModel]] = {
+    **EVENT_MODELS, "submission_retracted": SubmissionRetracted, "dead_letter": DeadLetter}
 
-def encode(event: Envelope) -> bytes:
+
+def encode(event: Message) -> bytes:
     return event.model_dump_json().encode("utf-8")
 
 
-def decode(data: bytes) -> Envelope:
+def decode(data: bytes) -> Message:
     raw = json.loads(data)
-    model = EVENT_MODELS.get(raw.get("event_type", ""))
+    model = _MODELS.get(raw.get("event_type", ""))
     if model is None:
         raise ValueError(f"unknown event_type {raw.get('event_type')!r}")
-    return model.model_validate(raw)
+    return model.model_validate(raw)  # type: ignore[return-value]

@@ -18,20 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services import metrics
-from services.bus.codec import decode, encode
-from services.bus.topics import TOPIC_BY_EVENT_TYPE
-from services.domain.events import Envelope
+from services.bus.codec import Message, decode, encode
+from services.bus.topics import key_for, topic_for
 from services.processors.sqlite_state import SqliteState
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[SqliteState, Sequence[tuple[int, Envelope]]], object]
+BatchHandler = Callable[[SqliteState, Sequence[tuple[int, Message]]], object]
 
 
 @dataclass
 class Subscription:
     name: str
-    topic: str
+    topics: tuple[str, ...]
     state: SqliteState
     handle: BatchHandler
     batch_size: int = 500
@@ -53,30 +52,30 @@ class EmbeddedBus:
     def subscribe(self, subscription: Subscription) -> None:
         self._subscriptions.append(subscription)
 
-    def publish(self, event: Envelope) -> None:
+    def publish(self, event: Message) -> None:
         started = time.perf_counter()
-        topic = TOPIC_BY_EVENT_TYPE[event.event_type].name
         with self._write_lock:
             self._db.execute("INSERT INTO log (topic, key, value, appended_at) VALUES (?, ?, ?, ?)",
-                             (topic, event.library_id, encode(event), time.time()))
+                             (topic_for(event).name, key_for(event), encode(event), time.time()))
         metrics.PUBLISH_SECONDS.labels(bus="embedded").observe(time.perf_counter() - started)
         try:
             self.drain()
         except Exception:  # the event is durable; processing is retried on the next drain
             log.exception("processing after publish failed; will retry")
 
-    def read(self, topic: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+    def read(self, topics: tuple[str, ...], after: int, limit: int) -> list[tuple[int, bytes]]:
+        marks = ",".join("?" * len(topics))
         with self._write_lock:
             return self._db.execute(
-                "SELECT position, value FROM log WHERE topic = ? AND position > ? ORDER BY position LIMIT ?",
-                (topic, after, limit)).fetchall()
+                f"SELECT position, value FROM log WHERE topic IN ({marks}) AND position > ? ORDER BY position LIMIT ?",
+                (*topics, after, limit)).fetchall()
 
     def drain(self) -> None:
         """Bring every subscriber up to the end of the log."""
         with self._drain_lock:
             for sub in self._subscriptions:
                 while True:
-                    entries = self.read(sub.topic, sub.state.offset(sub.name), sub.batch_size)
+                    entries = self.read(sub.topics, sub.state.offset(sub.name), sub.batch_size)
                     if not entries:
                         break
                     batch = [(position, decode(value)) for position, value in entries]

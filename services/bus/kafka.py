@@ -12,9 +12,8 @@ from confluent_kafka import KafkaException, Producer
 
 from services import metrics
 from services.bus.base import PublishFailed
-from services.bus.codec import encode
-from services.bus.topics import TOPIC_BY_EVENT_TYPE
-from services.domain.events import Envelope
+from services.bus.codec import Message, encode
+from services.bus.topics import key_for, topic_for
 
 
 class KafkaPublisher:
@@ -30,8 +29,8 @@ class KafkaPublisher:
         self._prefix = topic_prefix
         self._timeout_s = timeout_s
 
-    def publish(self, event: Envelope) -> None:
-        topic = TOPIC_BY_EVENT_TYPE[event.event_type].named(self._prefix)
+    def publish(self, event: Message) -> None:
+        topic = topic_for(event).named(self._prefix)
         outcome: list[Exception | None] = []
 
         def delivered(err, _msg) -> None:
@@ -39,7 +38,7 @@ class KafkaPublisher:
 
         started = time.perf_counter()
         try:
-            self._producer.produce(topic, key=event.library_id.encode(), value=encode(event),
+            self._producer.produce(topic, key=key_for(event).encode(), value=encode(event),
                                    headers={"event_type": event.event_type}, on_delivery=delivered)
         except (KafkaException, BufferError) as exc:
             raise PublishFailed(f"could not enqueue to {topic}: {exc}") from exc

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.domain.dead_letters import DeadLetter
+from services.domain.events import Envelope, SubmissionRetracted
+from services.domain.forms import FORMS
+
 
 @dataclass(frozen=True)
 class Topic:
@@ -17,10 +21,30 @@ class Topic:
         return f"{prefix}{self.name}"
 
 
-VISIT_EVENTS = Topic("events.visit_logged", partitions=6, retention_ms=-1,
-                     purpose="Validated visit-log events (one per submission version).")
-DEAD_LETTERS = Topic("deadletters", partitions=1, retention_ms=-1,
-                     purpose="Events a processor could not apply, with the reason.")
+EVENT_PARTITIONS = 6
 
-TOPICS: tuple[Topic, ...] = (VISIT_EVENTS, DEAD_LETTERS)
-TOPIC_BY_EVENT_TYPE = {"visit_logged": VISIT_EVENTS}
+# One topic per event kind, named after it; retractions travel on their form's topic so
+# they stay in order with the versions they retract.
+EVENT_TOPICS: dict[str, Topic] = {
+    spec.event_type: Topic(f"events.{spec.event_type}", partitions=EVENT_PARTITIONS, retention_ms=-1,
+                           purpose=f"Validated {spec.form_id} events, one per submission version.")
+    for spec in FORMS.values()
+}
+VISIT_EVENTS = EVENT_TOPICS["visit_logged"]
+DEAD_LETTERS = Topic("deadletters", partitions=1, retention_ms=-1,
+                     purpose="Submissions the intake accepted or received but could not apply, with the reason.")
+
+TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS)
+TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS}
+
+
+def topic_for(event: Envelope | DeadLetter) -> Topic:
+    """The topic an event goes to: its kind's, or for a retraction the retracted form's."""
+    if isinstance(event, SubmissionRetracted):
+        return TOPIC_BY_EVENT_TYPE[event.payload.retracts_event_type]
+    return TOPIC_BY_EVENT_TYPE[event.event_type]
+
+
+def key_for(event: Envelope | DeadLetter) -> str:
+    """Partition key: the library, so one library's events stay in order."""
+    return event.library_id or (event.instance_id if isinstance(event, DeadLetter) else event.event_id)

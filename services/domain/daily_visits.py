@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, Protocol
 
+from services.domain.events import SubmissionRetracted
 from services.domain.forms.visit_log import COUNT_FIELDS, VisitLogged
 
 
@@ -38,7 +39,7 @@ class DailyVisitsRow:
     version: int  # log position of the last event applied: higher wins in the store
 
 
-Outcome = Literal["applied", "replaced", "duplicate", "stale", "conflict"]
+Outcome = Literal["applied", "replaced", "duplicate", "stale", "conflict", "retracted"]
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,25 @@ def _row(state: State, key: str, version: int) -> DailyVisitsRow:
     )
 
 
+def retract_visit_chain(state: State, event: SubmissionRetracted, position: int) -> FoldResult:
+    """Withdraw a submission chain's contribution (e.g. rejected in Central's review)."""
+    sub_key = f"sub:{event.root_id}"
+    previous = state.get(sub_key)
+    if previous is None:
+        return FoldResult("stale", [], f"nothing to retract for {event.root_id}")
+    if previous.get("retracted"):
+        return FoldResult("duplicate", [_row(state, _day_key(previous["library_id"], previous["day"]), position)])
+    key = _add(state, previous, -1)
+    state.put(sub_key, {**previous, "retracted": True})
+    return FoldResult("retracted", [_row(state, key, position)])
+
+
 def fold_visit_event(state: State, event: VisitLogged, position: int) -> FoldResult:
     """Apply one event at log ``position`` (offset) to ``state``; return the rows to upsert."""
     sub_key = f"sub:{event.root_id}"
     previous = state.get(sub_key)
+    if previous is not None and previous.get("retracted") and event.event_id in previous["versions"]:
+        return FoldResult("stale", [], f"{event.event_id} was retracted")
     if previous is not None:
         if event.event_id == previous["event_id"]:
             if event.content_hash != previous["content_hash"]:
@@ -115,7 +131,7 @@ def fold_visit_event(state: State, event: VisitLogged, position: int) -> FoldRes
             return FoldResult("stale", [], f"{event.event_id} was already replaced by {previous['event_id']}")
 
     touched = []
-    if previous is not None:
+    if previous is not None and not previous.get("retracted"):
         touched.append(_add(state, previous, -1))
     contribution = _contribution(event)
     if previous is not None:

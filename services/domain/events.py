@@ -56,3 +56,18 @@ class Envelope(BaseModel):
 
 
 NonNegative = Field(ge=0, le=1_000_000)
+
+
+class Retraction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retracts_event_type: str
+    reason_code: str
+    reason: str
+
+
+class SubmissionRetracted(Envelope):
+    """A submission chain withdrawn (e.g. rejected in ODK Central's review): its contribution goes."""
+
+    event_type: Literal["submission_retracted"] = "submission_retracted"
+    payload: Retraction  # type: ignore[assignment]

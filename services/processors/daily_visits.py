@@ -7,15 +7,17 @@ their own ``State`` (SQLite / faust tables), then ``write_batch`` to the same st
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from services import metrics
-from services.domain.daily_visits import DailyVisitsRow, State, fold_visit_event
-from services.domain.events import Envelope
-from services.domain.forms.visit_log import VisitLogged
+from services.clock import now_local
+from services.domain.daily_visits import DailyVisitsRow, State, fold_visit_event, retract_visit_chain
+from services.domain.dead_letters import DeadLetter
+from services.domain.errors import Reason
+from services.domain.events import SubmissionRetracted
+from services.domain.forms.visit_log import EVENT_TYPE, VisitLogged
 
 log = logging.getLogger(__name__)
 NAME = "daily_visits"
@@ -23,28 +25,38 @@ NAME = "daily_visits"
 
 class Sink(Protocol):
     def upsert_daily_visits(self, rows: Sequence[DailyVisitsRow]) -> int: ...
-    def record_dead_letter(self, event_id: str, event_type: str, library_id: str, reason_code: str,
-                           reason: str, event: dict[str, Any]) -> None: ...
+    def record_dead_letters(self, letters: Sequence[DeadLetter]) -> int: ...
 
 
 @dataclass
 class FoldedBatch:
     rows: dict[tuple[str, str], DailyVisitsRow] = field(default_factory=dict)  # latest row per library-day
-    dead_letters: list[tuple[VisitLogged, str, str]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def fold_event(state: State, position: int, event: Envelope, into: FoldedBatch) -> None:
-    if not isinstance(event, VisitLogged):
+def _conflict(event: VisitLogged, detail: str) -> DeadLetter:
+    reason = Reason("instance_id_conflict", f"Mã bản ghi trùng với nội dung khác: {detail}",
+                    f"Same instanceID with other answers: {detail}")
+    return DeadLetter.of(stage="processor", reason=reason, instance_id=event.event_id, form_id=event.form_id,
+                         library_id=event.library_id, submitter=event.submitter, content_hash=event.content_hash,
+                         raw=b"", recorded_at=now_local(), event_json=event.model_dump_json())
+
+
+def fold_event(state: State, position: int, event: object, into: FoldedBatch) -> None:
+    if isinstance(event, VisitLogged):
+        result = fold_visit_event(state, event, position)
+    elif isinstance(event, SubmissionRetracted) and event.payload.retracts_event_type == EVENT_TYPE:
+        result = retract_visit_chain(state, event, position)
+    else:
         return
-    result = fold_visit_event(state, event, position)
     metrics.EVENTS_PROCESSED.labels(processor=NAME, outcome=result.outcome).inc()
-    if result.outcome == "conflict":
-        into.dead_letters.append((event, "instance_id_conflict", result.detail))
+    if result.outcome == "conflict" and isinstance(event, VisitLogged):
+        into.dead_letters.append(_conflict(event, result.detail))
     for row in result.rows:
         into.rows[(row.library_id, row.day.isoformat())] = row
 
 
-def fold_batch(state: State, batch: Sequence[tuple[int, Envelope]]) -> FoldedBatch:
+def fold_batch(state: State, batch: Sequence[tuple[int, object]]) -> FoldedBatch:
     folded = FoldedBatch()
     for position, event in batch:
         fold_event(state, position, event, folded)
@@ -54,30 +66,18 @@ def fold_batch(state: State, batch: Sequence[tuple[int, Envelope]]) -> FoldedBat
 def write_batch(sink: Sink, folded: FoldedBatch) -> int:
     """Write dead letters and changed rows; raise if the store refuses (the caller retries)."""
     try:
-        for event, code, detail in folded.dead_letters:
-            log.warning("dead letter %s: %s", event.event_id, detail)
-            sink.record_dead_letter(event.event_id, event.event_type, event.library_id, code, detail,
-                                    event.model_dump(mode="json"))
-            metrics.DEAD_LETTERS.labels(reason=code).inc()
+        if folded.dead_letters:
+            sink.record_dead_letters(folded.dead_letters)
+        for letter in folded.dead_letters:
+            log.warning("dead letter %s: %s", letter.instance_id, letter.reason_en)
+            metrics.DEAD_LETTERS.labels(stage=letter.stage, reason=letter.reason_code).inc()
         written = sink.upsert_daily_visits(list(folded.rows.values()))
     except Exception:
-        metrics.STORE_INSERT_FAILURES.labels(table="visits_library_daily").inc()
+        log.warning("write of %d rows failed", len(folded.rows))
         raise
     metrics.ROWS_INSERTED.labels(table="visits_library_daily").inc(written)
     return written
 
 
-def write_with_retry(sink: Sink, folded: FoldedBatch, max_backoff_s: float = 30.0) -> int:
-    """Block until the store takes the batch: offsets must not move past unwritten rows."""
-    delay = 0.5
-    while True:
-        try:
-            return write_batch(sink, folded)
-        except Exception:
-            log.exception("store write failed; retrying in %.1fs", delay)
-            time.sleep(delay)
-            delay = min(delay * 2, max_backoff_s)
-
-
-def process_batch(state: State, sink: Sink, batch: Sequence[tuple[int, Envelope]]) -> int:
+def process_batch(state: State, sink: Sink, batch: Sequence[tuple[int, object]]) -> int:
     return write_batch(sink, fold_batch(state, batch))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from functools import partial
 from typing import Any
 
 import faust
@@ -22,9 +23,11 @@ from aiohttp import web
 
 from services import metrics
 from services.bus.codec import decode
-from services.bus.topics import VISIT_EVENTS
+from services.bus.topics import DEAD_LETTERS, EVENT_PARTITIONS, EVENT_TOPICS, VISIT_EVENTS
 from services.config import Settings
-from services.processors.daily_visits import NAME, FoldedBatch, fold_event, write_with_retry
+from services.processors import event_archive
+from services.processors.daily_visits import NAME, FoldedBatch, fold_event, write_batch
+from services.processors.retry import until_written
 from services.store.clickhouse import Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,11 @@ class TableState:
         self._table[key] = value
 
 
+async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Store I/O blocks: keep it off the event loop that drives Kafka heartbeats."""
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+
+
 def create_worker_app(settings: Settings) -> faust.App:
     app = faust.App(
         f"{settings.kafka_topic_prefix}thuvien-processors",
@@ -51,7 +59,7 @@ def create_worker_app(settings: Settings) -> faust.App:
         datadir=str(settings.faust_data_dir),
         web_port=settings.faust_web_port,
         web_host=settings.host,
-        topic_partitions=VISIT_EVENTS.partitions,
+        topic_partitions=EVENT_PARTITIONS,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
     )
@@ -73,7 +81,17 @@ def create_worker_app(settings: Settings) -> faust.App:
                 # batch faust only knows the last one, so point it at each event in turn.
                 stream._set_current_event(event)
                 fold_event(state, event.message.offset, decode(event.value), folded)
-            await asyncio.get_running_loop().run_in_executor(None, write_with_retry, store, folded)
+            await _in_thread(until_written, write_batch, store, folded, table="visits_library_daily")
+
+    archived = app.topic(*(t.named(settings.kafka_topic_prefix) for t in (*EVENT_TOPICS.values(), DEAD_LETTERS)),
+                         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(archived, name=f"{event_archive.NAME}-agent")
+    async def archive(stream: faust.Stream) -> None:
+        async for events in stream.take_events(settings.processor_batch_rows,
+                                               within=settings.processor_batch_ms / 1000):
+            batch = [(event.message.offset, decode(event.value)) for event in events]
+            await _in_thread(until_written, event_archive.archive_batch, store, batch, table="events")
 
     @app.page("/metrics")
     async def prometheus(_self: Any, _request: web.Request) -> web.Response:

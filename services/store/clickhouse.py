@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import clickhouse_connect
 
-from services.config import TIMEZONE
 from services.domain.daily_visits import DailyVisitsRow
-from services.domain.events import Scheme
+from services.domain.dead_letters import DeadLetter
+from services.domain.events import Envelope, Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.store.migrations import migrate
 
 Granularity = Literal["day", "month", "year"]
 _PERIOD_SQL = {"day": "day", "month": "toStartOfMonth(day)", "year": "toStartOfYear(day)"}
+_DEAD_LETTER_COLUMNS = ["dead_letter_id", "stage", "reason_code", "reason_vi", "reason_en", "instance_id", "form_id",
+                        "library_id", "submitter", "content_hash", "raw_xml", "event_json", "recorded_at"]
+_EVENT_COLUMNS = ["event_id", "root_id", "deprecated_id", "event_type", "form_id", "form_version", "library_id",
+                  "occurred_on", "submitted_at", "source", "submitter", "content_hash", "province_legacy",
+                  "commune_legacy", "province_2025", "commune_2025", "payload", "version"]
 _DAILY_COLUMNS = ["library_id", "day", "province_legacy", "commune_legacy", "province_2025", "commune_2025",
                   *COUNT_FIELDS, "reports", "version"]
 
@@ -76,16 +81,37 @@ class Store:
                 self._client.insert("visits_library_daily", data, column_names=_DAILY_COLUMNS)
         return len(data)
 
-    def record_dead_letter(self, event_id: str, event_type: str, library_id: str, reason_code: str,
-                           reason: str, event: dict[str, Any]) -> None:
-        row = [event_id, event_type, library_id, reason_code, reason, json.dumps(event, ensure_ascii=False),
-               datetime.now(TIMEZONE)]
-        with self._lock:
-            self._client.insert("dead_letters", [row], column_names=[
-                "event_id", "event_type", "library_id", "reason_code", "reason", "event_json", "recorded_at"])
+    def record_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
+        rows = [[getattr(letter, c) for c in _DEAD_LETTER_COLUMNS] for letter in letters]
+        if rows:
+            with self._lock:
+                self._client.insert("dead_letters", rows, column_names=_DEAD_LETTER_COLUMNS)
+        return len(rows)
 
-    def dead_letters(self) -> list[dict[str, Any]]:
-        return self._select("SELECT event_id, reason_code, reason FROM dead_letters FINAL ORDER BY recorded_at", {})
+    def insert_events(self, events: Sequence[tuple[int, Envelope]]) -> int:
+        rows = []
+        for position, e in events:
+            legacy, current = e.area("legacy"), e.area("2025")
+            rows.append([e.event_id, e.root_id, e.deprecated_id or "", e.event_type, e.form_id, e.form_version,
+                         e.library_id, e.occurred_on, e.submitted_at, e.source, e.submitter, e.content_hash,
+                         legacy.province_code, legacy.commune_code, current.province_code, current.commune_code,
+                         json.dumps(e.model_dump(mode="json")["payload"], ensure_ascii=False), position])
+        if rows:
+            with self._lock:
+                self._client.insert("events", rows, column_names=_EVENT_COLUMNS)
+        return len(rows)
+
+    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE event_type = {t:String}", {"t": event_type}) if event_type else ("", {})
+        return self._select(f"SELECT * FROM events FINAL {where} ORDER BY submitted_at, event_id", params)
+
+    def dead_letters(self, open_only: bool = True, limit: int = 1000) -> list[dict[str, Any]]:
+        """Dead letters, newest first; open ones have no accepted event with the same id and answers."""
+        resolved = ("(instance_id, content_hash) IN (SELECT event_id, content_hash FROM events FINAL)")
+        where = f"WHERE NOT {resolved}" if open_only else ""
+        return self._select(
+            f"SELECT *, {resolved} AS resolved FROM dead_letters FINAL {where} "
+            "ORDER BY recorded_at DESC LIMIT {limit:UInt32}", {"limit": limit})
 
     def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
         """Visit counts summed over the area, one row per period that has reports, oldest first."""
