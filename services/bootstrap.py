@@ -47,6 +47,7 @@ class EmbeddedStack:
     bus: EmbeddedBus
     ledger: Ledger
     states: list[SqliteState]
+    service: IntakeService
 
     def close(self) -> None:
         self.bus.close()
@@ -76,7 +77,7 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
         openrosa_router(catalogue, service, settings.max_submission_bytes),
         query_router(store, reference),
     ])
-    return EmbeddedStack(app, store, bus, ledger, states)
+    return EmbeddedStack(app, store, bus, ledger, states, service)
 
 
 def intake_app(settings: Settings) -> FastAPI:

@@ -146,3 +146,20 @@ def test_every_accepted_event_is_archived_once(client: TestClient, stack, librar
         "uuid:e2e-archive", library.library_id, day)
     assert archived["province_legacy"] == library.area("legacy").province_code
     assert '"visits_total": 21' in archived["payload"]
+
+
+def test_a_retraction_takes_the_submission_out_of_the_counts(client: TestClient, stack, library: Library):
+    from services.intake.accounts import ANONYMOUS
+
+    day = today_local() - timedelta(days=7)
+    xform = served_xform(client)
+    post(client, fill_instance(xform, visit_answers(library, day, total=30), "uuid:keep"))
+    post(client, fill_instance(xform, visit_answers(library, day, total=11), "uuid:withdraw"))
+    service = stack.service
+
+    assert service.retract("uuid:withdraw", ANONYMOUS, "central_rejected", "rejected in review")
+    assert not service.retract("uuid:withdraw", ANONYMOUS, "central_rejected", "again")  # once only
+    assert not service.retract("uuid:never-seen", ANONYMOUS, "central_rejected", "unknown")
+
+    month = month_of(client, library, day)
+    assert month is not None and (month["visits_total"], month["reports"]) == (30, 1)

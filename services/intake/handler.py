@@ -8,6 +8,7 @@ publish and record means the phone resends, and the processors drop the duplicat
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +17,11 @@ from typing import Literal
 from services.bus.base import Publisher
 from services.clock import now_local
 from services.domain.errors import Reason, SubmissionRejected
+from services.domain.events import Envelope, Retraction, Source, SubmissionRetracted
 from services.domain.forms import FORMS
 from services.domain.reference import Reference
 from services.domain.submission import parse_submission
+from services.intake.accounts import ANONYMOUS, Account
 from services.intake.ledger import Ledger, LedgerEntry
 
 
@@ -43,15 +46,14 @@ class Accepted:
 
 class IntakeService:
     def __init__(self, reference: Reference, ledger: Ledger, publisher: Publisher,
-                 known_forms: set[str], clock: Callable[[], datetime] = now_local, source: str = "openrosa"):
+                 known_forms: set[str], clock: Callable[[], datetime] = now_local):
         self._reference = reference
         self._ledger = ledger
         self._publisher = publisher
         self._known_forms = known_forms
         self._clock = clock
-        self._source = source
 
-    def submit(self, raw: bytes, submitter: str) -> Accepted:
+    def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa") -> Accepted:
         """Accept or raise SubmissionRejected / SubmissionConflict / PublishFailed."""
         submission = parse_submission(raw)
         spec = FORMS.get(submission.form_id)
@@ -85,13 +87,32 @@ class IntakeService:
             occurred_on=parsed.occurred_on,
             library_id=parsed.library_id,
             areas=parsed.areas,
-            submitter=submitter,
-            source=self._source,
+            submitter=account.username,
+            source=source,
             content_hash=submission.content_hash,
             payload=parsed.payload,
         )
         self._publisher.publish(event)
         self._ledger.record(LedgerEntry(submission.instance_id, root_id, submission.content_hash,
-                                        submission.form_id, raw_sha), now)
+                                        submission.form_id, raw_sha, event.model_dump_json()), now)
         return Accepted(submission.instance_id, submission.form_id, "new")
+
+    def retract(self, instance_id: str, account: Account, reason_code: str, reason: str) -> bool:
+        """Withdraw an accepted submission's chain (e.g. rejected in Central's review).
+
+        Returns False when there is nothing to do: unknown instanceID, or already retracted.
+        """
+        entry = self._ledger.lookup(instance_id)
+        if entry is None or entry.retracted:
+            return False
+        original = Envelope.model_validate_json(entry.event_json)
+        retraction = SubmissionRetracted(
+            **original.model_dump(include={"root_id", "form_id", "form_version", "occurred_on", "library_id",
+                                           "areas", "source"}),
+            event_id=f"{instance_id}#retracted", submitted_at=self._clock(), submitter=account.username,
+            content_hash=hashlib.sha256(f"retract|{instance_id}|{reason_code}".encode()).hexdigest(),
+            payload=Retraction(retracts_event_type=original.event_type, reason_code=reason_code, reason=reason))
+        self._publisher.publish(retraction)
+        self._ledger.mark_retracted(instance_id)
+        return True
 

@@ -22,6 +22,8 @@ class LedgerEntry:
     content_hash: str
     form_id: str
     raw_sha256: str
+    event_json: str = ""  # the event as published: what a retraction needs to address it
+    retracted: bool = False
 
 
 class Ledger:
@@ -34,15 +36,15 @@ class Ledger:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS accepted (instance_id TEXT PRIMARY KEY, root_id TEXT NOT NULL, "
             "content_hash TEXT NOT NULL, form_id TEXT NOT NULL, raw_sha256 TEXT NOT NULL, "
-            "accepted_at TEXT NOT NULL)")
+            "event_json TEXT NOT NULL, retracted INTEGER NOT NULL DEFAULT 0, accepted_at TEXT NOT NULL)")
         self._lock = threading.Lock()
 
     def lookup(self, instance_id: str) -> LedgerEntry | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT instance_id, root_id, content_hash, form_id, raw_sha256 FROM accepted WHERE instance_id = ?",
-                (instance_id,)).fetchone()
-        return LedgerEntry(*row) if row else None
+                "SELECT instance_id, root_id, content_hash, form_id, raw_sha256, event_json, retracted "
+                "FROM accepted WHERE instance_id = ?", (instance_id,)).fetchone()
+        return LedgerEntry(*row[:6], bool(row[6])) if row else None
 
     def keep_raw(self, raw: bytes) -> str:
         """Store the submission bytes under their sha256 (never under a name the client chose)."""
@@ -61,9 +63,13 @@ class Ledger:
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (entry.instance_id, entry.root_id, entry.content_hash, entry.form_id, entry.raw_sha256,
-                 accepted_at.isoformat()))
+                 entry.event_json, int(entry.retracted), accepted_at.isoformat()))
+
+    def mark_retracted(self, instance_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE accepted SET retracted = 1 WHERE instance_id = ?", (instance_id,))
 
     def close(self) -> None:
         self._db.close()

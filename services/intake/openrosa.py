@@ -117,7 +117,7 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, max_submis
                 f"The multipart body has no '{SUBMISSION_PART}' file part.")], "")
         raw = await part.read()
         try:
-            accepted = await run_in_threadpool(service.submit, raw, "anonymous")
+            accepted = await run_in_threadpool(service.submit, raw)
         except SubmissionRejected as exc:
             return _rejection(400, exc.reasons, _form_id_hint(raw))
         except SubmissionConflict as exc:
