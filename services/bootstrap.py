@@ -9,9 +9,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from services.bus.base import Publisher
 from services.bus.embedded import EmbeddedBus, Subscription
@@ -20,10 +24,12 @@ from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, VISIT_EVENTS
 from services.config import Settings
 from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
+from services.intake.accounts import Accounts
 from services.intake.catalogue import FormCatalogue
+from services.intake.digest import DigestAuthenticator
 from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
-from services.intake.openrosa import openrosa_router
+from services.intake.openrosa import Limits, openrosa_router
 from services.processors import daily_visits, event_archive
 from services.processors.sqlite_state import SqliteState
 from services.query.api import query_router
@@ -36,8 +42,40 @@ log = logging.getLogger(__name__)
 def _intake_service(settings: Settings, reference: Reference, publisher: Publisher,
                     ledger: Ledger) -> tuple[FormCatalogue, IntakeService]:
     catalogue = FormCatalogue.load(settings.forms_dir, settings.forms_src_dir, reference)
-    service = IntakeService(reference, ledger, publisher, known_forms=set(catalogue.forms) & set(FORMS))
+    served = {f.form_id: f.version for f in catalogue.forms.values() if f.form_id in FORMS}
+    service = IntakeService(reference, ledger, publisher, known_forms=served,
+                            held_timeout=timedelta(hours=settings.held_timeout_hours))
     return catalogue, service
+
+
+def _openrosa(settings: Settings, catalogue: FormCatalogue, service: IntakeService, ledger: Ledger) -> APIRouter:
+    authenticator = None
+    if settings.accounts_file:
+        secret = settings.digest_nonce_secret.encode() or None
+        authenticator = DigestAuthenticator(Accounts.load(Path(settings.accounts_file)), secret)
+    else:
+        log.warning("ACCOUNTS_FILE is not set: the intake accepts submissions without authentication")
+    limits = Limits(settings.max_submission_bytes, settings.max_attachment_bytes)
+    return openrosa_router(catalogue, service, ledger, limits, authenticator)
+
+
+class Periodic:
+    """Runs ``task`` every ``interval_s`` in a daemon thread until stopped (held-edit expiry)."""
+
+    def __init__(self, task: Callable[[], object], interval_s: float):
+        self._task, self._interval_s, self._stop = task, interval_s, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"periodic-{task.__name__}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._task()
+            except Exception:
+                log.exception("periodic %s failed", self._task.__name__)
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 @dataclass
@@ -73,10 +111,11 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     bus.drain()  # whatever was accepted before a crash and not yet processed
     ledger = Ledger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, bus, ledger)
+    expiry = Periodic(service.expire_held, 300)
     app = create_app("Thư viện cơ sở — embedded stack", [
-        openrosa_router(catalogue, service, settings.max_submission_bytes),
+        _openrosa(settings, catalogue, service, ledger),
         query_router(store, reference),
-    ])
+    ], on_shutdown=[expiry.stop])
     return EmbeddedStack(app, store, bus, ledger, states, service)
 
 
@@ -86,9 +125,9 @@ def intake_app(settings: Settings) -> FastAPI:
                                settings.kafka_publish_timeout_s)
     ledger = Ledger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, publisher, ledger)
-    return create_app("Thư viện cơ sở — intake (OpenRosa)",
-                      [openrosa_router(catalogue, service, settings.max_submission_bytes)],
-                      on_shutdown=[publisher.close, ledger.close])
+    expiry = Periodic(service.expire_held, 300)
+    return create_app("Thư viện cơ sở — intake (OpenRosa)", [_openrosa(settings, catalogue, service, ledger)],
+                      on_shutdown=[expiry.stop, publisher.close, ledger.close])
 
 
 def query_app(settings: Settings) -> FastAPI:

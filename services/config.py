@@ -44,6 +44,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PORT", "8000", "Port of the embedded stack / intake service."),
     Setting("QUERY_PORT", "8001", "Port of the query service when run on its own."),
     Setting("MAX_SUBMISSION_BYTES", "10485760", "Largest accepted submission (XML + attachments), bytes."),
+    Setting("MAX_ATTACHMENT_BYTES", "5242880", "Largest accepted attachment (photo, audio…), bytes."),
+    Setting("ACCOUNTS_FILE", "", "Team accounts (JSON, HA1 + province scopes). Empty: the intake is open (demo only)."),
+    Setting("DIGEST_NONCE_SECRET", "", "Key signing Digest nonces; set the same on every intake replica."),
+    Setting("HELD_TIMEOUT_HOURS", "168", "How long an edit waits for its original before going to dead letters."),
     Setting("PROCESSOR_BATCH_ROWS", "500", "Distributed worker: flush to the store after this many events…"),
     Setting("PROCESSOR_BATCH_MS", "500", "…or after this many milliseconds, whichever comes first."),
     Setting("FAUST_STORE", "memory://", "faust table storage (`memory://` or `rocksdb://`)."),
@@ -68,6 +72,10 @@ class Settings:
     port: int = 8000
     query_port: int = 8001
     max_submission_bytes: int = 10 * 1024 * 1024
+    max_attachment_bytes: int = 5 * 1024 * 1024
+    accounts_file: str = ""
+    digest_nonce_secret: str = ""
+    held_timeout_hours: float = 168.0
     processor_batch_rows: int = 500
     processor_batch_ms: int = 500
     faust_store: str = "memory://"

@@ -12,9 +12,14 @@ SUBMISSIONS_ACCEPTED = Counter(
     ["form_id", "kind"],  # kind: new | duplicate
 )
 SUBMISSIONS_REJECTED = Counter(
-    "intake_submissions_rejected_total", "Submissions turned away, by form and reason code.",
-    ["form_id", "reason"],
+    "intake_submissions_rejected_total", "Submissions turned away, by form, HTTP status and reason code.",
+    ["form_id", "status", "reason"],
 )
+SUBMISSION_BYTES = Histogram(
+    "intake_submission_bytes", "Size of submission POST bodies (XML + attachments).", ["form_id"],
+    buckets=(1_000, 4_000, 16_000, 64_000, 256_000, 1_000_000, 4_000_000, 16_000_000),
+)
+ATTACHMENTS = Counter("intake_attachments_total", "Attachments stored, by form.", ["form_id"])
 PUBLISH_SECONDS = Histogram(
     "bus_publish_seconds", "Time from publish to durable (broker ack or local commit).", ["bus"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

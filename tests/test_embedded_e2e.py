@@ -106,7 +106,7 @@ def test_edit_replaces_the_earlier_version(client: TestClient, library: Library)
 def test_invalid_submission_is_refused_with_a_readable_reason(client: TestClient, library: Library):
     answers = visit_answers(library, today_local(), total=40)
     answers["visits_children"] = "35"  # 35 + 20 adults ≠ 40
-    rejected = 'intake_submissions_rejected_total{form_id="visit_log",reason="totals_inconsistent"}'
+    rejected = 'intake_submissions_rejected_total{form_id="visit_log",reason="totals_inconsistent",status="400"}'
     before = _metric(client, rejected)
 
     response = post(client, fill_instance(served_xform(client), answers, "uuid:e2e-bad"))

@@ -30,6 +30,17 @@ class AdminArea(BaseModel):
     commune_code: str = Field(pattern=r"^\d{5}$")
 
 
+class AttachmentRef(BaseModel):
+    """A file sent with a submission, stored by content (sha256); the phone's name is only a label."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    media_type: str
+
+
 class Envelope(BaseModel):
     """Fields every event carries, whatever its kind."""
 
@@ -49,6 +60,7 @@ class Envelope(BaseModel):
     submitter: str
     source: Source
     content_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the submission's answers.")
+    attachments: list[AttachmentRef] = Field(default_factory=list)
     payload: dict[str, Any]
 
     def area(self, scheme: Scheme) -> AdminArea:

@@ -7,7 +7,7 @@ Codes are only meaningful with their scheme, so every lookup takes one.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -32,6 +32,7 @@ class Commune:
     name_vi: str
     name_en: str
     province_code: str
+    district_name_vi: str = ""  # legacy scheme only: legacy names are unique only within a district
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Library:
     library_type: str
     areas: tuple[AdminArea, AdminArea]  # legacy, 2025
     opened_on: date | None = None
+    latitude: float | None = None  # the registry's coordinates (sample data: the legacy commune's centroid)
+    longitude: float | None = None
+    model_joined_on: date | None = None
 
     def area(self, scheme: Scheme) -> AdminArea:
         return self.areas[0] if scheme == "legacy" else self.areas[1]
@@ -57,6 +61,9 @@ class Reference:
     provinces: dict[tuple[Scheme, str], Province]
     communes: dict[tuple[Scheme, str], Commune]
     libraries: dict[str, Library]
+    # legacy commune code → the 2025 commune codes it went into (several when it was split),
+    # from commune_mapping.csv; only programme communes appear.
+    commune_mapping: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: Path = REFERENCE_DIR) -> Reference:
@@ -68,7 +75,7 @@ class Reference:
                 provinces[(scheme, r["code"])] = Province(scheme, r["code"], r["name_vi"], r["name_en"])
             for r in _rows(f"communes_{suffix}.csv", directory):
                 communes[(scheme, r["code"])] = Commune(scheme, r["code"], r["name_vi"], r["name_en"],
-                                                        r["province_code"])
+                                                        r["province_code"], r.get("district_name_vi", ""))
         libraries = {}
         for r in _rows("libraries.csv", directory):
             libraries[r["library_id"]] = Library(
@@ -83,8 +90,14 @@ class Reference:
                               commune_code=r["commune_code_2025"]),
                 ),
                 opened_on=date.fromisoformat(r["opened_on"]) if r.get("opened_on") else None,
+                latitude=float(r["latitude"]) if r.get("latitude") else None,
+                longitude=float(r["longitude"]) if r.get("longitude") else None,
+                model_joined_on=date.fromisoformat(r["model_joined_on"]) if r.get("model_joined_on") else None,
             )
-        return cls(provinces, communes, libraries)
+        mapping: dict[str, tuple[str, ...]] = {}
+        for r in _rows("commune_mapping.csv", directory):
+            mapping[r["legacy_code"]] = (*mapping.get(r["legacy_code"], ()), r["code_2025"])
+        return cls(provinces, communes, libraries, mapping)
 
     def province(self, scheme: Scheme, code: str) -> Province | None:
         return self.provinces.get((scheme, code))
@@ -94,6 +107,29 @@ class Reference:
 
     def provinces_in(self, scheme: Scheme) -> list[Province]:
         return sorted((p for (s, _), p in self.provinces.items() if s == scheme), key=lambda p: p.code)
+
+    def communes_in(self, scheme: Scheme, province_code: str | None = None) -> list[Commune]:
+        """Communes of one scheme (optionally of one province), by code."""
+        return sorted((c for (s, _), c in self.communes.items()
+                       if s == scheme and (province_code is None or c.province_code == province_code)),
+                      key=lambda c: c.code)
+
+    def maps_to(self, legacy_code: str, code_2025: str) -> bool:
+        """Whether (part of) legacy commune ``legacy_code`` went into 2025 commune ``code_2025``."""
+        return code_2025 in self.commune_mapping.get(legacy_code, ())
+
+    def mapping_pairs(self) -> list[tuple[str, str]]:
+        """Every (legacy code, 2025 code) pair of commune_mapping.csv, sorted."""
+        return sorted((legacy, new) for legacy, news in self.commune_mapping.items() for new in news)
+
+    def legacy_communes_of(self, code_2025: str) -> list[Commune]:
+        """The legacy communes (or parts) that make up 2025 commune ``code_2025``, by code."""
+        return [c for legacy, new in self.mapping_pairs() if new == code_2025
+                if (c := self.communes.get(("legacy", legacy))) is not None]
+
+    def in_programme(self, code_2025: str) -> bool:
+        """A 2025 commune with programme territory: exactly those with mapping rows (see SOURCES.md)."""
+        return any(code_2025 in news for news in self.commune_mapping.values())
 
 
 @cache

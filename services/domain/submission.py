@@ -56,6 +56,14 @@ def canonical_hash(answers: dict[str, str]) -> str:
 
 def parse_submission(raw: bytes) -> Submission:
     try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionRejected([Reason(
+            "not_utf8",
+            f"Tệp gửi lên không phải UTF-8 (byte lỗi ở vị trí {exc.start}); hãy gửi lại từ ODK Collect.",
+            f"The submission is not valid UTF-8 (bad byte at offset {exc.start}); resend it from ODK Collect.",
+        )]) from exc
+    try:
         root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise SubmissionRejected([Reason(

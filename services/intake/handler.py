@@ -9,18 +9,21 @@ publish and record means the phone resends, and the processors drop the duplicat
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
+
+from pydantic import TypeAdapter
 
 from services.bus.base import Publisher
 from services.clock import now_local
+from services.domain.dead_letters import DeadLetter
 from services.domain.errors import Reason, SubmissionRejected
-from services.domain.events import Envelope, Retraction, Source, SubmissionRetracted
-from services.domain.forms import FORMS
+from services.domain.events import AttachmentRef, Envelope, Retraction, Source, SubmissionRetracted
+from services.domain.forms import FORMS, FormSpec
 from services.domain.reference import Reference
-from services.domain.submission import parse_submission
+from services.domain.submission import Submission, parse_submission
 from services.intake.accounts import ANONYMOUS, Account
 from services.intake.ledger import Ledger, LedgerEntry
 
@@ -37,65 +40,159 @@ class SubmissionConflict(Exception):
         )
 
 
+class OutOfScope(Exception):
+    """The account may not submit for this library's province; the submission is kept as a dead letter."""
+
+    def __init__(self, account: Account, library_id: str):
+        super().__init__(account.username)
+        self.reason = Reason(
+            "out_of_scope",
+            f"Tài khoản {account.username} không được gửi dữ liệu cho thư viện {library_id} (ngoài tỉnh được giao).",
+            f"Account {account.username} may not submit for library {library_id} (outside its provinces).",
+            "library_id")
+
+
+AcceptedKind = Literal["new", "duplicate", "held", "partial"]
+
+
 @dataclass(frozen=True)
 class Accepted:
     instance_id: str
     form_id: str
-    kind: Literal["new", "duplicate"]
+    kind: AcceptedKind
+
+
+def _merge(earlier: list[AttachmentRef], later: Sequence[AttachmentRef]) -> list[AttachmentRef]:
+    by_name = {a.name: a for a in earlier}
+    by_name.update({a.name: a for a in later})
+    return sorted(by_name.values(), key=lambda a: a.name)
+
+
+_ATTACHMENTS = TypeAdapter(list[AttachmentRef])
 
 
 class IntakeService:
     def __init__(self, reference: Reference, ledger: Ledger, publisher: Publisher,
-                 known_forms: set[str], clock: Callable[[], datetime] = now_local):
+                 known_forms: dict[str, str], clock: Callable[[], datetime] = now_local,
+                 held_timeout: timedelta = timedelta(days=7)):
         self._reference = reference
         self._ledger = ledger
         self._publisher = publisher
-        self._known_forms = known_forms
+        self._known_forms = known_forms  # form_id → the version served
         self._clock = clock
+        self._held_timeout = held_timeout
 
-    def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa") -> Accepted:
-        """Accept or raise SubmissionRejected / SubmissionConflict / PublishFailed."""
-        submission = parse_submission(raw)
+    def _spec(self, submission: Submission) -> FormSpec:
         spec = FORMS.get(submission.form_id)
         if spec is None or submission.form_id not in self._known_forms:
             raise SubmissionRejected([Reason(
                 "form_unknown", f"Biểu mẫu '{submission.form_id}' không có trên máy chủ này.",
                 f"Form '{submission.form_id}' is not served here.")])
+        served = self._known_forms[submission.form_id]
+        if submission.form_version != served:
+            raise SubmissionRejected([Reason(
+                "form_version_unknown",
+                f"Phiên bản biểu mẫu '{submission.form_version}' đã cũ hoặc không đúng (hiện dùng {served}); "
+                "hãy tải lại biểu mẫu trống (Get Blank Form), nhập lại và gửi.",
+                f"Form version '{submission.form_version}' is not the one served ({served}); "
+                "get the blank form again, re-enter and send.")])
+        return spec
 
+    def _duplicate_or_conflict(self, submission: Submission) -> Accepted | None:
         known = self._ledger.lookup(submission.instance_id)
-        if known is not None:
-            if known.content_hash == submission.content_hash:
-                return Accepted(submission.instance_id, submission.form_id, "duplicate")
+        held = None if known else next(iter(self._ledger.held(instance_id=submission.instance_id)), None)
+        known_hash = known.content_hash if known else (held["content_hash"] if held else None)
+        if known_hash is None:
+            return None
+        if known_hash != submission.content_hash:
             raise SubmissionConflict(submission.instance_id)
+        return Accepted(submission.instance_id, submission.form_id, "duplicate" if known else "held")
+
+    def submit_part(self, raw: bytes, account: Account = ANONYMOUS,
+                    attachments: Sequence[AttachmentRef] = ()) -> Accepted:
+        """One part of a split upload (``*isIncomplete*=yes``): keep its attachments, emit nothing yet."""
+        submission = parse_submission(raw)
+        self._spec(submission)
+        done = self._duplicate_or_conflict(submission)
+        if done is not None:
+            return done
+        earlier = _ATTACHMENTS.validate_json(self._ledger.partial_attachments(submission.instance_id) or "[]")
+        merged = _merge(earlier, attachments)
+        self._ledger.keep_partial(submission.instance_id, submission.content_hash,
+                                  _ATTACHMENTS.dump_json(merged).decode(), self._clock())
+        return Accepted(submission.instance_id, submission.form_id, "partial")
+
+    def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa",
+               attachments: Sequence[AttachmentRef] = ()) -> Accepted:
+        """Accept, hold or raise SubmissionRejected / SubmissionConflict / OutOfScope / PublishFailed."""
+        submission = parse_submission(raw)
+        spec = self._spec(submission)
+        done = self._duplicate_or_conflict(submission)
+        if done is not None:
+            return done
 
         now = self._clock()
         parsed = spec.parse(submission, now.date(), self._reference)
+        raw_sha = self._ledger.keep_raw(raw)
+        if not account.may_submit_for(parsed.areas):
+            error = OutOfScope(account, parsed.library_id)
+            self._publisher.publish(DeadLetter.of(
+                stage="intake", reason=error.reason, instance_id=submission.instance_id, form_id=submission.form_id,
+                library_id=parsed.library_id, submitter=account.username, content_hash=submission.content_hash,
+                raw=raw, recorded_at=now))
+            raise error
 
+        earlier = _ATTACHMENTS.validate_json(self._ledger.partial_attachments(submission.instance_id) or "[]")
+        files = _merge(earlier, attachments)
         root_id = submission.instance_id
         if submission.deprecated_id:
             predecessor = self._ledger.lookup(submission.deprecated_id)
-            root_id = predecessor.root_id if predecessor else submission.deprecated_id
+            if predecessor is None:
+                # An edit of a version not received yet (phones send out of order): hold it, durably.
+                self._ledger.hold(submission.instance_id, submission.deprecated_id, submission.content_hash,
+                                  raw_sha, account.username, source, _ATTACHMENTS.dump_json(files).decode(), now)
+                self._ledger.forget_partial(submission.instance_id)
+                return Accepted(submission.instance_id, submission.form_id, "held")
+            root_id = predecessor.root_id
 
-        raw_sha = self._ledger.keep_raw(raw)
         event = spec.event_model(
-            event_id=submission.instance_id,
-            root_id=root_id,
-            deprecated_id=submission.deprecated_id,
-            form_id=submission.form_id,
-            form_version=submission.form_version,
-            submitted_at=now,
-            occurred_on=parsed.occurred_on,
-            library_id=parsed.library_id,
-            areas=parsed.areas,
-            submitter=account.username,
-            source=source,
-            content_hash=submission.content_hash,
-            payload=parsed.payload,
-        )
+            event_id=submission.instance_id, root_id=root_id, deprecated_id=submission.deprecated_id,
+            form_id=submission.form_id, form_version=submission.form_version, submitted_at=now,
+            occurred_on=parsed.occurred_on, library_id=parsed.library_id, areas=parsed.areas,
+            submitter=account.username, source=source, content_hash=submission.content_hash,
+            attachments=files, payload=parsed.payload)
         self._publisher.publish(event)
         self._ledger.record(LedgerEntry(submission.instance_id, root_id, submission.content_hash,
                                         submission.form_id, raw_sha, event.model_dump_json()), now)
+        self._ledger.forget_partial(submission.instance_id)
+        self._release_successors(submission.instance_id)
         return Accepted(submission.instance_id, submission.form_id, "new")
+
+    def _release_successors(self, instance_id: str) -> None:
+        for held in self._ledger.held(waiting_for=instance_id):
+            # Scope was checked when it was held; the account keeps its name as submitter.
+            account = Account(held["username"], provinces=frozenset({"*"}))
+            files = _ATTACHMENTS.validate_json(held["attachments"])
+            self._ledger.release(held["instance_id"])
+            self.submit(self._ledger.raw(held["raw_sha256"]), account, held["source"], files)  # type: ignore[arg-type]
+
+    def expire_held(self) -> int:
+        """Send edits whose predecessor never came within the timeout to the dead letters."""
+        now = self._clock()
+        expired = self._ledger.held(held_before=now - self._held_timeout)
+        for held in expired:
+            raw = self._ledger.raw(held["raw_sha256"])
+            submission = parse_submission(raw)
+            reason = Reason(
+                "predecessor_missing",
+                f"Bản sửa {held['instance_id']} chờ bản gốc {held['deprecated_id']} quá hạn mà bản gốc chưa tới.",
+                f"Edit {held['instance_id']} waited for {held['deprecated_id']} past the timeout; it never came.")
+            self._publisher.publish(DeadLetter.of(
+                stage="intake", reason=reason, instance_id=held["instance_id"], form_id=submission.form_id,
+                library_id=submission.answer("library_id") or "", submitter=held["username"],
+                content_hash=held["content_hash"], raw=raw, recorded_at=now))
+            self._ledger.release(held["instance_id"])
+        return len(expired)
 
     def retract(self, instance_id: str, account: Account, reason_code: str, reason: str) -> bool:
         """Withdraw an accepted submission's chain (e.g. rejected in Central's review).

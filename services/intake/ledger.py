@@ -37,6 +37,14 @@ class Ledger:
             "CREATE TABLE IF NOT EXISTS accepted (instance_id TEXT PRIMARY KEY, root_id TEXT NOT NULL, "
             "content_hash TEXT NOT NULL, form_id TEXT NOT NULL, raw_sha256 TEXT NOT NULL, "
             "event_json TEXT NOT NULL, retracted INTEGER NOT NULL DEFAULT 0, accepted_at TEXT NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS held (instance_id TEXT PRIMARY KEY, deprecated_id TEXT NOT NULL, "
+            "content_hash TEXT NOT NULL, raw_sha256 TEXT NOT NULL, username TEXT NOT NULL, source TEXT NOT NULL, "
+            "attachments TEXT NOT NULL, held_at TEXT NOT NULL)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS held_by_predecessor ON held (deprecated_id)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS partial (instance_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, "
+            "attachments TEXT NOT NULL, updated_at TEXT NOT NULL)")
         self._lock = threading.Lock()
 
     def lookup(self, instance_id: str) -> LedgerEntry | None:
@@ -47,18 +55,61 @@ class Ledger:
         return LedgerEntry(*row[:6], bool(row[6])) if row else None
 
     def keep_raw(self, raw: bytes) -> str:
-        """Store the submission bytes under their sha256 (never under a name the client chose)."""
+        """Store bytes under their sha256 (never under a name the client chose); return the digest."""
         digest = hashlib.sha256(raw).hexdigest()
-        path = self._raw_dir / digest[:2] / f"{digest}.xml"
+        path = self._raw_dir / digest[:2] / digest
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(raw)
+            tmp = path.with_name(f"{digest}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(raw)  # a crash leaves a .tmp, never a half-written blob under its digest
             tmp.replace(path)
         return digest
 
     def raw(self, digest: str) -> bytes:
-        return (self._raw_dir / digest[:2] / f"{digest}.xml").read_bytes()
+        return (self._raw_dir / digest[:2] / digest).read_bytes()
+
+    # Submissions whose deprecatedID names a version not received yet: held, then released.
+    def hold(self, instance_id: str, deprecated_id: str, content_hash: str, raw_sha256: str, username: str,
+             source: str, attachments_json: str, held_at: datetime) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO held VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (instance_id, deprecated_id, content_hash, raw_sha256, username, source,
+                              attachments_json, held_at.isoformat()))
+
+    def held(self, instance_id: str | None = None, waiting_for: str | None = None,
+             held_before: datetime | None = None) -> list[dict[str, str]]:
+        clauses, args = [], []
+        for column, value in (("instance_id", instance_id), ("deprecated_id", waiting_for)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if held_before is not None:
+            clauses.append("held_at < ?")
+            args.append(held_before.isoformat())
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            cursor = self._db.execute(f"SELECT * FROM held {where} ORDER BY held_at", args)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def release(self, instance_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM held WHERE instance_id = ?", (instance_id,))
+
+    # Split uploads: attachments of the parts received so far, per instanceID.
+    def partial_attachments(self, instance_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT attachments FROM partial WHERE instance_id = ?", (instance_id,)).fetchone()
+        return row[0] if row else None
+
+    def keep_partial(self, instance_id: str, content_hash: str, attachments_json: str, at: datetime) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO partial VALUES (?, ?, ?, ?)",
+                             (instance_id, content_hash, attachments_json, at.isoformat()))
+
+    def forget_partial(self, instance_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM partial WHERE instance_id = ?", (instance_id,))
 
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
         with self._lock:

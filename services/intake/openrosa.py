@@ -1,33 +1,55 @@
 """The OpenRosa face of the intake, as ODK Collect speaks it.
 
+- Every request must carry ``X-OpenRosa-Version: 1.0`` (else 400); every response carries it.
+- With accounts configured, every request needs Digest authentication (Basic over HTTPS only).
 - ``GET /formList``: the OpenRosa xforms list, each form's md5 hash and URLs.
 - ``GET /forms/{id}.xml``, ``GET /forms/{id}/manifest``, ``GET /forms/{id}/media/{file}``.
 - ``HEAD /submission`` → 204 with ``X-OpenRosa-Accept-Content-Length``.
-- ``POST /submission`` (multipart, part ``xml_submission_file``) → 201 with an
-  ``OpenRosaResponse`` only once the event is durable; errors carry an ``OpenRosaResponse``
-  message a field worker can read (Vietnamese / English).
+- ``POST /submission`` (multipart, part ``xml_submission_file``, attachments by file name,
+  ``*isIncomplete*=yes`` on all but the last part of a split upload) → 201 with an
+  ``OpenRosaResponse`` only once the event is durable; every error carries an
+  ``OpenRosaResponse`` message a field worker can read (Vietnamese / English).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 
 from services import metrics
 from services.bus.base import PublishFailed
 from services.domain.errors import Reason, SubmissionRejected
+from services.domain.events import AttachmentRef
+from services.intake.accounts import ANONYMOUS, Account
 from services.intake.catalogue import FormCatalogue
-from services.intake.handler import IntakeService, SubmissionConflict
+from services.intake.digest import DigestAuthenticator
+from services.intake.handler import IntakeService, OutOfScope, SubmissionConflict
+from services.intake.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0"}
 XML = "text/xml; charset=utf-8"
 SUBMISSION_PART = "xml_submission_file"
+INCOMPLETE_FIELD = "*isIncomplete*"
+# What a field form attaches: photos, audio and video notes, signatures, small documents.
+ATTACHMENT_TYPES = frozenset({
+    "image/jpeg", "image/png", "image/webp", "audio/mpeg", "audio/mp4", "audio/amr", "audio/ogg", "audio/wav",
+    "video/mp4", "video/3gpp", "text/csv", "application/pdf",
+})
+
+
+@dataclass(frozen=True)
+class Limits:
+    submission_bytes: int
+    attachment_bytes: int
 
 
 def openrosa_response(status: int, text: str, nature: str, headers: dict[str, str] | None = None) -> Response:
@@ -37,21 +59,41 @@ def openrosa_response(status: int, text: str, nature: str, headers: dict[str, st
     return Response(body, status_code=status, media_type=XML, headers={**OPENROSA_HEADERS, **(headers or {})})
 
 
-def _rejection(status: int, reasons: list[Reason], form_id: str) -> Response:
-    metrics.SUBMISSIONS_REJECTED.labels(form_id=form_id or "unknown", reason=reasons[0].code).inc()
-    return openrosa_response(status, " | ".join(r.text() for r in reasons), "submit_error")
+def _refuse(status: int, reasons: list[Reason], form_id: str, headers: dict[str, str] | None = None) -> Response:
+    metrics.SUBMISSIONS_REJECTED.labels(form_id=form_id or "unknown", status=str(status), reason=reasons[0].code).inc()
+    return openrosa_response(status, " | ".join(r.text() for r in reasons), "submit_error", headers)
 
 
-def openrosa_router(catalogue: FormCatalogue, service: IntakeService, max_submission_bytes: int) -> APIRouter:
+def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Ledger, limits: Limits,
+                    authenticator: DigestAuthenticator | None = None) -> APIRouter:
     router = APIRouter(tags=["OpenRosa (ODK Collect)"])
 
-    def _form_id_hint(raw: bytes) -> str:
+    def form_id_hint(raw: bytes) -> str:
         """Form id for metric labels: only ids we serve, so a client cannot grow the label set."""
         head = raw[:1000].decode("utf-8", "replace")
         return next((f for f in catalogue.forms if f' id="{f}"' in head), "unknown")
 
+    def guard(request: Request) -> Account | Response:
+        """The OpenRosa header, then the account (Digest; Basic over HTTPS only)."""
+        if request.headers.get("X-OpenRosa-Version") != "1.0":
+            return _refuse(400, [Reason(
+                "openrosa_version_missing", "Thiếu tiêu đề X-OpenRosa-Version: 1.0; hãy dùng ODK Collect.",
+                "Missing header X-OpenRosa-Version: 1.0; use ODK Collect or an OpenRosa client.")], "")
+        if authenticator is None:
+            return ANONYMOUS
+        https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        result = authenticator.authenticate(request.method, request.headers.get("authorization"), https)
+        if result.account is not None:
+            return result.account
+        return _refuse(401, [Reason(
+            "unauthorized", "Cần đăng nhập bằng tài khoản của đội (tên và mật khẩu trong cài đặt máy chủ).",
+            "Sign in with your team account (user name and password in the server settings).")], "",
+            {"WWW-Authenticate": authenticator.challenge(stale=result.stale)})
+
     @router.get("/formList")
     def form_list(request: Request) -> Response:
+        if isinstance(who := guard(request), Response):
+            return who
         items = []
         for form in catalogue.forms.values():
             base = str(request.url_for("form_xml", form_id=form.form_id))
@@ -65,23 +107,25 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, max_submis
                 f'<xforms xmlns="http://openrosa.org/xforms/xformsList">{"".join(items)}</xforms>')
         return Response(body, media_type=XML, headers=OPENROSA_HEADERS)
 
-    def _form(form_id: str):
-        return catalogue.forms.get(form_id)
+    def no_form(form_id: str) -> Response:
+        return openrosa_response(404, f"Không có biểu mẫu {form_id} / No form {form_id}", "error")
 
     @router.get("/forms/{form_id}.xml", name="form_xml")
-    def form_xml(form_id: str) -> Response:
-        form = _form(form_id)
-        if form is None:
-            return openrosa_response(404, f"Không có biểu mẫu {form_id} / No form {form_id}", "error")
-        return Response(form.xml, media_type=XML, headers=OPENROSA_HEADERS)
+    def form_xml(form_id: str, request: Request) -> Response:
+        if isinstance(who := guard(request), Response):
+            return who
+        form = catalogue.forms.get(form_id)
+        return Response(form.xml, media_type=XML, headers=OPENROSA_HEADERS) if form else no_form(form_id)
 
     @router.get("/forms/{form_id}/manifest", name="form_manifest")
     def form_manifest(form_id: str, request: Request) -> Response:
-        form = _form(form_id)
+        if isinstance(who := guard(request), Response):
+            return who
+        form = catalogue.forms.get(form_id)
         if form is None:
-            return openrosa_response(404, f"Không có biểu mẫu {form_id} / No form {form_id}", "error")
+            return no_form(form_id)
         files = "".join(
-            f"<mediaFile><filename>{escape(name)}</filename><hash>md5:{_md5(data)}</hash>"
+            f"<mediaFile><filename>{escape(name)}</filename><hash>md5:{hashlib.md5(data).hexdigest()}</hash>"
             f"<downloadUrl>{escape(str(request.url_for('form_media', form_id=form_id, filename=name)))}"
             "</downloadUrl></mediaFile>"
             for name, data in sorted(form.media.items()))
@@ -90,52 +134,99 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, max_submis
         return Response(body, media_type=XML, headers=OPENROSA_HEADERS)
 
     @router.get("/forms/{form_id}/media/{filename}", name="form_media")
-    def form_media(form_id: str, filename: str) -> Response:
-        form = _form(form_id)
+    def form_media(form_id: str, filename: str, request: Request) -> Response:
+        if isinstance(who := guard(request), Response):
+            return who
+        form = catalogue.forms.get(form_id)
         data = form.media.get(filename) if form else None
         if data is None:
             return openrosa_response(404, f"Không có tệp {filename} / No media file {filename}", "error")
         return Response(data, media_type="text/csv; charset=utf-8", headers=OPENROSA_HEADERS)
 
     @router.head("/submission")
-    def submission_head() -> Response:
+    def submission_head(request: Request) -> Response:
+        if isinstance(who := guard(request), Response):
+            return Response(status_code=who.status_code, headers=dict(who.headers))
         return Response(status_code=204, headers={
-            **OPENROSA_HEADERS, "X-OpenRosa-Accept-Content-Length": str(max_submission_bytes)})
+            **OPENROSA_HEADERS, "X-OpenRosa-Accept-Content-Length": str(limits.submission_bytes)})
 
     @router.post("/submission")
     async def submission_post(request: Request) -> Response:
+        if isinstance(who := guard(request), Response):
+            return who
+        account = who
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return _refuse(415, [Reason(
+                "not_multipart", "Bản gửi phải là multipart/form-data với phần xml_submission_file.",
+                "A submission must be multipart/form-data with an xml_submission_file part.")], "")
         declared = int(request.headers.get("content-length") or 0)
-        if declared > max_submission_bytes:
-            return _rejection(413, [Reason(
-                "too_large", f"Bản gửi quá lớn ({declared} byte, tối đa {max_submission_bytes}).",
-                f"Submission too large ({declared} bytes, at most {max_submission_bytes}).")], "")
-        form = await request.form(max_part_size=max_submission_bytes)
+        if declared > limits.submission_bytes:
+            return _refuse(413, [_too_large("Bản gửi", "Submission", declared, limits.submission_bytes)], "")
+        try:
+            form = await request.form(max_part_size=limits.submission_bytes)
+        except MultiPartException as exc:
+            return _refuse(400, [Reason("multipart_malformed", f"Phần multipart lỗi: {exc.message}",
+                                        f"Malformed multipart body: {exc.message}")], "")
         part = form.get(SUBMISSION_PART)
-        if part is None or isinstance(part, str):
-            return _rejection(400, [Reason(
+        if not isinstance(part, UploadFile):
+            return _refuse(400, [Reason(
                 "no_submission_file", f"Thiếu phần '{SUBMISSION_PART}' trong bản gửi.",
                 f"The multipart body has no '{SUBMISSION_PART}' file part.")], "")
         raw = await part.read()
+        form_id = form_id_hint(raw)
+        metrics.SUBMISSION_BYTES.labels(form_id=form_id).observe(declared or len(raw))
+
+        attachments: list[AttachmentRef] = []
+        for key, value in form.multi_items():
+            if key == SUBMISSION_PART or not isinstance(value, UploadFile):
+                continue
+            media_type = (value.content_type or "").split(";")[0].strip().lower()
+            if media_type not in ATTACHMENT_TYPES:
+                return _refuse(415, [Reason(
+                    "attachment_type", f"Loại tệp đính kèm '{media_type}' không được nhận ({value.filename}).",
+                    f"Attachment type '{media_type}' is not accepted ({value.filename}).")], form_id)
+            data = await value.read()
+            if len(data) > limits.attachment_bytes:
+                return _refuse(413, [_too_large(f"Tệp {value.filename}", f"Attachment {value.filename}",
+                                                len(data), limits.attachment_bytes)], form_id)
+            # Stored under its digest; the phone's file name is kept as a label only, never as a path.
+            digest = await run_in_threadpool(ledger.keep_raw, data)
+            attachments.append(AttachmentRef(name=value.filename or key, sha256=digest, size=len(data),
+                                             media_type=media_type))
+
+        incomplete = str(form.get(INCOMPLETE_FIELD, "")).lower() == "yes"
         try:
-            accepted = await run_in_threadpool(service.submit, raw)
+            if incomplete:
+                accepted = await run_in_threadpool(service.submit_part, raw, account, attachments)
+            else:
+                accepted = await run_in_threadpool(service.submit, raw, account, "openrosa", attachments)
         except SubmissionRejected as exc:
-            return _rejection(400, exc.reasons, _form_id_hint(raw))
+            return _refuse(400, exc.reasons, form_id)
         except SubmissionConflict as exc:
-            return _rejection(409, [exc.reason], _form_id_hint(raw))
+            return _refuse(409, [exc.reason], form_id)
+        except OutOfScope as exc:
+            return _refuse(403, [exc.reason], form_id)
         except PublishFailed as exc:
             log.error("publish failed: %s", exc)
-            metrics.SUBMISSIONS_REJECTED.labels(form_id=_form_id_hint(raw), reason="bus_unavailable").inc()
-            return openrosa_response(
-                503, "Máy chủ tạm thời không lưu được bản gửi; Collect sẽ gửi lại sau. / "
-                     "The server cannot store submissions right now; Collect will retry.",
-                "submit_error", {"Retry-After": "30"})
+            return _refuse(503, [Reason(
+                "bus_unavailable", "Máy chủ tạm thời không lưu được bản gửi; Collect sẽ gửi lại sau.",
+                "The server cannot store submissions right now; Collect will retry.")], form_id,
+                {"Retry-After": "30"})
         metrics.SUBMISSIONS_ACCEPTED.labels(form_id=accepted.form_id, kind=accepted.kind).inc()
-        text = ("Đã nhận bản gửi. / Submission received." if accepted.kind == "new"
-                else "Bản gửi này đã được nhận trước đó. / This submission was already received.")
-        return openrosa_response(201, text, "submit_success")
+        metrics.ATTACHMENTS.labels(form_id=accepted.form_id).inc(len(attachments))
+        return openrosa_response(201, _ACCEPTED_TEXT[accepted.kind], "submit_success")
 
     return router
 
 
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
+_ACCEPTED_TEXT = {
+    "new": "Đã nhận bản gửi. / Submission received.",
+    "duplicate": "Bản gửi này đã được nhận trước đó. / This submission was already received.",
+    "held": "Đã nhận bản sửa; sẽ áp dụng khi bản gốc tới. / Edit received; it applies once the original arrives.",
+    "partial": "Đã nhận một phần; hãy gửi tiếp phần còn lại. / Part received; send the rest.",
+}
+
+
+def _too_large(what_vi: str, what_en: str, size: int, limit: int) -> Reason:
+    return Reason("too_large", f"{what_vi} quá lớn ({size} byte, tối đa {limit}).",
+                  f"{what_en} too large ({size} bytes, at most {limit}).")
