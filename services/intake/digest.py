@@ -59,7 +59,8 @@ class DigestAuthenticator:
         return (f'Digest realm="{self.accounts.realm}", qop="auth", algorithm=MD5, '
                 f'nonce="{self.new_nonce()}", opaque="{self._sign("opaque")}"' + (", stale=true" if stale else ""))
 
-    def authenticate(self, method: str, header: str | None, https: bool) -> AuthResult:
+    def authenticate(self, method: str, header: str | None, https: bool, uri: str | None = None) -> AuthResult:
+        """Check an Authorization header; ``uri`` (path and query) must match the digest's, if given."""
         if not header:
             return AuthResult(None)
         scheme, _, rest = header.partition(" ")
@@ -71,6 +72,8 @@ class DigestAuthenticator:
         account = self.accounts.get(params.get("username", ""))
         if account is None or params.get("realm") != self.accounts.realm:
             return AuthResult(None)
+        if uri is not None and params.get("uri") != uri:
+            return AuthResult(None)  # a response computed for another resource
         state = self._nonce_state(params.get("nonce", ""))
         if state == "bad":
             return AuthResult(None)

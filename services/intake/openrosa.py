@@ -82,7 +82,8 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
         if authenticator is None:
             return ANONYMOUS
         https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
-        result = authenticator.authenticate(request.method, request.headers.get("authorization"), https)
+        uri = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        result = authenticator.authenticate(request.method, request.headers.get("authorization"), https, uri)
         if result.account is not None:
             return result.account
         return _refuse(401, [Reason(

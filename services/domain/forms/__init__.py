@@ -35,9 +35,18 @@ class FormSpec:
 
 
 def _specs() -> dict[str, FormSpec]:
-    from services.domain.forms import visit_log
+    from services.domain.forms import (
+        donation,
+        library_registry,
+        mobile_session,
+        reading_promotion,
+        rotation_movement,
+        staff_training,
+        visit_log,
+    )
 
-    modules = [visit_log]
+    modules = [visit_log, library_registry, rotation_movement, mobile_session, reading_promotion, staff_training,
+               donation]
     return {m.FORM_ID: FormSpec(m.FORM_ID, m.EVENT_TYPE, m.EVENT_MODEL, m.parse) for m in modules}
 
 

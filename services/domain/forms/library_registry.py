@@ -1,0 +1,108 @@
+"""The library-registry form: a grassroots library registered, updated, joined to the model, or
+coordination agreed with the provincial library. One event type, ``library_registered``; the
+payload's ``action`` says which.
+
+A new library (``action = register``) is not in the registry yet, so it has no id. Its id is
+``LIB-NEW-`` followed by the first 8 hexadecimal digits of the submission's ``meta/instanceID``
+uuid, upper case (``uuid:3f2a9c1b-...`` → ``LIB-NEW-3F2A9C1B``): stable for that submission, and
+unique in practice (a clash needs two registrations whose uuids share 32 bits). Its areas are
+the communes answered on the form, under both schemes (2025 commune + the former commune it
+lies in), checked against the reference data. Every other action names a library that must
+already be in the registry, and takes the registry's areas.
+
+The XLSForm (odk-forms/library_registry.xlsx) enforces the same rules on the phone; they are
+checked again here (see visit_log.py for why).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.domain.errors import Reason, SubmissionRejected
+from services.domain.events import Envelope
+from services.domain.forms import ParsedForm
+from services.domain.forms.common import choice, commune_pair, event_date, geopoint, library_areas, past_date, text
+from services.domain.reference import Reference
+from services.domain.submission import Submission
+
+FORM_ID = "library_registry"
+EVENT_TYPE = "library_registered"
+
+Action = Literal["register", "update", "model_joined", "coordination_agreed"]
+ACTIONS: tuple[str, ...] = ("register", "update", "model_joined", "coordination_agreed")
+LibraryType = Literal["commune_public_library", "community_learning_centre", "culture_centre",
+                      "post_office_culture_point", "law_bookcase", "other"]
+LIBRARY_TYPES: tuple[str, ...] = ("commune_public_library", "community_learning_centre", "culture_centre",
+                                  "post_office_culture_point", "law_bookcase", "other")
+Status = Literal["operating", "suspended", "closed"]
+STATUSES: tuple[str, ...] = ("operating", "suspended", "closed")
+NEW_LIBRARY_PREFIX = "LIB-NEW-"
+EARLIEST_OPENING = date(1950, 1, 1)
+_UUID_HEX = re.compile(r"^(?:uuid:)?([0-9a-fA-F]{8})-?[0-9a-fA-F]{4}")
+
+
+class LibraryRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Action
+    name_vi: str | None = Field(default=None, max_length=200, description="register: required; update: if changed.")
+    library_type: LibraryType | None = None
+    status: Status | None = Field(default=None, description="update only.")
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    location_accuracy_m: float | None = Field(default=None, ge=0)
+    opened_on: date | None = Field(default=None, description="register only.")
+
+
+class LibraryRegistered(Envelope):
+    event_type: Literal["library_registered"] = "library_registered"
+    payload: LibraryRegistration  # type: ignore[assignment]
+
+
+EVENT_MODEL = LibraryRegistered
+
+
+def new_library_id(instance_id: str) -> str | None:
+    """``LIB-NEW-`` + the first 8 hex digits of the instanceID's uuid (upper case); None if not a uuid."""
+    match = _UUID_HEX.match(instance_id.strip())
+    return f"{NEW_LIBRARY_PREFIX}{match.group(1).upper()}" if match else None
+
+
+def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:
+    reasons: list[Reason] = []
+    action = choice(submission, "action", ACTIONS, reasons)
+    occurred_on = event_date(submission, "effective_date", today, reasons)
+    fields: dict[str, object] = {}
+    library_id, areas = "", []
+    if action == "register":
+        library_id = new_library_id(submission.instance_id) or ""
+        if not library_id:
+            reasons.append(Reason("instance_id_not_uuid",
+                                  "Mã bản ghi (instanceID) không phải uuid nên không tạo được mã thư viện mới.",
+                                  "The instanceID is not a uuid, so no id can be made for the new library.",
+                                  "meta/instanceID"))
+        areas = commune_pair(submission, reference, reasons, province_field="province",
+                             field_2025="commune_2025", field_legacy="commune_legacy")
+        fields["name_vi"] = text(submission, "name_vi", reasons)
+        fields["library_type"] = choice(submission, "library_type", LIBRARY_TYPES, reasons)
+        fields["opened_on"] = past_date(submission, "opened_on", today, reasons, EARLIEST_OPENING)
+        point = geopoint(submission, "location", reasons)
+    elif action is not None:
+        library_id, areas = library_areas(submission, reference, reasons)
+        point = None
+        if action == "update":
+            fields["name_vi"] = text(submission, "name_vi", reasons, required=False) or None
+            fields["library_type"] = choice(submission, "library_type", LIBRARY_TYPES, reasons, required=False)
+            fields["status"] = choice(submission, "status", STATUSES, reasons)
+            point = geopoint(submission, "location", reasons, required=False)
+    else:
+        point = None
+    if point is not None:
+        fields |= {"latitude": point.latitude, "longitude": point.longitude, "location_accuracy_m": point.accuracy_m}
+    if reasons:
+        raise SubmissionRejected(reasons)
+    return ParsedForm(library_id, occurred_on, areas, LibraryRegistration(action=action, **fields))  # type: ignore[arg-type]
