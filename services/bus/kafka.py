@@ -6,6 +6,7 @@ so the intake answers 201 only for events that are durable in Kafka.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from confluent_kafka import KafkaException, Producer
@@ -14,6 +15,8 @@ from services import metrics
 from services.bus.base import PublishFailed
 from services.bus.codec import Message, encode
 from services.bus.topics import key_for, topic_for
+
+log = logging.getLogger(__name__)
 
 
 class KafkaPublisher:
@@ -25,6 +28,7 @@ class KafkaPublisher:
             "linger.ms": 5,
             "compression.type": "lz4",
             "message.timeout.ms": int(timeout_s * 1000),
+            "logger": log,  # librdkafka's own log lines go through Python logging, not bare stderr
         })
         self._prefix = topic_prefix
         self._timeout_s = timeout_s

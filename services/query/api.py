@@ -66,4 +66,20 @@ def query_router(store: Store, reference: Reference) -> APIRouter:
         return {"area": area, "granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
                 "series": series}
 
+    @router.get("/dead-letters", summary="What could not be applied, and why (newest first)")
+    async def dead_letters(
+        include_resolved: Annotated[bool, Query(description="Also those re-driven successfully since.")] = False,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    ) -> list[dict[str, Any]]:
+        rows = await run_in_threadpool(store.dead_letters, not include_resolved, limit)
+        return [{k: v for k, v in row.items() if k not in ("raw_xml", "event_json")} for row in rows]
+
+    @router.get("/dead-letters/{dead_letter_id}", summary="One dead letter with its raw submission")
+    async def dead_letter(dead_letter_id: str) -> dict[str, Any]:
+        rows = await run_in_threadpool(store.dead_letters, False, 10_000)
+        found = next((row for row in rows if row["dead_letter_id"] == dead_letter_id), None)
+        if found is None:
+            raise Problem(404, "Unknown dead letter", f"No dead letter {dead_letter_id}", "dead_letter_id")
+        return found
+
     return router
