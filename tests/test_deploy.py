@@ -58,7 +58,7 @@ def test_published_ports_are_the_ports_the_services_listen_on(compose: dict):
 
 def test_no_secret_has_a_default_and_env_example_lists_every_variable(compose: dict):
     text = COMPOSE.read_text("utf-8")
-    for secret in ("CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+    for secret in ("CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "DIGEST_NONCE_SECRET"):
         assert f"${{{secret}:?" in text and f"${{{secret}:-" not in text
     example = (REPO_ROOT / ".env.example").read_text("utf-8")
     used = set(re.findall(r"\$\{([A-Z_]+)", text))
@@ -76,7 +76,8 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path):
             pytest.fail("docker-compose missing: .ci/run installs Debian's docker-compose")
         pytest.skip("Debian's docker-compose is not installed here (CI installs it)")
     env = tmp_path / ".env"
-    env.write_text("CLICKHOUSE_USER=u\nCLICKHOUSE_PASSWORD=p\nGRAFANA_ADMIN_PASSWORD=g\n")
+    env.write_text("CLICKHOUSE_USER=u\nCLICKHOUSE_PASSWORD=p\nGRAFANA_ADMIN_PASSWORD=g\nDIGEST_NONCE_SECRET=s\n"
+                   "ACCOUNTS_FILE_HOST=./deploy/accounts.json\n")
     result = subprocess.run(["docker-compose", "--env-file", str(env), "-f", str(COMPOSE), "config", "-q"],
                             capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
