@@ -10,7 +10,6 @@ fails (the store is down, say), the event stays in the log and the next publish,
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from services import metrics
 from services.bus.codec import Message, decode, encode
 from services.bus.topics import key_for, topic_for
 from services.processors.sqlite_state import SqliteState
+from services.sqlite import open_durable
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,7 @@ class Subscription:
 
 class EmbeddedBus:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS log (position INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
             "key TEXT NOT NULL, value BLOB NOT NULL, appended_at REAL NOT NULL)")

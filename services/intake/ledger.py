@@ -8,11 +8,12 @@ beside it, so an accepted submission can always be replayed from what the phone 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from services.sqlite import open_durable
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,7 @@ class Ledger:
     def __init__(self, state_dir: Path):
         state_dir.mkdir(parents=True, exist_ok=True)
         self._raw_dir = state_dir / "raw"
-        self._db = sqlite3.connect(state_dir / "intake.sqlite", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(state_dir / "intake.sqlite")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS accepted (instance_id TEXT PRIMARY KEY, root_id TEXT NOT NULL, "
             "content_hash TEXT NOT NULL, form_id TEXT NOT NULL, raw_sha256 TEXT NOT NULL, "
