@@ -24,7 +24,8 @@ def test_form_list_hash_is_the_md5_of_the_served_form(client: TestClient):
     assert listing.headers["X-OpenRosa-Version"] == "1.0"
     assert listing.headers["content-type"].startswith("text/xml")
     assert f'xmlns="{XFORMS_LIST}"' in listing.text
-    download = re.search(r"<downloadUrl>([^<]+)</downloadUrl>", listing.text).group(1)
+    download = re.search(r"<formID>visit_log</formID>.*?<downloadUrl>([^<]+)</downloadUrl>", listing.text,
+                         re.S).group(1)
     served = client.get(download)
     assert served.status_code == 200
     assert f"<hash>md5:{hashlib.md5(served.content).hexdigest()}</hash>" in listing.text
@@ -33,7 +34,8 @@ def test_form_list_hash_is_the_md5_of_the_served_form(client: TestClient):
 
 def test_manifest_lists_the_picker_csvs_generated_from_the_registry(client: TestClient):
     listing = client.get("/formList").text
-    manifest_url = re.search(r"<manifestUrl>([^<]+)</manifestUrl>", listing).group(1)
+    manifest_url = re.search(r"<formID>visit_log</formID>.*?<manifestUrl>([^<]+)</manifestUrl>", listing,
+                             re.S).group(1)
     manifest = client.get(manifest_url).text
     files = dict(re.findall(r"<filename>([^<]+)</filename><hash>md5:([0-9a-f]+)</hash>", manifest))
     assert set(files) == {"libraries.csv", "provinces.csv"}

@@ -47,14 +47,35 @@ def _csv(header: list[str], rows: list[list[str]]) -> bytes:
 
 
 def media_files(reference: Reference) -> dict[str, bytes]:
-    """Form media for pickers: provinces of the current (2025) scheme and the libraries in each."""
+    """Form media for pickers, generated from the reference data (see odk-forms/README.md).
+
+    - ``provinces.csv`` (name,label): the current (2025) programme provinces;
+    - ``libraries.csv`` (name,label,province): registered libraries with their 2025 province;
+    - ``communes_2025.csv`` (name,label,province): 2025 communes with programme territory;
+    - ``communes_legacy.csv`` (name,label,code_2025): one row per (legacy commune → 2025 commune)
+      pair of the commune mapping, so that filtering on ``code_2025`` lists every former commune
+      (or part of a split one) inside the chosen 2025 commune. A split commune's label says so.
+    """
     provinces = reference.provinces_in("2025")
     libraries = sorted(reference.libraries.values(), key=lambda lib: lib.library_id)
+    communes_2025 = [c for c in reference.communes_in("2025") if reference.in_programme(c.code)]
+    legacy_rows = []
+    for legacy_code, code_2025 in reference.mapping_pairs():
+        commune = reference.commune("legacy", legacy_code)
+        if commune is None:  # pragma: no cover - the generator checks every mapped commune exists
+            continue
+        label = f"{commune.name_vi} ({commune.district_name_vi})" if commune.district_name_vi else commune.name_vi
+        if len(reference.commune_mapping[legacy_code]) > 1:
+            label += " – một phần"  # split across several 2025 communes: this part
+        legacy_rows.append([legacy_code, label, code_2025])
     return {
         "provinces.csv": _csv(["name", "label"], [[p.code, p.name_vi] for p in provinces]),
         "libraries.csv": _csv(
             ["name", "label", "province"],
             [[lib.library_id, lib.name_vi, lib.area("2025").province_code] for lib in libraries]),
+        "communes_2025.csv": _csv(["name", "label", "province"],
+                                  [[c.code, c.name_vi, c.province_code] for c in communes_2025]),
+        "communes_legacy.csv": _csv(["name", "label", "code_2025"], legacy_rows),
     }
 
 

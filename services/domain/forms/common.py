@@ -154,13 +154,14 @@ def text(submission: Submission, name: str, reasons: list[Reason], *, required: 
         if required:
             reasons.append(_missing(name))
         return ""
-    if len(value) > max_length:
+    if pattern is not None and (len(value) > max_length or re.fullmatch(pattern, value) is None):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        reasons.append(Reason("text_pattern", f"'{shown}' không đúng mẫu: {pattern_vi}",
+                              f"'{shown}' does not have the expected form: {pattern_en}", name))
+    elif len(value) > max_length:
         reasons.append(Reason("text_too_long", f"Quá dài ({len(value)} ký tự, tối đa {max_length}).",
                               f"Too long ({len(value)} characters, at most {max_length}).", name))
         return value[:max_length]
-    if pattern is not None and re.fullmatch(pattern, value) is None:
-        reasons.append(Reason("text_pattern", f"'{value}' không đúng mẫu: {pattern_vi}",
-                              f"'{value}' does not have the expected form: {pattern_en}", name))
     return value
 
 

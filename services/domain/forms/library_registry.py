@@ -10,6 +10,10 @@ the communes answered on the form, under both schemes (2025 commune + the former
 lies in), checked against the reference data. Every other action names a library that must
 already be in the registry, and takes the registry's areas.
 
+Caveat: an edited registration (``deprecatedID``) has a new instanceID, hence a new
+``LIB-NEW-`` id; whatever maintains the registry from these events must key a new library on
+the edit chain's ``root_id`` (which only the intake's ledger knows, after ``parse``).
+
 The XLSForm (odk-forms/library_registry.xlsx) enforces the same rules on the phone; they are
 checked again here (see visit_log.py for why).
 """
