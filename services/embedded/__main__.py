@@ -1,8 +1,8 @@
 """The one-process stack: ``python -m services.embedded [--load-samples]`` (what ``make run`` runs).
 
 Intake (OpenRosa), processors and query API in one process on one port; the SQLite log
-as bus and chDB as store, both under ``var/``. With ``--load-samples`` the sample visit
-logs are sent through the real intake over HTTP once the server is up.
+as bus and chDB as store, both under ``var/``. With ``--load-samples`` the sample submissions
+of every form are sent through the real intake over HTTP once the server is up.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _load_when_ready(base_url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--load-samples", action="store_true", help="send the sample visit logs once up")
+    parser.add_argument("--load-samples", action="store_true", help="send the sample submissions of every form once up")
     args = parser.parse_args()
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
