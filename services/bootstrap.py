@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 
@@ -24,7 +25,7 @@ from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, VISIT_EVENTS
 from services.config import Settings
 from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
-from services.intake.accounts import Accounts
+from services.intake.accounts import Account, Accounts
 from services.intake.catalogue import FormCatalogue
 from services.intake.digest import DigestAuthenticator
 from services.intake.handler import IntakeService
@@ -35,6 +36,11 @@ from services.processors.sqlite_state import SqliteState
 from services.query.api import query_router
 from services.store.clickhouse import Store
 from services.web import create_app
+
+if TYPE_CHECKING:
+    from pyodk.client import Client
+
+    from services.intake.central import CentralPoller
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +141,49 @@ def query_app(settings: Settings) -> FastAPI:
     store.migrate()
     return create_app("Thư viện cơ sở — query API", [query_router(store, default_reference())],
                       on_shutdown=[store.close])
+
+
+@dataclass
+class CentralPull:
+    """ODK Central pollers (``services/intake/central.py``), one per form, and what to close after them."""
+
+    pollers: list[CentralPoller]
+    closers: list[Callable[[], object]]
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def central_pollers(settings: Settings, client: Client, project_id: int, form_ids: Sequence[str],
+                    page_size: int = 250) -> CentralPull:
+    """Pollers feeding an intake wired as configured: Kafka (``BUS=kafka``), or the embedded stack.
+
+    Embedded, this process owns the SQLite log, the processors and chDB (one process per data
+    directory): run it while the one-process stack is stopped, or point it at its own directories.
+    """
+    from services.intake.central import CentralPoller
+
+    if settings.bus == "kafka":
+        publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
+                                   settings.kafka_publish_timeout_s)
+        ledger = Ledger(settings.state_dir)
+        _, service = _intake_service(settings, default_reference(), publisher, ledger)
+        closers: list[Callable[[], object]] = [publisher.close, ledger.close]
+    else:
+        stack = embedded_stack(settings)
+        service, ledger, closers = stack.service, stack.ledger, [stack.close]
+    account = _central_account(settings)
+    pollers = [CentralPoller(client, service, settings.state_dir / "central" / f"{project_id}-{form_id}.json",
+                             project_id, form_id, account, page_size, attachment_store=ledger.keep_raw)
+               for form_id in form_ids]
+    return CentralPull(pollers, closers)
+
+
+def _central_account(settings: Settings) -> Account:
+    """``CENTRAL_ACCOUNT`` from ``ACCOUNTS_FILE`` (its provinces apply) or, if not there, every province."""
+    if settings.accounts_file:
+        account = Accounts.load(Path(settings.accounts_file)).get(settings.central_account)
+        if account is not None:
+            return account
+    return Account(settings.central_account, provinces=frozenset({"*"}))

@@ -48,6 +48,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ACCOUNTS_FILE", "", "Team accounts (JSON, HA1 + province scopes). Empty: the intake is open (demo only)."),
     Setting("DIGEST_NONCE_SECRET", "", "Key signing Digest nonces; set the same on every intake replica."),
     Setting("HELD_TIMEOUT_HOURS", "168", "How long an edit waits for its original before going to dead letters."),
+    Setting("CENTRAL_CONFIG", "", "pyodk config file (TOML, `[central]` base_url, username, password, "
+            "default_project_id) for the ODK Central pull. Empty: no pull."),
+    Setting("CENTRAL_PROJECT_ID", "0", "ODK Central project to pull from; `0`: the config's `default_project_id`."),
+    Setting("CENTRAL_FORMS", "visit_log", "Form ids to pull from ODK Central, comma-separated."),
+    Setting("CENTRAL_POLL_INTERVAL_S", "60", "Seconds between two polls of ODK Central."),
+    Setting("CENTRAL_ACCOUNT", "central-pull", "Intake account pulled submissions are recorded under (its provinces "
+            "apply if it is in `ACCOUNTS_FILE`, else every province)."),
     Setting("PROCESSOR_BATCH_ROWS", "500", "Distributed worker: flush to the store after this many events…"),
     Setting("PROCESSOR_BATCH_MS", "500", "…or after this many milliseconds, whichever comes first."),
     Setting("FAUST_STORE", "memory://", "faust table storage (`memory://` or `rocksdb://`)."),
@@ -76,6 +83,11 @@ class Settings:
     accounts_file: str = ""
     digest_nonce_secret: str = ""
     held_timeout_hours: float = 168.0
+    central_config: str = ""
+    central_project_id: int = 0
+    central_forms: str = "visit_log"
+    central_poll_interval_s: float = 60.0
+    central_account: str = "central-pull"
     processor_batch_rows: int = 500
     processor_batch_ms: int = 500
     faust_store: str = "memory://"

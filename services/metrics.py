@@ -5,7 +5,7 @@ Each process exposes the default registry at ``/metrics`` (the faust worker on i
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 SUBMISSIONS_ACCEPTED = Counter(
     "intake_submissions_accepted_total", "Submissions accepted (201), by form and whether new or a resend.",
@@ -32,6 +32,16 @@ ROWS_INSERTED = Counter("store_rows_inserted_total", "Rows written to the store,
 STORE_INSERT_FAILURES = Counter("store_insert_failures_total", "Failed writes to the store, by table.", ["table"])
 DEAD_LETTERS = Counter("dead_letters_total", "Submissions sent to the dead letters, by stage and reason.",
                        ["stage", "reason"])
+CENTRAL_ROWS = Counter(
+    "central_rows_total", "Submissions pulled from ODK Central, by form and what the intake made of them.",
+    ["form_id", "outcome"],  # accepted | replaced | duplicate | held | rejected | retracted | retract_noop
+)
+CENTRAL_POLL_LAG = Gauge(
+    "central_poll_lag_seconds",
+    "Now minus the newest of: the last ODK Central row handled, the start of the last complete poll.", ["form_id"],
+)
+CENTRAL_POLL_ERRORS = Counter("central_poll_errors_total", "ODK Central polls that stopped early, by form.",
+                              ["form_id"])
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,0 +1,509 @@
+"""ODK Central pull: submissions that phones sent to an ODK Central server, fed to the intake.
+
+One ``CentralPoller`` per (project, form). Each poll reads Central's OData feed
+(``/v1/projects/{p}/forms/{f}.svc/Submissions``, the endpoint of pyodk's
+``client.submissions.get_table``) and hands every new or changed submission to
+``IntakeService`` exactly as the OpenRosa endpoint does, with ``source="central"``.
+
+What Central's documentation and code say, and what follows from it:
+
+- ``__system/updatedAt`` is **null** until a submission is edited or reviewed ("Submissions ›
+  Listing all Submissions": "null when the Submission is first created"), so a filter on it
+  alone never sees a new submission. The poller therefore follows two streams, each with its
+  own cursor: ``submissionDate`` (every submission, once, in arrival order) and ``updatedAt``
+  (edits and review-state changes). A submission met in both is harmless: the intake answers
+  ``duplicate`` for answers it already has, and a retraction happens once.
+- A filter on ``createdAt`` is refused (501.5); the submission's arrival time is
+  ``__system/submissionDate``.
+- Rows are asked for in order with ``$orderby=__system/<field> asc`` (Central v2024.1+;
+  Central appends its row id as tie-break). pyodk 1.3's ``get_table`` has no ``orderby``
+  argument, so the page is requested through pyodk's own session on ``get_table``'s URL with
+  the same parameters plus ``$orderby``. Each page is checked to be in order; a server that
+  ignored ``$orderby`` stops the poll rather than moving the cursor wrongly. Only ``__id`` and
+  ``__system`` are selected (``$select``): the answers come from the submission XML, so
+  ``$expand`` is not needed; ``$count`` gives the backlog for the log.
+- Central stores timestamps to the microsecond and writes them to the millisecond, and a
+  transaction's ``now()`` is its start: two rows can show the same time, and a row can become
+  visible after a later-stamped one. The cursor of a stream (a JSON file written to a temporary
+  file, fsynced, then ``os.replace``d) keeps ``high``, the newest timestamp handled, and
+  ``seen``, the ids handled at or after the lower bound of the next query, with their
+  timestamps. A query asks ``ge <bound>`` and skips what ``seen`` holds (same id, same time),
+  with ``$top = page_size + len(seen from bound)`` so every full page carries something new.
+  The bound is ``min(high, scanned_at - overlap)``, ``scanned_at`` being Central's clock (the
+  ``Date`` header) when the last complete scan began: anything older was committed then and
+  has been handled; anything younger is asked again and filtered by ``seen``. With no late
+  commits this is exactly "``ge`` the boundary and skip the ids remembered at it".
+- The cursor moves only past a row that was handled: accepted, duplicate, held, refused by
+  the intake with a reason, retracted (or nothing to retract). A row whose handling raised
+  (the bus is down: ``PublishFailed``; Central answered an error) stops the poll there, with
+  the cursor before it; the next poll starts again from that row.
+- An edit in Central is a new version of the same submission: a new ``meta/instanceID`` with
+  ``meta/deprecatedID`` naming the version it replaces, while ``__id`` stays the first
+  version's. The intake turns that into a replacement, and holds an edit whose original it has
+  not seen; so when ``__system/edits`` > 0 every version is sent, oldest first
+  (``…/submissions/{id}/versions``), the ones already accepted coming back as duplicates.
+- ``reviewState == "rejected"`` withdraws the submission (``IntakeService.retract``); a
+  rejected submission is not sent to the intake.
+- Attachments are listed (``…/attachments``), downloaded, checked against the ``ETag`` Central
+  sends (the blob's MD5) and given to the intake, stored by content.
+
+    python -m services.intake.central --config pyodk_config.toml --project 3 --form visit_log --once
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+from pyodk.errors import PyODKError
+
+from services import metrics
+from services.bus.base import PublishFailed
+from services.domain.errors import SubmissionRejected
+from services.domain.events import AttachmentRef
+from services.domain.submission import parse_submission
+from services.intake.accounts import Account
+from services.intake.handler import IntakeService, OutOfScope, SubmissionConflict
+
+if TYPE_CHECKING:
+    from pyodk.client import Client
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("submissionDate", "updatedAt")
+EPOCH = "1970-01-01T00:00:00.000Z"
+REJECTED_CODE = "central_rejected"
+REJECTED_REASON = "Rejected in ODK Central review / Bị từ chối khi duyệt trên ODK Central"
+CURSOR_FORMAT = 1
+
+_SUBMISSION = "projects/{project_id}/forms/{form_id}/submissions/{instance_id}"
+_XML = _SUBMISSION + ".xml"
+_ATTACHMENTS = _SUBMISSION + "/attachments"
+_VERSIONS = _SUBMISSION + "/versions"
+_VERSION_XML = _SUBMISSION + "/versions/{version_id}.xml"
+_VERSION_ATTACHMENTS = _SUBMISSION + "/versions/{version_id}/attachments"
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+class CentralError(Exception):
+    """Central answered something the poller cannot go on from (an HTTP error, rows out of order)."""
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def format_time(at: datetime) -> str:
+    """Central's own way of writing a time: UTC, milliseconds, ``Z``."""
+    at = at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+# ---------------------------------------------------------------------------------------
+# Cursor
+
+
+@dataclass
+class StreamCursor:
+    high: str | None = None  # newest timestamp handled, as Central wrote it
+    seen: dict[str, str] = field(default_factory=dict)  # __id → timestamp, handled at/after the bound
+    scanned_at: str | None = None  # Central's clock when the last complete scan began
+
+    def bound(self, overlap: timedelta) -> str:
+        if self.high is None:
+            return EPOCH
+        high = parse_time(self.high)
+        if self.scanned_at is None:  # never scanned to the end: nothing was pruned from ``seen``
+            return EPOCH
+        return format_time(min(high, parse_time(self.scanned_at) - overlap))
+
+    def is_handled(self, row_id: str, at: str) -> bool:
+        return self.seen.get(row_id) == at
+
+    def handled(self, row_id: str, at: str) -> None:
+        if self.high is None or parse_time(at) > parse_time(self.high):
+            self.high = at
+        self.seen[row_id] = at
+
+    def seen_from(self, bound: str) -> int:
+        floor = parse_time(bound)
+        return sum(1 for at in self.seen.values() if parse_time(at) >= floor)
+
+    def scanned(self, started_at: str, overlap: timedelta) -> None:
+        """A scan that began at ``started_at`` reached the end: forget what the next one cannot meet."""
+        self.scanned_at = started_at
+        floor = parse_time(self.bound(overlap))
+        self.seen = {row_id: at for row_id, at in self.seen.items() if parse_time(at) >= floor}
+
+
+class Cursor:
+    """Both streams' positions for one (project, form), in one JSON file replaced atomically."""
+
+    def __init__(self, path: Path, project_id: int, form_id: str):
+        self.path, self.project_id, self.form_id = path, project_id, form_id
+        self.streams = {name: StreamCursor() for name in STREAMS}
+        if path.exists():
+            data = json.loads(path.read_text("utf-8"))
+            if (data.get("project_id"), data.get("form_id")) != (project_id, form_id):
+                raise ValueError(f"{path} is the cursor of project {data.get('project_id')} form "
+                                 f"{data.get('form_id')!r}, not of project {project_id} form {form_id!r}")
+            for name in STREAMS:
+                self.streams[name] = StreamCursor(**data["streams"].get(name, {}))
+
+    def save(self) -> None:
+        data = {"format": CURSOR_FORMAT, "project_id": self.project_id, "form_id": self.form_id,
+                "streams": {name: asdict(stream) for name, stream in self.streams.items()}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as out:
+            json.dump(data, out, ensure_ascii=False, indent=1, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+
+
+# ---------------------------------------------------------------------------------------
+# Poller
+
+
+@dataclass
+class PollResult:
+    rows: int = 0  # OData rows handled (new or changed since the cursor)
+    accepted: int = 0  # versions accepted as new submissions
+    replaced: int = 0  # versions accepted as edits of an accepted one
+    duplicates: int = 0  # versions the intake already had
+    held: int = 0  # edits waiting for their original in the intake
+    retracted: int = 0  # submissions withdrawn because Central's review rejected them
+    retract_noop: int = 0  # rejected in Central, but nothing accepted (or already withdrawn)
+    rejected: dict[str, int] = field(default_factory=dict)  # refused by the intake: reason code → versions
+    attachments_fetched: int = 0
+    attachments_missing: int = 0  # expected by the XML, not (yet) uploaded to Central
+    backlog: dict[str, int] = field(default_factory=dict)  # stream → rows from the first bound (@odata.count)
+    error: str | None = None  # why the poll stopped early; the cursor stays before that row
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class _Version:
+    instance_id: str
+    xml_path: str
+    attachments_path: str
+    may_have_attachments: bool
+
+
+class CentralPoller:
+    def __init__(self, client: Client, service: IntakeService, cursor_path: Path, project_id: int, form_id: str,
+                 account: Account, page_size: int = 250, *,
+                 attachment_store: Callable[[bytes], str] | None = None, overlap_s: float = 120.0):
+        """``attachment_store`` keeps bytes by content and returns their sha256 (the intake ledger's
+        ``keep_raw``); without it attachments are fetched and checked but not handed over."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self._client, self._service, self._account = client, service, account
+        self._project_id, self._form_id, self._page_size = project_id, form_id, page_size
+        self._store = attachment_store
+        self._overlap = timedelta(seconds=overlap_s)
+        self._cursor = Cursor(cursor_path, project_id, form_id)
+        self._newest_row_at: float | None = None
+        self._caught_up_at: float | None = None
+        self._warned_no_store = False
+        metrics.CENTRAL_POLL_LAG.labels(form_id=form_id).set_function(self.lag_seconds)
+
+    @property
+    def form_id(self) -> str:
+        return self._form_id
+
+    def lag_seconds(self) -> float:
+        """Now − the newest of: the newest row handled, the start of the last complete poll."""
+        marks = [t for t in (self._newest_row_at, self._caught_up_at) if t is not None]
+        return max(0.0, time.time() - max(marks)) if marks else math.nan
+
+    def check_form(self) -> str:
+        """The form exists on Central and can be read (pyodk ``forms.get``); returns its version."""
+        form = self._client.forms.get(self._form_id, project_id=self._project_id)
+        return form.version
+
+    # -- the poll --------------------------------------------------------------------------
+
+    def poll_once(self) -> PollResult:
+        result = PollResult()
+        started = time.time()
+        errors = []
+        for stream in STREAMS:  # each stream has its own cursor: one stuck on a row does not hold the other
+            try:
+                self._pull(stream, result)
+            except PublishFailed as exc:  # nothing can be accepted now: stop the whole poll
+                errors.append(f"the bus could not make an event durable: {exc}")
+                break
+            except (PyODKError, requests.RequestException, CentralError) as exc:
+                errors.append(f"ODK Central ({stream}): {exc}")
+            except Exception as exc:  # a row that cannot be handled: stop before it, try again next poll
+                log.exception("central pull of %s (%s) stopped", self._form_id, stream)
+                errors.append(f"{stream}: {type(exc).__name__}: {exc}")
+        result.error = "; ".join(errors) or None
+        if result.error:
+            metrics.CENTRAL_POLL_ERRORS.labels(form_id=self._form_id).inc()
+            log.warning("central pull of %s stopped, cursor kept before the failing row: %s",
+                        self._form_id, result.error)
+        else:
+            self._caught_up_at = started
+        if result.rows or result.error:
+            log.info("central pull of %s: %s", self._form_id, _summary(result))
+        return result
+
+    def run_forever(self, interval_s: float, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            self.poll_once()
+            stop.wait(interval_s)
+
+    def _pull(self, stream: str, result: PollResult) -> None:
+        cursor = self._cursor.streams[stream]
+        bound = cursor.bound(self._overlap)
+        scan_started: str | None = None
+        while True:
+            top = self._page_size + cursor.seen_from(bound)
+            rows, server_time, count = self._page(stream, bound, top)
+            if scan_started is None:
+                scan_started = server_time
+                if count is not None:
+                    result.backlog[stream] = count
+            fresh = 0
+            for row in rows:
+                at = row["__system"][stream]
+                if cursor.is_handled(row["__id"], at):
+                    continue
+                self._handle(row, result)
+                cursor.handled(row["__id"], at)
+                self._cursor.save()
+                fresh += 1
+                result.rows += 1
+                self._newest_row_at = max(self._newest_row_at or 0.0, parse_time(at).timestamp())
+            if len(rows) < top:
+                break
+            if fresh == 0:
+                raise CentralError(f"no progress paging {stream} from {bound}: {len(rows)} rows, all handled")
+            bound = rows[-1]["__system"][stream]
+        cursor.scanned(scan_started, self._overlap)
+        self._cursor.save()
+
+    def _page(self, stream: str, bound: str, top: int) -> tuple[list[dict[str, Any]], str, int | None]:
+        """One page of ``get_table`` (``…svc/Submissions``) in ``stream`` order from ``bound``."""
+        path = self._client.session.urlformat(self._client.submissions.urls.get_table, project_id=self._project_id,
+                                              form_id=self._form_id, table_name="Submissions")
+        response = self._get(path, params={
+            "$filter": f"__system/{stream} ge {bound}", "$orderby": f"__system/{stream} asc",
+            "$top": str(top), "$count": "true", "$select": "__id,__system"})
+        document = response.json()
+        rows = document.get("value", [])
+        floor, previous = parse_time(bound), None
+        for row in rows:
+            at = (row.get("__system") or {}).get(stream)
+            if not isinstance(at, str) or not row.get("__id"):
+                raise CentralError(f"a row without __id or __system/{stream}: {row!r:.200}")
+            moment = parse_time(at)
+            if moment < floor or (previous is not None and moment < previous):
+                raise CentralError(f"rows are not in __system/{stream} order from {bound} (Central before "
+                                   "v2024.1 ignores $orderby); the cursor was not moved")
+            previous = moment
+        return rows, _server_time(response), document.get("@odata.count")
+
+    # -- one row -----------------------------------------------------------------------------
+
+    def _handle(self, row: dict[str, Any], result: PollResult) -> None:
+        system = row["__system"]
+        if system.get("reviewState") == "rejected":
+            self._retract(row, result)
+            return
+        for version in self._versions(row):
+            raw = self._get(version.xml_path).content
+            files = self._attachments(version, result) if version.may_have_attachments else []
+            self._submit(raw, files, result)
+
+    def _versions(self, row: dict[str, Any]) -> list[_Version]:
+        iid, system = row["__id"], row["__system"]
+        ids = {"project_id": self._project_id, "form_id": self._form_id, "instance_id": iid}
+        fmt = self._client.session.urlformat
+        if not system.get("edits"):
+            return [_Version(iid, fmt(_XML, **ids), fmt(_ATTACHMENTS, **ids),
+                             bool(system.get("attachmentsExpected")))]
+        listed = self._get(fmt(_VERSIONS, **ids)).json()  # newest first
+        return [_Version(v["instanceId"], fmt(_VERSION_XML, version_id=v["instanceId"], **ids),
+                         fmt(_VERSION_ATTACHMENTS, version_id=v["instanceId"], **ids), True)
+                for v in reversed(listed)]
+
+    def _attachments(self, version: _Version, result: PollResult) -> list[AttachmentRef]:
+        refs = []
+        for item in self._get(version.attachments_path).json():
+            name = item["name"]
+            if not item.get("exists"):
+                result.attachments_missing += 1
+                log.warning("%s: attachment %s is expected but not on Central (yet)", version.instance_id, name)
+                continue
+            response = self._get(f"{version.attachments_path}/{self._client.session.urlquote(name)}")
+            data = response.content
+            etag = response.headers.get("ETag", "").removeprefix("W/").strip('"')
+            if _MD5.match(etag) and hashlib.md5(data).hexdigest() != etag:
+                raise CentralError(f"attachment {name} of {version.instance_id} does not match its ETag")
+            result.attachments_fetched += 1
+            if self._store is None:
+                if not self._warned_no_store:
+                    log.warning("no attachment store given: attachments are fetched and checked, not kept")
+                    self._warned_no_store = True
+                continue
+            media_type = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
+            refs.append(AttachmentRef(name=name, sha256=self._store(data), size=len(data), media_type=media_type))
+        return refs
+
+    def _submit(self, raw: bytes, files: Sequence[AttachmentRef], result: PollResult) -> None:
+        try:
+            accepted = self._service.submit(raw, self._account, source="central", attachments=files)
+        except SubmissionRejected as exc:
+            self._refused(exc.code, str(exc), result)
+            return
+        except (SubmissionConflict, OutOfScope) as exc:
+            self._refused(exc.reason.code, exc.reason.text(), result)
+            return
+        if accepted.kind == "new":
+            replaced = parse_submission(raw).deprecated_id is not None
+            outcome = "replaced" if replaced else "accepted"
+            if replaced:
+                result.replaced += 1
+            else:
+                result.accepted += 1
+        elif accepted.kind == "duplicate":
+            outcome, result.duplicates = "duplicate", result.duplicates + 1
+        else:  # held: an edit whose original the intake has not accepted
+            outcome, result.held = "held", result.held + 1
+        metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome=outcome).inc()
+
+    def _refused(self, code: str, why: str, result: PollResult) -> None:
+        result.rejected[code] = result.rejected.get(code, 0) + 1
+        metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome="rejected").inc()
+        log.warning("central submission of %s refused by the intake (%s): %s", self._form_id, code, why)
+
+    def _retract(self, row: dict[str, Any], result: PollResult) -> None:
+        # Any accepted version addresses the whole edit chain; try the newest first.
+        candidates = [v.instance_id for v in reversed(self._versions(row))] if row["__system"].get("edits") \
+            else [row["__id"]]
+        for instance_id in candidates:
+            if self._service.retract(instance_id, self._account, REJECTED_CODE, REJECTED_REASON):
+                result.retracted += 1
+                metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome="retracted").inc()
+                return
+        result.retract_noop += 1
+        metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome="retract_noop").inc()
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> requests.Response:
+        """``client.get`` on a documented path (pyodk wraps neither the XML nor attachments)."""
+        response = self._client.get(path, params=params)
+        if response.status_code == 401:
+            # Central's session tokens expire (24 h); pyodk logs in again once the header is gone.
+            self._client.session.headers.pop("Authorization", None)
+            response = self._client.get(path, params=params)
+        if response.status_code >= 400:
+            raise CentralError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
+        return response
+
+
+def _server_time(response: requests.Response) -> str:
+    """Central's clock (the ``Date`` header, whole seconds, rounded down); ours if it sent none."""
+    try:
+        return format_time(parsedate_to_datetime(response.headers["Date"]))
+    except (KeyError, TypeError, ValueError):
+        return format_time(datetime.now(UTC))
+
+
+def _summary(result: PollResult) -> str:
+    counts = Counter({k: v for k, v in asdict(result).items() if isinstance(v, int) and v})
+    return ", ".join(f"{k}={v}" for k, v in counts.items()) + (f", rejected={result.rejected}"
+                                                              if result.rejected else "")
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from prometheus_client import start_http_server
+    from pyodk.client import Client
+
+    from services.bootstrap import central_pollers
+    from services.config import Settings
+
+    settings = Settings.from_env()
+    parser = argparse.ArgumentParser(prog="python -m services.intake.central",
+                                     description="Pull submissions from ODK Central into the intake.")
+    parser.add_argument("--config", default=settings.central_config or None,
+                        help="pyodk config file ([central] base_url, username, password, default_project_id); "
+                             "default: CENTRAL_CONFIG")
+    parser.add_argument("--cache", default=None, help="pyodk token cache file (default: pyodk's)")
+    parser.add_argument("--project", type=int, default=settings.central_project_id or None,
+                        help="Central project id (default: CENTRAL_PROJECT_ID, else the config's default_project_id)")
+    parser.add_argument("--form", action="append", dest="forms",
+                        help="form id to pull, repeatable (default: CENTRAL_FORMS)")
+    parser.add_argument("--once", action="store_true", help="poll once and exit (non-zero if a poll stopped early)")
+    parser.add_argument("--interval", type=float, default=settings.central_poll_interval_s,
+                        help="seconds between polls (default: CENTRAL_POLL_INTERVAL_S)")
+    parser.add_argument("--page-size", type=int, default=250, help="rows per OData page")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if not args.config:
+        parser.error("no pyodk config: pass --config or set CENTRAL_CONFIG")
+    forms = args.forms or [f.strip() for f in settings.central_forms.split(",") if f.strip()]
+    if not forms:
+        parser.error("no form to pull: pass --form or set CENTRAL_FORMS")
+    client = Client(config_path=args.config, cache_path=args.cache)
+    project_id = args.project or client.project_id
+    if project_id is None:
+        parser.error("no project: pass --project, set CENTRAL_PROJECT_ID or default_project_id in the config")
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+
+    pull = central_pollers(settings, client, int(project_id), forms, page_size=args.page_size)
+    try:
+        for poller in pull.pollers:
+            try:
+                version = poller.check_form()
+            except (PyODKError, requests.RequestException) as exc:
+                print(f"cannot read form {poller.form_id!r} of project {project_id} on ODK Central: {exc}",
+                      file=sys.stderr)
+                return 2
+            log.info("pulling %s (Central version %s) from project %s", poller.form_id, version, project_id)
+        while True:
+            results = {p.form_id: p.poll_once() for p in pull.pollers}
+            if args.once:
+                print(json.dumps({form: asdict(r) for form, r in results.items()}, ensure_ascii=False), flush=True)
+                return 0 if all(r.complete for r in results.values()) else 1
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        pull.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
