@@ -46,6 +46,7 @@ class Library:
     latitude: float | None = None  # the registry's coordinates (sample data: the legacy commune's centroid)
     longitude: float | None = None
     model_joined_on: date | None = None
+    status: str = "operating"
 
     def area(self, scheme: Scheme) -> AdminArea:
         return self.areas[0] if scheme == "legacy" else self.areas[1]
@@ -93,6 +94,7 @@ class Reference:
                 latitude=float(r["latitude"]) if r.get("latitude") else None,
                 longitude=float(r["longitude"]) if r.get("longitude") else None,
                 model_joined_on=date.fromisoformat(r["model_joined_on"]) if r.get("model_joined_on") else None,
+                status=r.get("status") or "operating",
             )
         mapping: dict[str, tuple[str, ...]] = {}
         for r in _rows("commune_mapping.csv", directory):

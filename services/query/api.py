@@ -10,18 +10,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.clock import today_local
 from services.domain.events import Scheme
-from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.reference import Reference
 from services.query.problems import Problem
-from services.store.clickhouse import AreaFilter, Granularity, Store
-
-
-def _period_label(period: date, granularity: Granularity) -> str:
-    return {"day": period.isoformat(), "month": period.strftime("%Y-%m"), "year": str(period.year)}[granularity]
+from services.store.aggregates import Aggregates
+from services.store.clickhouse import AreaFilter, Store
 
 
 def query_router(store: Store, reference: Reference) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["Aggregates"])
+    aggregates = Aggregates(store, reference)
 
     def _area(scheme: Scheme, province: str | None, commune: str | None) -> dict[str, Any]:
         if commune:
@@ -52,17 +49,15 @@ def query_router(store: Store, reference: Reference) -> APIRouter:
         commune: Annotated[str | None, Query(pattern=r"^\d{5}$", description="Commune code.")] = None,
         start: Annotated[date | None, Query(description="First day (default: 1 January last year).")] = None,
         end: Annotated[date | None, Query(description="Last day (default: today, Asia/Ho_Chi_Minh).")] = None,
-        granularity: Annotated[Literal["day", "month", "year"], Query()] = "month",
+        granularity: Annotated[Literal["day", "month", "quarter", "year"], Query()] = "month",
     ) -> dict[str, Any]:
         end = end or today_local()
         start = start or date(end.year - 1, 1, 1)
         if start > end:
             raise Problem(400, "Empty period", f"start {start} is after end {end}", "start")
         area = _area(scheme, province, commune)
-        rows = await run_in_threadpool(
-            store.visits, AreaFilter(scheme, province, commune), start, end, granularity)
-        series = [{"period": _period_label(r["period"], granularity),
-                   **{name: int(r[name]) for name in (*COUNT_FIELDS, "reports")}} for r in rows]
+        series = await run_in_threadpool(
+            aggregates.visits, AreaFilter(scheme, province, commune), start, end, granularity)
         return {"area": area, "granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
                 "series": series}
 

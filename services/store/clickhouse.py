@@ -11,9 +11,8 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import clickhouse_connect
 
@@ -23,8 +22,6 @@ from services.domain.events import Envelope, Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.store.migrations import migrate
 
-Granularity = Literal["day", "month", "year"]
-_PERIOD_SQL = {"day": "day", "month": "toStartOfMonth(day)", "year": "toStartOfYear(day)"}
 _DEAD_LETTER_COLUMNS = ["dead_letter_id", "stage", "reason_code", "reason_vi", "reason_en", "instance_id", "form_id",
                         "library_id", "submitter", "content_hash", "raw_xml", "event_json", "recorded_at"]
 _EVENT_COLUMNS = ["event_id", "root_id", "deprecated_id", "event_type", "form_id", "form_version", "library_id",
@@ -47,9 +44,34 @@ def normalise_dsn(dsn: str) -> str:
 
 @dataclass(frozen=True)
 class AreaFilter:
+    """An area under one scheme: the region (no codes), a province, a commune or one library."""
+
     scheme: Scheme
     province_code: str | None = None
     commune_code: str | None = None
+    library_id: str | None = None
+
+    def where(self) -> tuple[list[str], dict[str, Any]]:
+        """SQL conditions on the tables' ``province_<scheme>``/``commune_<scheme>``/``library_id`` columns."""
+        suffix = "legacy" if self.scheme == "legacy" else "2025"
+        clauses, params = [], {}
+        for column, value, name in ((f"province_{suffix}", self.province_code, "province"),
+                                    (f"commune_{suffix}", self.commune_code, "commune"),
+                                    ("library_id", self.library_id, "library")):
+            if value:
+                clauses.append(f"{column} = {{{name}:String}}")
+                params[name] = value
+        return clauses, params
+
+    def contains(self, areas: Sequence[Any], library_id: str) -> bool:
+        """Whether a library (its areas, one per scheme) lies in this area."""
+        if self.library_id and library_id != self.library_id:
+            return False
+        area = next((a for a in areas if a.scheme == self.scheme), None)
+        if area is None:
+            return False
+        return (not self.province_code or area.province_code == self.province_code) and (
+            not self.commune_code or area.commune_code == self.commune_code)
 
 
 class Store:
@@ -64,7 +86,7 @@ class Store:
             return migrate(self._client)
 
     def tables(self) -> list[str]:
-        return [row["name"] for row in self._select("SHOW TABLES", {})]
+        return [row["name"] for row in self.select("SHOW TABLES", {})]
 
     def close(self) -> None:
         with self._lock:
@@ -103,33 +125,24 @@ class Store:
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE event_type = {t:String}", {"t": event_type}) if event_type else ("", {})
-        return self._select(f"SELECT * FROM events FINAL {where} ORDER BY submitted_at, event_id", params)
+        return self.select(f"SELECT * FROM events FINAL {where} ORDER BY submitted_at, event_id", params)
 
     def dead_letters(self, open_only: bool = True, limit: int = 1000) -> list[dict[str, Any]]:
         """Dead letters, newest first; open ones have no accepted event with the same id and answers."""
         resolved = ("(instance_id, content_hash) IN (SELECT event_id, content_hash FROM events FINAL)")
         where = f"WHERE NOT {resolved}" if open_only else ""
-        return self._select(
+        return self.select(
             f"SELECT *, {resolved} AS resolved FROM dead_letters FINAL {where} "
             "ORDER BY recorded_at DESC LIMIT {limit:UInt32}", {"limit": limit})
 
-    def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
-        """Visit counts summed over the area, one row per period that has reports, oldest first."""
-        where = ["day BETWEEN {start:Date} AND {end:Date}"]
-        params: dict[str, Any] = {"start": start, "end": end}
-        suffix = "legacy" if area.scheme == "legacy" else "2025"
-        if area.province_code:
-            where.append(f"province_{suffix} = {{province:String}}")
-            params["province"] = area.province_code
-        if area.commune_code:
-            where.append(f"commune_{suffix} = {{commune:String}}")
-            params["commune"] = area.commune_code
-        sums = ", ".join(f"sum({c}) AS {c}" for c in (*COUNT_FIELDS, "reports"))
-        sql = (f"SELECT {_PERIOD_SQL[granularity]} AS period, {sums} FROM visits_library_daily FINAL "
-               f"WHERE {' AND '.join(where)} GROUP BY period HAVING reports > 0 ORDER BY period")
-        return self._select(sql, params)
-
-    def _select(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a parameterised query (``{name:Type}`` placeholders), as dicts."""
         with self._lock:
-            result = self._client.query(sql, parameters=params)
+            result = self._client.query(sql, parameters=params or {})
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        if rows:
+            with self._lock:
+                self._client.insert(table, list(rows), column_names=list(columns))
+        return len(rows)

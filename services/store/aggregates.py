@@ -1,0 +1,285 @@
+"""Aggregates and indicators read from the store, as defined in ``schemas/AGGREGATES.md``.
+
+SQL does the summing over ``visits_library_daily`` (processor-maintained) and the
+``current_facts`` view (current version of every submission chain); the ratios, the
+registry at a date and the targets are plain domain code (``services/domain``).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from services.domain.forms.visit_log import COUNT_FIELDS
+from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
+from services.domain.reference import Reference
+from services.domain.registry import LibraryAt, registry_at
+from services.store.clickhouse import AreaFilter, Store
+
+Granularity = Literal["day", "month", "quarter", "year"]
+GRANULARITIES: tuple[str, ...] = ("day", "month", "quarter", "year")
+
+
+def period_sql(column: str, granularity: Granularity) -> str:
+    """A period label computed in SQL: YYYY-MM-DD, YYYY-MM, YYYY-Qn or YYYY."""
+    return {
+        "day": f"toString({column})",
+        "month": f"formatDateTime({column}, '%Y-%m')",
+        "quarter": f"concat(toString(toYear({column})), '-Q', toString(toQuarter({column})))",
+        "year": f"toString(toYear({column}))",
+    }[granularity]
+
+
+def _json_int(name: str) -> str:
+    return f"JSONExtractInt(payload, '{name}')"
+
+
+class Aggregates:
+    def __init__(self, store: Store, reference: Reference):
+        self.store = store
+        self.reference = reference
+
+    # --- what a query is about --------------------------------------------------------------
+
+    def _facts(self, event_type: str, area: AreaFilter, start: date, end: date,
+               library_ids: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+        clauses, params = area.where()
+        clauses += ["event_type = {event_type:String}", "occurred_on BETWEEN {start:Date} AND {end:Date}"]
+        params |= {"event_type": event_type, "start": start, "end": end}
+        if library_ids is not None:
+            clauses.append("library_id IN {library_ids:Array(String)}")
+            params["library_ids"] = library_ids
+        return " AND ".join(clauses), params
+
+    def libraries_of_type(self, library_type: str, day: date) -> list[str]:
+        return sorted(lib.library_id for lib in self.registry(day).values() if lib.library_type == library_type)
+
+    # --- aggregates ---------------------------------------------------------------------------
+
+    def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
+               library_type: str | None = None) -> list[dict[str, Any]]:
+        clauses, params = area.where()
+        clauses.append("day BETWEEN {start:Date} AND {end:Date}")
+        params |= {"start": start, "end": end}
+        if library_type:
+            clauses.append("library_id IN {library_ids:Array(String)}")
+            params["library_ids"] = self.libraries_of_type(library_type, end)
+        sums = ", ".join(f"toInt64(sum({c})) AS {c}" for c in (*COUNT_FIELDS, "reports"))
+        return self.store.select(
+            f"SELECT {period_sql('day', granularity)} AS period, {sums} FROM visits_library_daily FINAL "
+            f"WHERE {' AND '.join(clauses)} GROUP BY period HAVING reports > 0 ORDER BY period", params)
+
+    def mobile_sessions(self, area: AreaFilter, start: date, end: date,
+                        granularity: Granularity) -> list[dict[str, Any]]:
+        where, params = self._facts("mobile_session_held", area, start, end)
+        sums = ", ".join(f"sum({_json_int(c)}) AS {c}" for c in ("visits_total", "visits_children",
+                                                                   "visits_adults", "loans"))
+        return self.store.select(
+            f"SELECT {period_sql('occurred_on', granularity)} AS period, toInt64(count()) AS sessions, {sums} "
+            f"FROM current_facts WHERE {where} GROUP BY period ORDER BY period", params)
+
+    def reading_promotion(self, area: AreaFilter, start: date, end: date,
+                          granularity: Granularity) -> list[dict[str, Any]]:
+        where, params = self._facts("reading_promotion_held", area, start, end)
+        sums = ", ".join(f"sum({_json_int(c)}) AS {c}" for c in ("participants_total", "participants_children",
+                                                                   "participants_adults"))
+        return self.store.select(
+            f"SELECT {period_sql('occurred_on', granularity)} AS period, "
+            "JSONExtractString(payload, 'occasion') AS occasion, toInt64(count()) AS events, "
+            f"{sums}, toInt64(countIf(JSONExtractBool(payload, 'co_organised_with_provincial_library'))) "
+            f"AS co_organised FROM current_facts WHERE {where} GROUP BY period, occasion "
+            "ORDER BY period, occasion", params)
+
+    def training(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
+        where, params = self._facts("staff_trained", area, start, end)
+        rows = self.store.select(
+            f"SELECT {period_sql('occurred_on', granularity)} AS period, toInt64(count()) AS records, "
+            "sum(JSONExtractFloat(payload, 'hours')) AS hours, "
+            "toInt64(uniqExact(JSONExtractString(payload, 'worker_id'))) AS workers, "
+            "toInt64(uniqExactIf(JSONExtractString(payload, 'worker_id'), "
+            "JSONExtractString(payload, 'result') = 'passed')) AS workers_passed "
+            f"FROM current_facts WHERE {where} GROUP BY period ORDER BY period", params)
+        return [{**row, "hours": round(row["hours"], 6)} for row in rows]
+
+    def donations(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
+        where, params = self._facts("donation_received", area, start, end)
+        return self.store.select(
+            f"SELECT {period_sql('occurred_on', granularity)} AS period, "
+            "JSONExtractString(payload, 'donor_kind') AS donor_kind, "
+            "JSONExtractString(payload, 'donor_origin') AS donor_origin, toInt64(count()) AS donations, "
+            f"sum({_json_int('books')}) AS books, sum({_json_int('money_vnd')}) AS money_vnd "
+            f"FROM current_facts WHERE {where} GROUP BY period, donor_kind, donor_origin "
+            "ORDER BY period, donor_kind, donor_origin", params)
+
+    # --- growth -------------------------------------------------------------------------------
+
+    def yearly_visits_by_library(self, area: AreaFilter) -> dict[int, dict[str, int]]:
+        """Year → library → visits, for libraries with at least one counted visit log that year."""
+        clauses, params = area.where()
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.store.select(
+            "SELECT toYear(day) AS year, library_id, toInt64(sum(visits_total)) AS visits "
+            f"FROM visits_library_daily FINAL {where} GROUP BY year, library_id HAVING sum(reports) > 0", params)
+        by_year: dict[int, dict[str, int]] = defaultdict(dict)
+        for row in rows:
+            by_year[row["year"]][row["library_id"]] = row["visits"]
+        return by_year
+
+    def growth(self, area: AreaFilter, year: int, baseline_year: int | None = None) -> dict[str, Any]:
+        by_year = self.yearly_visits_by_library(area)
+        current, previous = by_year.get(year, {}), by_year.get(year - 1, {})
+        both = set(current) & set(previous)
+        same_now, same_before = sum(current[k] for k in both), sum(previous[k] for k in both)
+        years_with_visits = sorted(y for y, libs in by_year.items() if libs and y < year)
+        baseline = baseline_year if baseline_year is not None else (years_with_visits[0] if years_with_visits
+                                                                    else None)
+        average = None
+        if baseline is not None and baseline < year:
+            average = cagr(sum(current.values()), sum(by_year.get(baseline, {}).values()), year - baseline)
+        return {
+            "year": year,
+            "all": {"visits": sum(current.values()), "previous": sum(previous.values()),
+                    "yoy": change(sum(current.values()), sum(previous.values()))},
+            "like_for_like": {"visits": same_now, "previous": same_before, "yoy": change(same_now, same_before),
+                              "libraries": len(both)},
+            "cagr": {"baseline_year": baseline, "value": average},
+        }
+
+    # --- registry and indicators ----------------------------------------------------------------
+
+    def registry_changes(self) -> list[dict[str, Any]]:
+        rows = self.store.select(
+            "SELECT library_id, occurred_on, submitted_at, root_id, payload, province_legacy, commune_legacy, "
+            "province_2025, commune_2025 FROM current_facts WHERE event_type = 'library_registered' "
+            "ORDER BY submitted_at, root_id")
+        from services.domain.events import AdminArea
+
+        changes = []
+        for order, row in enumerate(rows):
+            changes.append({
+                "library_id": row["library_id"], "occurred_on": row["occurred_on"], "order": order,
+                "payload": json.loads(row["payload"]),
+                "areas": (AdminArea(scheme="legacy", province_code=row["province_legacy"],
+                                    commune_code=row["commune_legacy"]),
+                          AdminArea(scheme="2025", province_code=row["province_2025"],
+                                    commune_code=row["commune_2025"]))})
+        return changes
+
+    def registry(self, day: date, changes: list[dict[str, Any]] | None = None) -> dict[str, LibraryAt]:
+        return registry_at(self.reference.libraries.values(),
+                           self.registry_changes() if changes is None else changes, day)
+
+    def _libraries_in(self, area: AreaFilter, registry: dict[str, LibraryAt], day: date) -> list[LibraryAt]:
+        return [lib for lib in registry.values() if lib.operating_on(day) and area.contains(lib.areas, lib.library_id)]
+
+    def _communes_in(self, area: AreaFilter) -> set[str]:
+        if area.library_id:
+            return set()
+        communes = set()
+        for (scheme, code), commune in self.reference.communes.items():
+            if scheme != area.scheme:
+                continue
+            if area.scheme == "2025" and not self.reference.in_programme(code):
+                continue
+            if area.province_code and commune.province_code != area.province_code:
+                continue
+            if area.commune_code and code != area.commune_code:
+                continue
+            communes.add(code)
+        return communes
+
+    def indicators(self, area: AreaFilter, year: int, as_of: date | None = None) -> dict[str, dict[str, Any]]:
+        day = as_of or date(year, 12, 31)
+        changes = self.registry_changes()
+        registry = self.registry(day, changes)
+        operating = self._libraries_in(area, registry, day)
+
+        # K1: communes of the area with a library of the model operating on the day.
+        communes = self._communes_in(area)
+        covered = {lib.area(area.scheme).commune_code for lib in operating if lib.in_model_on(day)} & communes
+        k1 = ratio(len(covered), len(communes), "K1", year)
+
+        # K2: operating libraries with a coordination activity in the 12 months ending on the day.
+        window_start = day - timedelta(days=365)
+        active = self._coordinating(window_start, day) | {
+            lib.library_id for lib in registry.values()
+            if any(window_start < d <= day for d in lib.coordination_agreed_on)}
+        k2 = ratio(sum(lib.library_id in active for lib in operating), len(operating), "K2", year)
+
+        k3 = self._trained_workers(area, day, year)
+        growth = self.growth(area, year)
+        k4 = growth_indicator(growth["like_for_like"]["visits"], growth["like_for_like"]["previous"], year)
+        completeness, timeliness = self._reporting(area, year, day, changes)
+        return {name: indicator.as_dict() for name, indicator in (
+            ("K1", k1), ("K2", k2), ("K3", k3), ("K4", k4), ("completeness", completeness),
+            ("timeliness", timeliness))}
+
+    def _coordinating(self, after: date, until: date) -> set[str]:
+        rows = self.store.select(
+            "SELECT DISTINCT library_id FROM current_facts "
+            "WHERE occurred_on > {after:Date} AND occurred_on <= {until:Date} AND ("
+            "(event_type = 'rotation_moved' AND JSONExtractString(payload, 'movement') = 'received') "
+            "OR event_type = 'mobile_session_held' "
+            "OR (event_type = 'reading_promotion_held' "
+            "    AND JSONExtractBool(payload, 'co_organised_with_provincial_library')))",
+            {"after": after, "until": until})
+        return {row["library_id"] for row in rows}
+
+    def _trained_workers(self, area: AreaFilter, day: date, year: int) -> Indicator:
+        rows = self.store.select(
+            "SELECT JSONExtractString(payload, 'worker_id') AS worker, library_id, occurred_on, submitted_at, "
+            "JSONExtractString(payload, 'result') AS result, province_legacy, commune_legacy, province_2025, "
+            "commune_2025 FROM current_facts WHERE event_type = 'staff_trained' AND occurred_on <= {day:Date} "
+            "ORDER BY occurred_on, submitted_at", {"day": day})
+        window_start = _months_before(day, 24)
+        latest: dict[str, dict[str, Any]] = {}
+        recent: set[str] = set()
+        passed: set[str] = set()
+        for row in rows:
+            latest[row["worker"]] = row
+            if row["occurred_on"] > window_start:
+                recent.add(row["worker"])
+            if row["result"] == "passed":
+                passed.add(row["worker"])
+        suffix = "legacy" if area.scheme == "legacy" else "2025"
+
+        def in_area(row: dict[str, Any]) -> bool:
+            return ((not area.library_id or row["library_id"] == area.library_id)
+                    and (not area.province_code or row[f"province_{suffix}"] == area.province_code)
+                    and (not area.commune_code or row[f"commune_{suffix}"] == area.commune_code))
+
+        active = {w for w in recent if in_area(latest[w])}
+        return ratio(len(active & passed), len(active), "K3", year)
+
+    def _reporting(self, area: AreaFilter, year: int, day: date,
+                   changes: list[dict[str, Any]]) -> tuple[Indicator, Indicator]:
+        months = [m for m in range(1, 13) if date(year, m, 1) <= day]
+        rows = self.store.select(
+            "SELECT library_id, toMonth(occurred_on) AS month, min(first_submitted_at) AS first_accepted "
+            "FROM current_facts WHERE event_type = 'visit_logged' AND toYear(occurred_on) = {year:UInt16} "
+            "GROUP BY library_id, month", {"year": year})
+        first = {(row["library_id"], row["month"]): row["first_accepted"] for row in rows}
+        expected = received = on_time = 0
+        for month in months:
+            month_end = min(_month_end(year, month), day)
+            deadline = _month_end(year, month) + timedelta(days=10)
+            for lib in self._libraries_in(area, self.registry(month_end, changes), month_end):
+                expected += 1
+                accepted = first.get((lib.library_id, month))
+                if accepted is not None:
+                    received += 1
+                    on_time += accepted.date() <= deadline
+        return ratio(received, expected), ratio(on_time, expected)
+
+
+def _month_end(year: int, month: int) -> date:
+    return (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
+
+
+def _months_before(day: date, months: int) -> date:
+    """The same day ``months`` months earlier (the month's last day if it is shorter)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
