@@ -31,7 +31,7 @@ from services.intake.digest import DigestAuthenticator
 from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
 from services.intake.openrosa import Limits, openrosa_router
-from services.processors import daily_visits, event_archive
+from services.processors import daily_visits, event_archive, rotation
 from services.processors.sqlite_state import SqliteState
 from services.query.api import query_router
 from services.store.clickhouse import Store
@@ -107,12 +107,15 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     store.migrate()
     bus = EmbeddedBus(settings.state_dir / "bus.sqlite")
     states = [SqliteState(settings.state_dir / f"processor-{name}.sqlite")
-              for name in (daily_visits.NAME, event_archive.NAME)]
+              for name in (daily_visits.NAME, event_archive.NAME, rotation.NAME)]
     bus.subscribe(Subscription(daily_visits.NAME, (VISIT_EVENTS.name,), states[0],
                                lambda st, batch: daily_visits.process_batch(st, store, batch),
                                batch_size=settings.processor_batch_rows))
     bus.subscribe(Subscription(event_archive.NAME, (*(t.name for t in EVENT_TOPICS.values()), DEAD_LETTERS.name),
                                states[1], lambda _st, batch: event_archive.archive_batch(store, batch),
+                               batch_size=settings.processor_batch_rows))
+    bus.subscribe(Subscription(rotation.NAME, (EVENT_TOPICS["rotation_moved"].name,), states[2],
+                               lambda st, batch: rotation.process_batch(st, store, batch),
                                batch_size=settings.processor_batch_rows))
     bus.drain()  # whatever was accepted before a crash and not yet processed
     ledger = Ledger(settings.state_dir)

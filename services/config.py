@@ -57,9 +57,13 @@ SETTINGS: tuple[Setting, ...] = (
             "apply if it is in `ACCOUNTS_FILE`, else every province)."),
     Setting("PROCESSOR_BATCH_ROWS", "500", "Distributed worker: flush to the store after this many events…"),
     Setting("PROCESSOR_BATCH_MS", "500", "…or after this many milliseconds, whichever comes first."),
+    Setting("PROCESSOR_GROUP", "thuvien-processors", "Workers' consumer group (faust app id); a new one replays."),
     Setting("FAUST_STORE", "memory://", "faust table storage (`memory://` or `rocksdb://`)."),
+    Setting("FAUST_SESSION_TIMEOUT_S", "30", "How soon a dead worker's partitions move to the others."),
     Setting("FAUST_WEB_PORT", "6066", "faust worker's own web port (its `/metrics` is served there)."),
     Setting("FAUST_DATA_DIR", "var/faust", "faust worker's data directory."),
+    Setting("ROTATION_LOAN_DAYS", "90", "Book rotation: a batch not returned this many days after its dispatch is "
+            "overdue."),
     Setting("LOG_LEVEL", "INFO", "Python log level."),
 )
 
@@ -90,9 +94,12 @@ class Settings:
     central_account: str = "central-pull"
     processor_batch_rows: int = 500
     processor_batch_ms: int = 500
+    processor_group: str = "thuvien-processors"
     faust_store: str = "memory://"
+    faust_session_timeout_s: float = 30.0
     faust_web_port: int = 6066
     faust_data_dir: Path = field(default_factory=lambda: Path("var/faust"))
+    rotation_loan_days: int = 90
     log_level: str = "INFO"
 
     @classmethod

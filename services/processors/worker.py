@@ -24,8 +24,9 @@ from aiohttp import web
 from services import metrics
 from services.bus.codec import decode
 from services.bus.topics import DEAD_LETTERS, EVENT_PARTITIONS, EVENT_TOPICS, VISIT_EVENTS
+from services.clock import now_local
 from services.config import Settings
-from services.processors import event_archive
+from services.processors import event_archive, rotation
 from services.processors.daily_visits import NAME, FoldedBatch, fold_event, write_batch
 from services.processors.retry import until_written
 from services.store.clickhouse import Store
@@ -53,7 +54,7 @@ async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def create_worker_app(settings: Settings) -> faust.App:
     app = faust.App(
-        f"{settings.kafka_topic_prefix}thuvien-processors",
+        f"{settings.kafka_topic_prefix}{settings.processor_group}",
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
         store=settings.faust_store,
         datadir=str(settings.faust_data_dir),
@@ -62,13 +63,15 @@ def create_worker_app(settings: Settings) -> faust.App:
         topic_partitions=EVENT_PARTITIONS,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.faust_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.faust_session_timeout_s / 10),
     )
     store = Store(settings.store_dsn)
     store.migrate()
     topic = app.topic(VISIT_EVENTS.named(settings.kafka_topic_prefix), key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw", partitions=VISIT_EVENTS.partitions)
     table = app.Table(f"{NAME}-state", default=None, partitions=VISIT_EVENTS.partitions,
-                      key_type=str, value_type=dict)
+                      key_type=str)  # values: plain JSON dicts (a value_type would have to be a faust Record)
     state = TableState(table)
 
     @app.agent(topic, name=f"{NAME}-agent")
@@ -82,6 +85,25 @@ def create_worker_app(settings: Settings) -> faust.App:
                 stream._set_current_event(event)
                 fold_event(state, event.message.offset, decode(event.value), folded)
             await _in_thread(until_written, write_batch, store, folded, table="visits_library_daily")
+
+    # Book rotation: the batch state machine (services/domain/rotation.py), its own table.
+    rotation_topic = EVENT_TOPICS["rotation_moved"]
+    moved = app.topic(rotation_topic.named(settings.kafka_topic_prefix), key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw", partitions=rotation_topic.partitions)
+    rotation_table = app.Table(f"{rotation.NAME}-state", default=None, partitions=rotation_topic.partitions,
+                               key_type=str)  # values: plain JSON dicts (a value_type would have to be a faust Record)
+    rotation_state = TableState(rotation_table)
+
+    @app.agent(moved, name=f"{rotation.NAME}-agent")
+    async def rotate(stream: faust.Stream) -> None:
+        async for events in stream.take_events(settings.processor_batch_rows,
+                                               within=settings.processor_batch_ms / 1000):
+            folded = rotation.FoldedBatch()
+            now = now_local()
+            for event in events:
+                stream._set_current_event(event)  # as above: each table write to its event's partition
+                rotation.fold_event(rotation_state, event.message.offset, decode(event.value), folded, now)
+            await _in_thread(until_written, rotation.write_batch, store, folded, table="rotation_batches")
 
     archived = app.topic(*(t.named(settings.kafka_topic_prefix) for t in (*EVENT_TOPICS.values(), DEAD_LETTERS)),
                          key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")

@@ -20,8 +20,10 @@ from services.domain.daily_visits import DailyVisitsRow
 from services.domain.dead_letters import DeadLetter
 from services.domain.events import Envelope, Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
+from services.domain.rotation import REASON_CODE as ROTATION_INVALID
 from services.store.migrations import migrate
 
+_CLOSED_BY_PROCESSOR = f"'{ROTATION_INVALID}'"  # reason codes of dead letters only their processor resolves
 _DEAD_LETTER_COLUMNS = ["dead_letter_id", "stage", "reason_code", "reason_vi", "reason_en", "instance_id", "form_id",
                         "library_id", "submitter", "content_hash", "raw_xml", "event_json", "recorded_at"]
 _EVENT_COLUMNS = ["event_id", "root_id", "deprecated_id", "event_type", "form_id", "form_version", "library_id",
@@ -128,11 +130,15 @@ class Store:
         return self.select(f"SELECT * FROM events FINAL {where} ORDER BY submitted_at, event_id", params)
 
     def dead_letters(self, open_only: bool = True, limit: int = 1000) -> list[dict[str, Any]]:
-        """Dead letters, newest first; open ones have no accepted event with the same id and answers."""
-        resolved = ("(instance_id, content_hash) IN (SELECT event_id, content_hash FROM events FINAL)")
+        """Dead letters, newest first; open ones have no accepted event with the same id and answers,
+        and were not closed by their processor (``resolved`` column, migration 007)."""
+        redriven = ("(instance_id, content_hash) IN (SELECT event_id, content_hash FROM events FINAL)")
+        # A letter about an accepted event (a rotation movement that does not fit its batch) is
+        # closed by its processor only: that its event is archived says nothing.
+        resolved = (f"(dead_letters.resolved = 1 OR (reason_code NOT IN ({_CLOSED_BY_PROCESSOR}) AND {redriven}))")
         where = f"WHERE NOT {resolved}" if open_only else ""
         return self.select(
-            f"SELECT *, {resolved} AS resolved FROM dead_letters FINAL {where} "
+            f"SELECT * EXCEPT (resolved), {resolved} AS resolved FROM dead_letters FINAL {where} "
             "ORDER BY recorded_at DESC LIMIT {limit:UInt32}", {"limit": limit})
 
     def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
