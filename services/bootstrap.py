@@ -129,14 +129,20 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
 
 
 def intake_app(settings: Settings) -> FastAPI:
+    return distributed_intake(settings)[0]
+
+
+def distributed_intake(settings: Settings) -> tuple[FastAPI, IntakeService]:
+    """The intake service publishing to Kafka, and its IntakeService (Central pull and tests use it too)."""
     reference = default_reference()
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                settings.kafka_publish_timeout_s)
     ledger = Ledger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, publisher, ledger)
     expiry = Periodic(service.expire_held, 300)
-    return create_app("Thư viện cơ sở — intake (OpenRosa)", [_openrosa(settings, catalogue, service, ledger)],
-                      on_shutdown=[expiry.stop, publisher.close, ledger.close])
+    app = create_app("Thư viện cơ sở — intake (OpenRosa)", [_openrosa(settings, catalogue, service, ledger)],
+                     on_shutdown=[expiry.stop, publisher.close, ledger.close])
+    return app, service
 
 
 def query_app(settings: Settings) -> FastAPI:

@@ -30,6 +30,11 @@ EVENTS_PROCESSED = Counter(
 )
 ROWS_INSERTED = Counter("store_rows_inserted_total", "Rows written to the store, by table.", ["table"])
 STORE_INSERT_FAILURES = Counter("store_insert_failures_total", "Failed writes to the store, by table.", ["table"])
+PROCESSED_OFFSET = Gauge(
+    "processor_processed_offset", "Highest offset written to the store, per topic partition (distributed mode). "
+    "Compare with the log end: unlike the group's committed offset, faust's commit bookkeeping cannot hold it back.",
+    ["topic", "partition"],
+)
 DEAD_LETTERS = Counter("dead_letters_total", "Submissions sent to the dead letters, by stage and reason.",
                        ["stage", "reason"])
 CENTRAL_ROWS = Counter(

@@ -69,7 +69,7 @@ class Worker:
 @pytest.fixture
 def distributed_settings(tmp_path: Path, settings: Settings, kafka_bootstrap_servers: str) -> Settings:
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    ensure_topics(kafka_bootstrap_servers, prefix)
+    ensure_topics(kafka_bootstrap_servers, prefix, group=settings.processor_group)
     return Settings.from_env(
         bus="kafka", kafka_bootstrap_servers=kafka_bootstrap_servers, kafka_topic_prefix=prefix,
         store_dsn=settings.store_dsn, state_dir=settings.state_dir, forms_dir=settings.forms_dir,

@@ -15,8 +15,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from services.bus.admin import ensure_topics
-from services.bus.topics import EVENT_PARTITIONS, Topic
 from services.clock import today_local
 from services.config import TIMEZONE, Settings
 from services.domain.events import AdminArea, Retraction, SubmissionRetracted
@@ -30,7 +28,6 @@ from services.domain.rotation import (
     RotationMovementRow,
     fold,
 )
-from services.processors.rotation import NAME
 from services.store import rotation as rotation_store
 from services.store.clickhouse import AreaFilter, Store
 from services.tools.submissions import fill_instance, multipart
@@ -433,22 +430,8 @@ def _rotation_processed(running: Worker) -> float:
                if line.startswith("processor_events_processed_total{") and 'processor="rotation"' in line)
 
 
-@pytest.fixture
-def changelogs(distributed_settings: Settings) -> None:  # noqa: F811
-    """The workers' table changelog topics, made before the worker starts.
-
-    faust makes them itself at start-up, but its consumer group may join with a metadata snapshot
-    that still gives the new topics 0 partitions; the first table write then fails its
-    partition check (PartitionsMismatch), the agent is restarted and the batch it held waits for
-    the next rebalance.
-    """
-    group = distributed_settings.processor_group
-    ensure_topics(distributed_settings.kafka_bootstrap_servers, distributed_settings.kafka_topic_prefix, topics=tuple(
-        Topic(f"{group}-{name}-state-changelog", EVENT_PARTITIONS, -1, "compact") for name in ("daily_visits", NAME)))
-
-
 @pytest.mark.kafka
-def test_the_faust_worker_builds_the_same_batch_rows(distributed_settings: Settings, changelogs: None,  # noqa: F811
+def test_the_faust_worker_builds_the_same_batch_rows(distributed_settings: Settings,  # noqa: F811
                                                      worker: Worker):  # noqa: F811
     from services.bootstrap import intake_app
     from tests.conftest import OPENROSA

@@ -11,15 +11,17 @@ import logging
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.bus.topics import TOPICS, Topic
+from services.bus.topics import TOPICS, Topic, changelog_topics
 from services.config import Settings
 
 log = logging.getLogger(__name__)
 
 
 def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: int = 1,
-                  topics: tuple[Topic, ...] = TOPICS, timeout_s: float = 30.0) -> list[str]:
-    """Create the missing topics; return the names created now."""
+                  topics: tuple[Topic, ...] = TOPICS, timeout_s: float = 30.0, group: str | None = None) -> list[str]:
+    """Create the missing topics (and, given the workers' ``group``, their changelogs); return those created now."""
+    if group is not None:
+        topics = (*topics, *changelog_topics(group))
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
@@ -42,7 +44,7 @@ def main() -> None:
     settings = Settings.from_env(bus="kafka")
     logging.basicConfig(level=settings.log_level)
     created = ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
-                            settings.kafka_replication_factor)
+                            settings.kafka_replication_factor, group=settings.processor_group)
     print(f"created: {created or 'nothing (all topics exist)'}")
 
 

@@ -35,6 +35,19 @@ DEAD_LETTERS = Topic("deadletters", partitions=1, retention_ms=-1,
                      purpose="Submissions the intake accepted or received but could not apply, with the reason.")
 
 TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS)
+
+# The faust tables of services/processors/worker.py. Their changelog topics are declared
+# here too and made before any worker starts: left to faust, a consumer group can join
+# while the new topics still show 0 partitions, and the first table write then fails.
+DAILY_VISITS_TABLE = "daily_visits-state"
+ROTATION_TABLE = "rotation-state"
+
+
+def changelog_topics(group: str) -> tuple[Topic, ...]:
+    """Changelogs of the workers' tables for consumer group ``group`` (compacted: latest value per key)."""
+    return tuple(Topic(f"{group}-{table}-changelog", partitions=EVENT_PARTITIONS, retention_ms=-1,
+                       cleanup_policy="compact", purpose=f"Changelog of the {table} faust table.")
+                 for table in (DAILY_VISITS_TABLE, ROTATION_TABLE))
 TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS}
 
 

@@ -23,7 +23,14 @@ from aiohttp import web
 
 from services import metrics
 from services.bus.codec import decode
-from services.bus.topics import DEAD_LETTERS, EVENT_PARTITIONS, EVENT_TOPICS, VISIT_EVENTS
+from services.bus.topics import (
+    DAILY_VISITS_TABLE,
+    DEAD_LETTERS,
+    EVENT_PARTITIONS,
+    EVENT_TOPICS,
+    ROTATION_TABLE,
+    VISIT_EVENTS,
+)
 from services.clock import now_local
 from services.config import Settings
 from services.processors import event_archive, rotation
@@ -52,6 +59,21 @@ async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
 
 
+def _write_all(*writes: tuple[Any, ...]) -> None:
+    """Each ``(write, store, batch, table)`` in turn, each retried until the store takes it."""
+    for write, *args, table in writes:
+        until_written(write, *args, table=table)
+
+
+def _mark_processed(events: list[Any]) -> None:
+    highest: dict[tuple[str, int], int] = {}
+    for event in events:
+        tp = (event.message.topic, event.message.partition)
+        highest[tp] = max(highest.get(tp, -1), event.message.offset)
+    for (topic, partition), offset in highest.items():
+        metrics.PROCESSED_OFFSET.labels(topic=topic, partition=str(partition)).set(offset)
+
+
 def create_worker_app(settings: Settings) -> faust.App:
     app = faust.App(
         f"{settings.kafka_topic_prefix}{settings.processor_group}",
@@ -68,52 +90,64 @@ def create_worker_app(settings: Settings) -> faust.App:
     )
     store = Store(settings.store_dsn)
     store.migrate()
-    topic = app.topic(VISIT_EVENTS.named(settings.kafka_topic_prefix), key_type=bytes, value_type=bytes,
-                      key_serializer="raw", value_serializer="raw", partitions=VISIT_EVENTS.partitions)
-    table = app.Table(f"{NAME}-state", default=None, partitions=VISIT_EVENTS.partitions,
-                      key_type=str)  # values: plain JSON dicts (a value_type would have to be a faust Record)
-    state = TableState(table)
+    prefix = settings.kafka_topic_prefix
 
-    @app.agent(topic, name=f"{NAME}-agent")
+    def raw_topic(*names: str) -> faust.TopicT:
+        return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    def batches(stream: faust.Stream):  # noqa: ANN202 - faust's async generator of event lists
+        return stream.take_events(settings.processor_batch_rows, within=settings.processor_batch_ms / 1000)
+
+    # Each topic feeds exactly one agent, which also archives what it reads: two agents sharing a
+    # topic must both ack a message before its offset commits, and one stalled agent stalls both.
+
+    # Visits per library per day (services/domain/daily_visits.py), state in a faust table.
+    visit_state = TableState(app.Table(DAILY_VISITS_TABLE, default=None, partitions=VISIT_EVENTS.partitions,
+                                       key_type=str))  # values: plain JSON dicts (a value_type must be a Record)
+
+    @app.agent(raw_topic(VISIT_EVENTS.named(prefix)), name=f"{NAME}-agent")
     async def fold(stream: faust.Stream) -> None:
-        async for events in stream.take_events(settings.processor_batch_rows,
-                                               within=settings.processor_batch_ms / 1000):
-            folded = FoldedBatch()
+        async for events in batches(stream):
+            folded, archived = FoldedBatch(), []
             for event in events:
                 # Table writes go to the changelog partition of the "current event"; inside a
                 # batch faust only knows the last one, so point it at each event in turn.
                 stream._set_current_event(event)
-                fold_event(state, event.message.offset, decode(event.value), folded)
-            await _in_thread(until_written, write_batch, store, folded, table="visits_library_daily")
+                message = decode(event.value)
+                archived.append((event.message.offset, message))
+                fold_event(visit_state, event.message.offset, message, folded)
+            await _in_thread(_write_all, (write_batch, store, folded, "visits_library_daily"),
+                             (event_archive.archive_batch, store, archived, "events"))
+            _mark_processed(events)
 
     # Book rotation: the batch state machine (services/domain/rotation.py), its own table.
     rotation_topic = EVENT_TOPICS["rotation_moved"]
-    moved = app.topic(rotation_topic.named(settings.kafka_topic_prefix), key_type=bytes, value_type=bytes,
-                      key_serializer="raw", value_serializer="raw", partitions=rotation_topic.partitions)
-    rotation_table = app.Table(f"{rotation.NAME}-state", default=None, partitions=rotation_topic.partitions,
-                               key_type=str)  # values: plain JSON dicts (a value_type would have to be a faust Record)
-    rotation_state = TableState(rotation_table)
+    rotation_state = TableState(app.Table(ROTATION_TABLE, default=None, partitions=rotation_topic.partitions,
+                                          key_type=str))
 
-    @app.agent(moved, name=f"{rotation.NAME}-agent")
+    @app.agent(raw_topic(rotation_topic.named(prefix)), name=f"{rotation.NAME}-agent")
     async def rotate(stream: faust.Stream) -> None:
-        async for events in stream.take_events(settings.processor_batch_rows,
-                                               within=settings.processor_batch_ms / 1000):
-            folded = rotation.FoldedBatch()
-            now = now_local()
+        async for events in batches(stream):
+            folded, archived, now = rotation.FoldedBatch(), [], now_local()
             for event in events:
                 stream._set_current_event(event)  # as above: each table write to its event's partition
-                rotation.fold_event(rotation_state, event.message.offset, decode(event.value), folded, now)
-            await _in_thread(until_written, rotation.write_batch, store, folded, table="rotation_batches")
+                message = decode(event.value)
+                archived.append((event.message.offset, message))
+                rotation.fold_event(rotation_state, event.message.offset, message, folded, now)
+            await _in_thread(_write_all, (rotation.write_batch, store, folded, "rotation_batches"),
+                             (event_archive.archive_batch, store, archived, "events"))
+            _mark_processed(events)
 
-    archived = app.topic(*(t.named(settings.kafka_topic_prefix) for t in (*EVENT_TOPICS.values(), DEAD_LETTERS)),
-                         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    # Every other event kind and the dead letters: archived only.
+    others = [t.named(prefix) for t in (*EVENT_TOPICS.values(), DEAD_LETTERS)
+              if t not in (VISIT_EVENTS, rotation_topic)]
 
-    @app.agent(archived, name=f"{event_archive.NAME}-agent")
+    @app.agent(raw_topic(*others), name=f"{event_archive.NAME}-agent")
     async def archive(stream: faust.Stream) -> None:
-        async for events in stream.take_events(settings.processor_batch_rows,
-                                               within=settings.processor_batch_ms / 1000):
+        async for events in batches(stream):
             batch = [(event.message.offset, decode(event.value)) for event in events]
-            await _in_thread(until_written, event_archive.archive_batch, store, batch, table="events")
+            await _in_thread(_write_all, (event_archive.archive_batch, store, batch, "events"))
+            _mark_processed(events)
 
     @app.page("/metrics")
     async def prometheus(_self: Any, _request: web.Request) -> web.Response:

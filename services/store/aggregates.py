@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from services.domain.forms.library_registry import new_library_id
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
 from services.domain.reference import Reference
@@ -133,7 +134,7 @@ class Aggregates:
         current, previous = by_year.get(year, {}), by_year.get(year - 1, {})
         both = set(current) & set(previous)
         same_now, same_before = sum(current[k] for k in both), sum(previous[k] for k in both)
-        years_with_visits = sorted(y for y, libs in by_year.items() if libs and y < year)
+        years_with_visits = sorted(y for y, libs in by_year.items() if sum(libs.values()) > 0)
         baseline = baseline_year if baseline_year is not None else (years_with_visits[0] if years_with_visits
                                                                     else None)
         average = None
@@ -159,9 +160,13 @@ class Aggregates:
 
         changes = []
         for order, row in enumerate(rows):
+            payload = json.loads(row["payload"])
+            # A registration's library is named after the chain's first version: an edit keeps the id.
+            library_id = (new_library_id(row["root_id"]) or row["library_id"]) if payload["action"] == "register" \
+                else row["library_id"]
             changes.append({
-                "library_id": row["library_id"], "occurred_on": row["occurred_on"], "order": order,
-                "payload": json.loads(row["payload"]),
+                "library_id": library_id, "occurred_on": row["occurred_on"], "order": order,
+                "payload": payload,
                 "areas": (AdminArea(scheme="legacy", province_code=row["province_legacy"],
                                     commune_code=row["commune_legacy"]),
                           AdminArea(scheme="2025", province_code=row["province_2025"],
@@ -175,9 +180,10 @@ class Aggregates:
     def _libraries_in(self, area: AreaFilter, registry: dict[str, LibraryAt], day: date) -> list[LibraryAt]:
         return [lib for lib in registry.values() if lib.operating_on(day) and area.contains(lib.areas, lib.library_id)]
 
-    def _communes_in(self, area: AreaFilter) -> set[str]:
-        if area.library_id:
-            return set()
+    def _communes_in(self, area: AreaFilter, registry: dict[str, LibraryAt]) -> set[str]:
+        if area.library_id:  # a library's "area" is its own commune
+            library = registry.get(area.library_id)
+            return {library.area(area.scheme).commune_code} if library else set()
         communes = set()
         for (scheme, code), commune in self.reference.communes.items():
             if scheme != area.scheme:
@@ -198,7 +204,7 @@ class Aggregates:
         operating = self._libraries_in(area, registry, day)
 
         # K1: communes of the area with a library of the model operating on the day.
-        communes = self._communes_in(area)
+        communes = self._communes_in(area, registry)
         covered = {lib.area(area.scheme).commune_code for lib in operating if lib.in_model_on(day)} & communes
         k1 = ratio(len(covered), len(communes), "K1", year)
 

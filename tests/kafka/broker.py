@@ -160,7 +160,7 @@ def _tail(text: str, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
     """preexec_fn: on Linux, SIGTERM the broker when the process that started it dies."""
     try:
         import ctypes
@@ -395,7 +395,7 @@ class KafkaBroker:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 start_new_session=True,  # Ctrl-C in a terminal goes to Python, which stops us
-                preexec_fn=_die_with_parent if (self.die_with_parent and sys.platform == "linux") else None,
+                preexec_fn=die_with_parent if (self.die_with_parent and sys.platform == "linux") else None,
             )
         self._wait_ready()
 

@@ -1,0 +1,143 @@
+"""A faust worker process for tests: started, watched through its /metrics, stopped or killed."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from confluent_kafka import Consumer, TopicPartition
+
+from services.config import REPO_ROOT, Settings
+from tests.kafka.broker import die_with_parent
+
+
+def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix, "STORE_DSN": settings.store_dsn,
+           "FAUST_DATA_DIR": str(settings.faust_data_dir), "FAUST_WEB_PORT": str(settings.faust_web_port),
+           "PROCESSOR_GROUP": settings.processor_group, "PROCESSOR_BATCH_MS": str(settings.processor_batch_ms),
+           "FAUST_SESSION_TIMEOUT_S": str(settings.faust_session_timeout_s), "LOG_LEVEL": "INFO"}
+    return env | overrides
+
+
+@dataclass
+class WorkerProcess:
+    settings: Settings
+    log_path: Path
+    process: subprocess.Popen | None = None
+    starts: int = field(default=0)
+
+    def start(self) -> WorkerProcess:
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start {self.starts} =====\n".encode())
+            self.process = subprocess.Popen([sys.executable, "-m", "services.processors.worker"], cwd=REPO_ROOT,
+                                            env=worker_env(self.settings), stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=die_with_parent)
+        return self
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def metric(self, prefix: str, contains: str = "") -> float:
+        """Sum of a counter on the worker's own /metrics; -1 while it is not answering."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.settings.faust_web_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return -1
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(prefix + "{") and contains in line)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit, no flush."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def consumer_lag(settings: Settings, topics: list[str]) -> int:
+    """Messages on ``topics`` not yet committed by the processors' consumer group."""
+    return sum(lag_by_partition(settings, topics).values())
+
+
+def lag_by_partition(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                         "group.id": f"{settings.kafka_topic_prefix}{settings.processor_group}",
+                         "enable.auto.commit": False})
+    try:
+        lag = {}
+        for topic in topics:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            tps = [TopicPartition(topic, p) for p in partitions]
+            for tp in consumer.committed(tps, timeout=10):
+                _, high = consumer.get_watermark_offsets(tp, timeout=10)
+                if high - max(tp.offset, 0):
+                    lag[(topic, tp.partition)] = high - max(tp.offset, 0)
+        return lag
+    finally:
+        consumer.close()
+
+
+def processed_offsets(worker: WorkerProcess) -> dict[tuple[str, int], int]:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{worker.settings.faust_web_port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("processor_processed_offset{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            found[(labels["topic"], int(labels["partition"]))] = int(float(line.split()[-1]))
+    return found
+
+
+def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "end-offsets"})
+    try:
+        ends = {}
+        for topic in topics:
+            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                if high > 0:
+                    ends[(topic, partition)] = high
+        return ends
+    finally:
+        consumer.close()
+
+
+def wait_until_caught_up(worker: WorkerProcess, topics: list[str], timeout_s: float = 180) -> None:
+    """Until every message is written to the store: the group's committed offsets reach the log end,
+    or the worker's own processed offsets do (faust's commit bookkeeping can stall on a gap after a
+    rebalance — faust-streaming issues #606, #318 — while processing goes on; replays then repeat,
+    harmlessly, what was written)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert worker.alive(), f"worker died:\n{worker.log_tail()}"
+        if consumer_lag(worker.settings, topics) == 0:
+            return
+        processed, ends = processed_offsets(worker), end_offsets(worker.settings, topics)
+        if ends and all(processed.get(tp, -1) + 1 >= end for tp, end in ends.items()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"lag {lag_by_partition(worker.settings, topics)} after {timeout_s}s:\n{worker.log_tail()}")
