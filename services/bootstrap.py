@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI
 from services.bus.base import Publisher
 from services.bus.embedded import EmbeddedBus, Subscription
 from services.bus.kafka import KafkaPublisher
-from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, VISIT_EVENTS
+from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, VISIT_EVENTS
 from services.config import Settings
 from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
@@ -111,7 +111,8 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     bus.subscribe(Subscription(daily_visits.NAME, (VISIT_EVENTS.name,), states[0],
                                lambda st, batch: daily_visits.process_batch(st, store, batch),
                                batch_size=settings.processor_batch_rows))
-    bus.subscribe(Subscription(event_archive.NAME, (*(t.name for t in EVENT_TOPICS.values()), DEAD_LETTERS.name),
+    archived = (*(t.name for t in EVENT_TOPICS.values()), DEAD_LETTERS.name, REJECTIONS.name)
+    bus.subscribe(Subscription(event_archive.NAME, archived,
                                states[1], lambda _st, batch: event_archive.archive_batch(store, batch),
                                batch_size=settings.processor_batch_rows))
     bus.subscribe(Subscription(rotation.NAME, (EVENT_TOPICS["rotation_moved"].name,), states[2],

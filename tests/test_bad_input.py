@@ -139,3 +139,14 @@ def test_a_broker_that_cannot_ack_gets_503_with_retry_after(settings: Settings, 
         assert ledger.lookup("uuid:no-broker") is None
     finally:
         ledger.close()
+
+
+def test_refusals_are_recorded_for_operators(client: TestClient, stack, library: Library):
+    xform = client.get("/forms/visit_log.xml").content
+    assert _post(client, _xml(xform, library, "uuid:rec-1", visits_children="39")).status_code == 400
+    assert _post(client, b"<broken").status_code == 400
+    rows = stack.store.select("SELECT instance_id, form_id, status, reason_code, reason_vi, reason_en "
+                              "FROM rejections FINAL ORDER BY received_at")
+    assert [(r["instance_id"], r["form_id"], r["status"], r["reason_code"]) for r in rows] == [
+        ("uuid:rec-1", "visit_log", 400, "totals_inconsistent"), ("", "unknown", 400, "xml_malformed")]
+    assert "trẻ em + người lớn" in rows[0]["reason_vi"] and "children + adults" in rows[0]["reason_en"]

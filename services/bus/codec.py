@@ -6,13 +6,13 @@ import json
 
 from pydantic import BaseModel
 
-from services.domain.dead_letters import DeadLetter
+from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.forms import EVENT_MODELS
 
-Message = Envelope | DeadLetter
+Message = Envelope | DeadLetter | Rejection
 _MODELS: dict[str, type[BaseModel]] = {
-    **EVENT_MODELS, "submission_retracted": SubmissionRetracted, "dead_letter": DeadLetter}
+    **EVENT_MODELS, "submission_retracted": SubmissionRetracted, "dead_letter": DeadLetter, "rejection": Rejection}
 
 
 def encode(event: Message) -> bytes:

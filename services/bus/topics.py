@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.domain.dead_letters import DeadLetter
+from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.forms import FORMS
 
@@ -34,7 +34,10 @@ VISIT_EVENTS = EVENT_TOPICS["visit_logged"]
 DEAD_LETTERS = Topic("deadletters", partitions=1, retention_ms=-1,
                      purpose="Submissions the intake accepted or received but could not apply, with the reason.")
 
-TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS)
+REJECTIONS = Topic("rejections", partitions=1, retention_ms=180 * 24 * 3600 * 1000,
+                   purpose="Submissions the intake turned away (4xx) and why, for operators.")
+
+TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS)
 
 # The faust tables of services/processors/worker.py. Their changelog topics are declared
 # here too and made before any worker starts: left to faust, a consumer group can join
@@ -48,16 +51,18 @@ def changelog_topics(group: str) -> tuple[Topic, ...]:
     return tuple(Topic(f"{group}-{table}-changelog", partitions=EVENT_PARTITIONS, retention_ms=-1,
                        cleanup_policy="compact", purpose=f"Changelog of the {table} faust table.")
                  for table in (DAILY_VISITS_TABLE, ROTATION_TABLE))
-TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS}
+TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS, "rejection": REJECTIONS}
 
 
-def topic_for(event: Envelope | DeadLetter) -> Topic:
+def topic_for(event: Envelope | DeadLetter | Rejection) -> Topic:
     """The topic an event goes to: its kind's, or for a retraction the retracted form's."""
     if isinstance(event, SubmissionRetracted):
         return TOPIC_BY_EVENT_TYPE[event.payload.retracts_event_type]
     return TOPIC_BY_EVENT_TYPE[event.event_type]
 
 
-def key_for(event: Envelope | DeadLetter) -> str:
+def key_for(event: Envelope | DeadLetter | Rejection) -> str:
     """Partition key: the library, so one library's events stay in order."""
-    return event.library_id or (event.instance_id if isinstance(event, DeadLetter) else event.event_id)
+    if isinstance(event, Envelope):
+        return event.library_id or event.event_id
+    return event.library_id or event.instance_id

@@ -44,3 +44,24 @@ class DeadLetter(BaseModel):
                    reason_en=reason.message_en, instance_id=instance_id, form_id=form_id, library_id=library_id,
                    submitter=submitter, content_hash=content_hash, raw_xml=raw.decode("utf-8", "replace"),
                    event_json=event_json, recorded_at=recorded_at)
+
+
+class Rejection(BaseModel):
+    """A submission the intake turned away (4xx) and the reason the phone was given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: Literal["rejection"] = "rejection"
+    rejection_id: str
+    form_id: str
+    instance_id: str
+    status: int
+    reason_code: str
+    reason_vi: str
+    reason_en: str
+    submitter: str
+    received_at: AwareDatetime
+
+    @property
+    def library_id(self) -> str:  # partition key: rejections have no library worth keying on
+        return ""

@@ -9,6 +9,8 @@ publish and record means the phone resends, and the processors drop the duplicat
 from __future__ import annotations
 
 import hashlib
+import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +20,7 @@ from pydantic import TypeAdapter
 
 from services.bus.base import Publisher
 from services.clock import now_local
-from services.domain.dead_letters import DeadLetter
+from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason, SubmissionRejected
 from services.domain.events import AttachmentRef, Envelope, Retraction, Source, SubmissionRetracted
 from services.domain.forms import FORMS, FormSpec
@@ -26,6 +28,8 @@ from services.domain.reference import Reference
 from services.domain.submission import Submission, parse_submission
 from services.intake.accounts import ANONYMOUS, Account
 from services.intake.ledger import Ledger, LedgerEntry
+
+log = logging.getLogger(__name__)
 
 
 class SubmissionConflict(Exception):
@@ -193,6 +197,20 @@ class IntakeService:
                 content_hash=held["content_hash"], raw=raw, recorded_at=now))
             self._ledger.release(held["instance_id"])
         return len(expired)
+
+    def record_rejection(self, status: int, reasons: list[Reason], form_id: str, instance_id: str,
+                         account: Account) -> None:
+        """Best effort: tell operators what was turned away. The phone keeps the submission, so a
+        failure here must not change the answer it gets."""
+        now = self._clock()
+        rejection = Rejection(
+            rejection_id=uuid.uuid4().hex, form_id=form_id or "unknown", instance_id=instance_id, status=status,
+            reason_code=reasons[0].code, reason_vi=" | ".join(r.message_vi for r in reasons),
+            reason_en=" | ".join(r.message_en for r in reasons), submitter=account.username, received_at=now)
+        try:
+            self._publisher.publish(rejection)
+        except Exception:
+            log.warning("could not record rejection %s of %s", reasons[0].code, instance_id, exc_info=True)
 
     def retract(self, instance_id: str, account: Account, reason_code: str, reason: str) -> bool:
         """Withdraw an accepted submission's chain (e.g. rejected in Central's review).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -40,6 +41,7 @@ XML = "text/xml; charset=utf-8"
 SUBMISSION_PART = "xml_submission_file"
 INCOMPLETE_FIELD = "*isIncomplete*"
 # What a field form attaches: photos, audio and video notes, signatures, small documents.
+_INSTANCE_ID = re.compile(rb"<(?:\w+:)?instanceID>([^<]{1,200})</(?:\w+:)?instanceID>")
 ATTACHMENT_TYPES = frozenset({
     "image/jpeg", "image/png", "image/webp", "audio/mpeg", "audio/mp4", "audio/amr", "audio/ogg", "audio/wav",
     "video/mp4", "video/3gpp", "text/csv", "application/pdf",
@@ -67,6 +69,15 @@ def _refuse(status: int, reasons: list[Reason], form_id: str, headers: dict[str,
 def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Ledger, limits: Limits,
                     authenticator: DigestAuthenticator | None = None) -> APIRouter:
     router = APIRouter(tags=["OpenRosa (ODK Collect)"])
+
+    def refuse(status: int, reasons: list[Reason], raw: bytes, account: Account,
+               headers: dict[str, str] | None = None) -> Response:
+        """Refuse a submission and record why (for operators), without letting the record fail it."""
+        form_id = form_id_hint(raw)
+        found = _INSTANCE_ID.search(raw[:20000])
+        instance_id = found.group(1).decode("utf-8", "replace") if found else ""
+        service.record_rejection(status, reasons, form_id, instance_id, account)
+        return _refuse(status, reasons, form_id, headers)
 
     def form_id_hint(raw: bytes) -> str:
         """Form id for metric labels: only ids we serve, so a client cannot grow the label set."""
@@ -157,22 +168,22 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
             return who
         account = who
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return _refuse(415, [Reason(
+            return refuse(415, [Reason(
                 "not_multipart", "Bản gửi phải là multipart/form-data với phần xml_submission_file.",
-                "A submission must be multipart/form-data with an xml_submission_file part.")], "")
+                "A submission must be multipart/form-data with an xml_submission_file part.")], b"", account)
         declared = int(request.headers.get("content-length") or 0)
         if declared > limits.submission_bytes:
-            return _refuse(413, [_too_large("Bản gửi", "Submission", declared, limits.submission_bytes)], "")
+            return refuse(413, [_too_large("Bản gửi", "Submission", declared, limits.submission_bytes)], b"", account)
         try:
             form = await request.form(max_part_size=limits.submission_bytes)
         except MultiPartException as exc:
-            return _refuse(400, [Reason("multipart_malformed", f"Phần multipart lỗi: {exc.message}",
-                                        f"Malformed multipart body: {exc.message}")], "")
+            return refuse(400, [Reason("multipart_malformed", f"Phần multipart lỗi: {exc.message}",
+                                       f"Malformed multipart body: {exc.message}")], b"", account)
         part = form.get(SUBMISSION_PART)
         if not isinstance(part, UploadFile):
-            return _refuse(400, [Reason(
+            return refuse(400, [Reason(
                 "no_submission_file", f"Thiếu phần '{SUBMISSION_PART}' trong bản gửi.",
-                f"The multipart body has no '{SUBMISSION_PART}' file part.")], "")
+                f"The multipart body has no '{SUBMISSION_PART}' file part.")], b"", account)
         raw = await part.read()
         form_id = form_id_hint(raw)
         metrics.SUBMISSION_BYTES.labels(form_id=form_id).observe(declared or len(raw))
@@ -183,13 +194,13 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
                 continue
             media_type = (value.content_type or "").split(";")[0].strip().lower()
             if media_type not in ATTACHMENT_TYPES:
-                return _refuse(415, [Reason(
+                return refuse(415, [Reason(
                     "attachment_type", f"Loại tệp đính kèm '{media_type}' không được nhận ({value.filename}).",
-                    f"Attachment type '{media_type}' is not accepted ({value.filename}).")], form_id)
+                    f"Attachment type '{media_type}' is not accepted ({value.filename}).")], raw, account)
             data = await value.read()
             if len(data) > limits.attachment_bytes:
-                return _refuse(413, [_too_large(f"Tệp {value.filename}", f"Attachment {value.filename}",
-                                                len(data), limits.attachment_bytes)], form_id)
+                return refuse(413, [_too_large(f"Tệp {value.filename}", f"Attachment {value.filename}",
+                                               len(data), limits.attachment_bytes)], raw, account)
             # Stored under its digest; the phone's file name is kept as a label only, never as a path.
             digest = await run_in_threadpool(ledger.keep_raw, data)
             attachments.append(AttachmentRef(name=value.filename or key, sha256=digest, size=len(data),
@@ -202,11 +213,11 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
             else:
                 accepted = await run_in_threadpool(service.submit, raw, account, "openrosa", attachments)
         except SubmissionRejected as exc:
-            return _refuse(400, exc.reasons, form_id)
+            return refuse(400, exc.reasons, raw, account)
         except SubmissionConflict as exc:
-            return _refuse(409, [exc.reason], form_id)
+            return refuse(409, [exc.reason], raw, account)
         except OutOfScope as exc:
-            return _refuse(403, [exc.reason], form_id)
+            return refuse(403, [exc.reason], raw, account)
         except PublishFailed as exc:
             log.error("publish failed: %s", exc)
             return _refuse(503, [Reason(

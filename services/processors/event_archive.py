@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from services import metrics
-from services.domain.dead_letters import DeadLetter
+from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope
 
 NAME = "event_archive"
@@ -18,12 +18,17 @@ NAME = "event_archive"
 class Sink(Protocol):
     def insert_events(self, events: Sequence[tuple[int, Envelope]]) -> int: ...
     def record_dead_letters(self, letters: Sequence[DeadLetter]) -> int: ...
+    def record_rejections(self, rejections: Sequence[Rejection]) -> int: ...
 
 
 def archive_batch(sink: Sink, batch: Sequence[tuple[int, object]]) -> int:
     events = [(position, e) for position, e in batch if isinstance(e, Envelope)]
     letters = [e for _, e in batch if isinstance(e, DeadLetter)]
+    rejections = [e for _, e in batch if isinstance(e, Rejection)]
     written = 0
+    if rejections:
+        written += sink.record_rejections(rejections)
+        metrics.ROWS_INSERTED.labels(table="rejections").inc(len(rejections))
     if events:
         written += sink.insert_events(events)
         metrics.ROWS_INSERTED.labels(table="events").inc(len(events))

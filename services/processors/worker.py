@@ -28,6 +28,7 @@ from services.bus.topics import (
     DEAD_LETTERS,
     EVENT_PARTITIONS,
     EVENT_TOPICS,
+    REJECTIONS,
     ROTATION_TABLE,
     VISIT_EVENTS,
 )
@@ -139,7 +140,7 @@ def create_worker_app(settings: Settings) -> faust.App:
             _mark_processed(events)
 
     # Every other event kind and the dead letters: archived only.
-    others = [t.named(prefix) for t in (*EVENT_TOPICS.values(), DEAD_LETTERS)
+    others = [t.named(prefix) for t in (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS)
               if t not in (VISIT_EVENTS, rotation_topic)]
 
     @app.agent(raw_topic(*others), name=f"{event_archive.NAME}-agent")

@@ -17,7 +17,7 @@ from typing import Any
 import clickhouse_connect
 
 from services.domain.daily_visits import DailyVisitsRow
-from services.domain.dead_letters import DeadLetter
+from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.rotation import REASON_CODE as ROTATION_INVALID
@@ -111,6 +111,11 @@ class Store:
             with self._lock:
                 self._client.insert("dead_letters", rows, column_names=_DEAD_LETTER_COLUMNS)
         return len(rows)
+
+    def record_rejections(self, rejections: Sequence[Rejection]) -> int:
+        columns = ["rejection_id", "form_id", "instance_id", "status", "reason_code", "reason_vi", "reason_en",
+                   "submitter", "received_at"]
+        return self.insert_rows("rejections", columns, [[getattr(r, c) for c in columns] for r in rejections])
 
     def insert_events(self, events: Sequence[tuple[int, Envelope]]) -> int:
         rows = []
