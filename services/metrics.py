@@ -35,6 +35,14 @@ PROCESSED_OFFSET = Gauge(
     "Compare with the log end: unlike the group's committed offset, faust's commit bookkeeping cannot hold it back.",
     ["topic", "partition"],
 )
+CONSUMER_LAG = Gauge(
+    "processor_consumer_lag", "Events on a partition not yet written to the store by this worker.",
+    ["topic", "partition"],
+)
+ROTATION_OVERDUE = Gauge(
+    "rotation_batches_overdue", "Rotation batches dispatched longer than ROTATION_LOAN_DAYS ago, not returned.",
+    ["province"],  # 2025-scheme province code
+)
 DEAD_LETTERS = Counter("dead_letters_total", "Submissions sent to the dead letters, by stage and reason.",
                        ["stage", "reason"])
 CENTRAL_ROWS = Counter(

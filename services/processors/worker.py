@@ -66,12 +66,14 @@ def _write_all(*writes: tuple[Any, ...]) -> None:
         until_written(write, *args, table=table)
 
 
+_processed: dict[tuple[str, int], int] = {}  # highest offset written to the store, per partition
+
+
 def _mark_processed(events: list[Any]) -> None:
-    highest: dict[tuple[str, int], int] = {}
     for event in events:
         tp = (event.message.topic, event.message.partition)
-        highest[tp] = max(highest.get(tp, -1), event.message.offset)
-    for (topic, partition), offset in highest.items():
+        _processed[tp] = max(_processed.get(tp, -1), event.message.offset)
+    for (topic, partition), offset in _processed.items():
         metrics.PROCESSED_OFFSET.labels(topic=topic, partition=str(partition)).set(offset)
 
 
@@ -149,6 +151,15 @@ def create_worker_app(settings: Settings) -> faust.App:
             batch = [(event.message.offset, decode(event.value)) for event in events]
             await _in_thread(_write_all, (event_archive.archive_batch, store, batch, "events"))
             _mark_processed(events)
+
+    @app.timer(interval=10.0)
+    async def report_lag() -> None:
+        """processor_consumer_lag: log end minus what this worker wrote, per assigned partition."""
+        for tp in app.consumer.assignment():
+            end = app.consumer.highwater(tp)
+            done = _processed.get((tp.topic, tp.partition))
+            if end is not None and done is not None:
+                metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - done - 1))
 
     @app.page("/metrics")
     async def prometheus(_self: Any, _request: web.Request) -> web.Response:

@@ -132,3 +132,12 @@ def province_rotation(store: Store, scheme: Scheme, as_of: date, loan_days: int)
     for row in rows:
         row["loss_rate"] = row["copies_lost"] / row["copies_dispatched"] if row["copies_dispatched"] else None
     return rows
+
+
+def report_overdue(store: Store, loan_days: int, today: date | None = None) -> None:
+    """Refresh the rotation_batches_overdue gauge (per 2025-scheme province) for Prometheus alerts."""
+    from services import metrics
+    from services.clock import today_local
+
+    for row in province_rotation(store, "2025", today or today_local(), loan_days):
+        metrics.ROTATION_OVERDUE.labels(province=row["province_code"]).set(row["batches_overdue"])
