@@ -12,6 +12,13 @@ RUN pip install --no-cache-dir .
 COPY odk-forms ./odk-forms
 RUN python -m services.intake.forms odk-forms build/forms
 
+# The dashboard's chart library, from the npm registry (package-lock.json), as `make static` does.
+FROM node:20-slim AS static
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error && mkdir -p build/static \
+    && cp node_modules/chart.js/dist/chart.umd.js node_modules/chart.js/LICENSE.md build/static/
+
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -19,6 +26,7 @@ COPY services ./services
 COPY schemas ./schemas
 RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 app && mkdir -p /data && chown app /data
 COPY --from=forms /app/build/forms ./build/forms
+COPY --from=static /app/build/static ./build/static
 USER app
 ENV HOST=0.0.0.0 FORMS_DIR=/app/build/forms STATE_DIR=/data/state FAUST_DATA_DIR=/data/faust
 CMD ["python", "-m", "services.embedded"]

@@ -5,8 +5,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+NPM    ?= npm
+CHARTS := build/static/chart.umd.js
 
-.PHONY: run test lint forms schemas kafka-jars topics worker intake query clean
+.PHONY: run test lint forms static schemas kafka-jars topics worker intake query clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +19,17 @@ $(STAMP): pyproject.toml
 forms: $(STAMP)  ## build the XForms (ODK Validate on; needs Java)
 	$(PY) -m services.intake.forms odk-forms build/forms
 
-run: $(STAMP) forms  ## the one-process embedded stack on http://127.0.0.1:8000, loaded with sample data
+static: $(CHARTS)  ## the dashboard's chart library (Chart.js, npm registry, package-lock.json) into build/static
+
+$(CHARTS): package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+	mkdir -p build/static
+	cp node_modules/chart.js/dist/chart.umd.js node_modules/chart.js/LICENSE.md build/static/
+
+run: $(STAMP) forms static  ## the one-process embedded stack on http://127.0.0.1:8000, loaded with sample data
 	$(PY) -m services.embedded --load-samples
 
-test: $(STAMP) kafka-jars  ## lint, then every test (a real Kafka broker is started by the harness)
+test: $(STAMP) kafka-jars static  ## lint, then every test (a real Kafka broker is started by the harness)
 	$(VENV)/bin/ruff check services tests
 	$(PY) -m pytest
 

@@ -33,7 +33,9 @@ from services.intake.ledger import Ledger
 from services.intake.openrosa import Limits, openrosa_router
 from services.processors import daily_visits, event_archive, rotation
 from services.processors.sqlite_state import SqliteState
+from services.query.access import ApiKeys
 from services.query.api import query_router
+from services.query.dashboard import dashboard_router
 from services.store.clickhouse import Store
 from services.web import create_app
 
@@ -92,8 +94,14 @@ class EmbeddedStack:
     ledger: Ledger
     states: list[SqliteState]
     service: IntakeService
+    # The query API's demo key (read:all + admin) when API_KEYS_FILE is unset: made at start-up,
+    # kept only in this process's memory; None when the keys come from the file.
+    demo_api_key: str | None = None
+    expiry: Periodic | None = None  # held-edit expiry; stopped on close, not only at the app's shutdown
 
     def close(self) -> None:
+        if self.expiry is not None:
+            self.expiry.stop()
         self.bus.close()
         for state in self.states:
             state.close()
@@ -122,11 +130,16 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     ledger = Ledger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, bus, ledger)
     expiry = Periodic(service.expire_held, 300)
+    if settings.api_keys_file:
+        keys, demo_key = ApiKeys(Path(settings.api_keys_file)), None
+    else:
+        keys, demo_key = ApiKeys.demo()
     app = create_app("Thư viện cơ sở — embedded stack", [
         _openrosa(settings, catalogue, service, ledger),
-        query_router(store, reference),
+        query_router(store, reference, keys, rotation_loan_days=settings.rotation_loan_days),
+        dashboard_router(),
     ], on_shutdown=[expiry.stop])
-    return EmbeddedStack(app, store, bus, ledger, states, service)
+    return EmbeddedStack(app, store, bus, ledger, states, service, demo_key, expiry)
 
 
 def intake_app(settings: Settings) -> FastAPI:
@@ -147,10 +160,16 @@ def distributed_intake(settings: Settings) -> tuple[FastAPI, IntakeService]:
 
 
 def query_app(settings: Settings) -> FastAPI:
+    """The query service on its own; it will not start without API keys (``API_KEYS_FILE``)."""
+    if not settings.api_keys_file:
+        raise RuntimeError("API_KEYS_FILE is not set: the query service has no built-in key. Make one with "
+                           "`python -m services.query.access add FILE NAME read:all` and set API_KEYS_FILE=FILE.")
+    keys = ApiKeys(Path(settings.api_keys_file))  # a missing or malformed file stops the start-up here
     store = Store(settings.store_dsn)
     store.migrate()
-    return create_app("Thư viện cơ sở — query API", [query_router(store, default_reference())],
-                      on_shutdown=[store.close])
+    return create_app("Thư viện cơ sở — query API", [
+        query_router(store, default_reference(), keys, rotation_loan_days=settings.rotation_loan_days),
+        dashboard_router()], on_shutdown=[store.close])
 
 
 @dataclass

@@ -64,7 +64,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FAUST_DATA_DIR", "var/faust", "faust worker's data directory."),
     Setting("ROTATION_LOAN_DAYS", "90", "Book rotation: a batch not returned this many days after its dispatch is "
             "overdue."),
+    Setting("API_KEYS_FILE", "", "Query API keys (JSON: sha256 of each key → name, scopes; "
+            "`python -m services.query.access add`). Required by the query service; empty in the embedded stack: "
+            "a random demo key (read:all + admin) is made at start-up and printed."),
     Setting("LOG_LEVEL", "INFO", "Python log level."),
+    Setting("LOG_FORMAT", "json", "`json`: one JSON object per line (time in Asia/Ho_Chi_Minh, level, logger, message, "
+            "fields such as `event_id`), for log collectors; `text`: one readable line, for a terminal."),
+    Setting("OPS_API_KEY", "", "Query API key (scope `admin`) that `thuvien deadletters` sends (`X-API-Key`)."),
 )
 
 
@@ -100,7 +106,10 @@ class Settings:
     faust_web_port: int = 6066
     faust_data_dir: Path = field(default_factory=lambda: Path("var/faust"))
     rotation_loan_days: int = 90
+    api_keys_file: str = ""
     log_level: str = "INFO"
+    log_format: str = "json"
+    ops_api_key: str = ""
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -114,6 +123,8 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.bus not in ("embedded", "kafka"):
             raise ValueError(f"BUS must be 'embedded' or 'kafka', not {settings.bus!r}")
+        if settings.log_format not in ("json", "text"):
+            raise ValueError(f"LOG_FORMAT must be 'json' or 'text', not {settings.log_format!r}")
         return settings
 
 

@@ -29,6 +29,10 @@ EVENTS_PROCESSED = Counter(
     ["processor", "outcome"],  # applied | replaced | duplicate | stale | conflict
 )
 ROWS_INSERTED = Counter("store_rows_inserted_total", "Rows written to the store, by table.", ["table"])
+STORE_WRITE_SECONDS = Histogram(
+    "store_write_seconds", "Time to write one processor batch to the store, by table (both modes).", ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 STORE_INSERT_FAILURES = Counter("store_insert_failures_total", "Failed writes to the store, by table.", ["table"])
 PROCESSED_OFFSET = Gauge(
     "processor_processed_offset", "Highest offset written to the store, per topic partition (distributed mode). "

@@ -17,6 +17,15 @@ AREAS = [AreaFilter("legacy"), AreaFilter("2025"), AreaFilter("legacy", "02"), A
          AreaFilter("legacy", "24"), AreaFilter("2025", "24"), AreaFilter("legacy", "12")]
 
 
+def _first_difference(store_rows: list[dict], oracle_rows: list[dict]) -> str:
+    by_period = {r["period"]: r for r in oracle_rows}
+    for row in store_rows:
+        other = by_period.pop(row["period"], None)
+        if row != other:
+            return f"store {row} != oracle {other}"
+    return f"oracle only: {list(by_period.values())[:1]}"
+
+
 def compare(aggregates: Aggregates, oracle: Oracle, areas=AREAS) -> None:
     """Assert the store and the oracle agree on every aggregate and indicator, for each area."""
     reference = default_reference()
@@ -26,8 +35,9 @@ def compare(aggregates: Aggregates, oracle: Oracle, areas=AREAS) -> None:
     for area in [*areas, lib_area, AreaFilter("2025", commune.province_code, commune.commune_code)]:
         for granularity in ("day", "month", "quarter", "year"):
             start, end = date(2024, 1, 1), TODAY
-            assert aggregates.visits(area, start, end, granularity) == oracle.visits(area, start, end, granularity), \
-                (area, granularity)
+            store_rows, oracle_rows = (aggregates.visits(area, start, end, granularity),
+                                       oracle.visits(area, start, end, granularity))
+            assert store_rows == oracle_rows, (area, granularity, _first_difference(store_rows, oracle_rows))
         start, end = date(2024, 1, 1), TODAY
         for name in ("mobile_sessions", "reading_promotion", "training", "donations"):
             for granularity in ("month", "year"):

@@ -47,7 +47,8 @@ def stack(settings: Settings) -> Iterator[EmbeddedStack]:
 
 @pytest.fixture
 def client(stack: EmbeddedStack) -> TestClient:
-    return TestClient(stack.app, headers=OPENROSA)
+    # X-API-Key (not Authorization, which OpenRosa's Digest uses): the query API's demo key.
+    return TestClient(stack.app, headers={**OPENROSA, "X-API-Key": stack.demo_api_key or ""})
 
 
 @pytest.fixture

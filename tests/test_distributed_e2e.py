@@ -25,6 +25,7 @@ from services.bus.topics import TOPICS
 from services.clock import today_local
 from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library, default_reference
+from services.query.access import add_key
 from services.tools.submissions import fill_instance, multipart
 from tests.conftest import OPENROSA, visit_answers
 from tests.kafka.broker import free_port
@@ -129,7 +130,10 @@ def test_submission_flows_through_kafka_and_a_faust_worker(distributed_settings:
     worker.wait_processed(3)
     worker.stop()  # chDB: the process that writes owns the data directory; the query opens it after
 
-    with TestClient(query_app(distributed_settings)) as query:  # closes the store on exit
+    keys = distributed_settings.state_dir / "api-keys.json"
+    key = add_key(keys, "e2e", ["read:all"])
+    secured = Settings(**{**distributed_settings.__dict__, "api_keys_file": str(keys)})
+    with TestClient(query_app(secured), headers={"Authorization": f"Bearer {key}"}) as query:  # closes the store
 
         def month(lib: Library, day, scheme="legacy") -> list[dict]:
             response = query.get("/v1/visits", params={

@@ -64,7 +64,8 @@ def test_same_id_other_answers_is_a_conflict_and_changes_nothing():
     fold_visit_event(state, event("a", DAY, 10), 1)
     result = fold_visit_event(state, event("a", DAY, 99, answers_hash="b"), 2)
     assert result.outcome == "conflict" and result.rows == []
-    assert state.get(f"day:{LIBRARY.library_id}|{DAY}")["counts"]["visits_total"] == 10
+    chains = state.get(f"day:{LIBRARY.library_id}|{DAY}")["chains"]
+    assert [c["counts"]["visits_total"] for c in chains.values()] == [10]
 
 
 def test_an_edit_moving_the_date_retracts_the_old_day():
@@ -129,6 +130,24 @@ def test_malformed_xml_is_refused_with_a_reason():
     with pytest.raises(SubmissionRejected) as caught:
         parse_submission(b"<visit_log id='visit_log'><unclosed></visit_log>")
     assert caught.value.code == "xml_malformed"
+
+
+def test_a_half_persisted_edit_is_completed_by_its_redelivery():
+    """A worker killed mid-write may persist the new day but not the old day's retraction."""
+    state = DictState()
+    fold_visit_event(state, event("v1", DAY, 10), 1)
+    old_index = dict(state.get("sub:v1"))
+    fold_visit_event(state, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b"), 2)
+    # Undo the retraction and the index update, as if only the new day's key reached the changelog.
+    state.data[f"day:{LIBRARY.library_id}|{DAY}"]["chains"]["v1"] = {
+        "event_id": "v1", "content_hash": "a" * 64, "counts": event("v1", DAY, 10).payload.model_dump(),
+        "versions": ["v1"]}
+    state.data["sub:v1"] = old_index
+
+    again = fold_visit_event(state, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b"), 2)
+
+    by_day = {row.day: (row.counts["visits_total"], row.reports) for row in again.rows}
+    assert by_day == {date(2026, 9, 30): (12, 1), DAY: (0, 0)}
 
 
 def test_a_retraction_withdraws_the_chain_once():

@@ -255,7 +255,7 @@ def test_operators_list_and_redrive_dead_letters(secured: EmbeddedStack, tmp_pat
     assert field.post("/submission", files={"xml_submission_file": ("s.xml", outside, "text/xml")}).status_code \
         == 403
 
-    query = TestClient(secured.app)
+    query = TestClient(secured.app, headers={"X-API-Key": secured.demo_api_key or ""})
     [letter] = list_dead_letters(query)
     assert (letter["reason_code"], letter["instance_id"]) == ("out_of_scope", "uuid:redrive-me")
     assert "raw_xml" not in letter  # listings stay small; the raw XML is fetched per letter

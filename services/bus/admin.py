@@ -1,16 +1,20 @@
 """Create the declared topics (``services/bus/topics.py``) on a broker. Idempotent.
 
 ``python -m services.bus.admin`` — run before starting intake and workers; existing
-topics are left as they are, missing ones are created with the declared layout.
+topics are left as they are, missing ones are created with the declared layout, with the
+changelog topics of the workers' consumer group (PROCESSOR_GROUP). ``thuvien topics [--apply]``
+does the same and prints the layout (README, "Operations").
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from services import logs
 from services.bus.topics import TOPICS, Topic, changelog_topics
 from services.config import Settings
 
@@ -22,7 +26,7 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
     """Create the missing topics (and, given the workers' ``group``, their changelogs); return those created now."""
     if group is not None:
         topics = (*topics, *changelog_topics(group))
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": log})  # librdkafka lines via logging
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
         NewTopic(t.named(prefix), num_partitions=t.partitions, replication_factor=replication_factor,
@@ -40,9 +44,11 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
     return created
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m services.bus.admin", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     settings = Settings.from_env(bus="kafka")
-    logging.basicConfig(level=settings.log_level)
+    logs.configure(settings)
     created = ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                             settings.kafka_replication_factor, group=settings.processor_group)
     print(f"created: {created or 'nothing (all topics exist)'}")

@@ -7,8 +7,12 @@ returns the rows whose totals changed, each carrying the full current totals for
 the same row again and nothing is counted twice.
 
 State keys:
-- ``sub:<root_id>``: the contribution of the latest version of one submission chain.
-- ``day:<library_id>|<yyyy-mm-dd>``: running totals of one library-day.
+- ``day:<library_id>|<yyyy-mm-dd>``: the contributions of every submission chain counted
+  on that library-day, by root_id. Totals are always summed from them, never stored
+  apart, so each key is consistent on its own: a worker killed while its changelog was
+  half-written may persist some keys and not others, and re-delivery converges.
+- ``sub:<root_id>``: where a chain is counted (its day key) and which versions it has had,
+  so an edit can find and retract the earlier version even when the day changed.
 """
 
 from __future__ import annotations
@@ -53,90 +57,92 @@ def _day_key(library_id: str, day: str) -> str:
     return f"day:{library_id}|{day}"
 
 
-def _contribution(event: VisitLogged) -> dict[str, Any]:
-    legacy, current = event.area("legacy"), event.area("2025")
-    return {
-        "event_id": event.event_id,
-        "content_hash": event.content_hash,
-        "library_id": event.library_id,
-        "day": event.occurred_on.isoformat(),
-        "areas": [legacy.province_code, legacy.commune_code, current.province_code, current.commune_code],
-        "counts": event.payload.model_dump(),
-        "versions": [event.event_id],
-    }
+def _empty_day(library_id: str, day: str, areas: list[str]) -> dict[str, Any]:
+    return {"library_id": library_id, "day": day, "areas": areas, "chains": {}}
 
 
-def _add(state: State, contribution: dict[str, Any], sign: int) -> str:
-    key = _day_key(contribution["library_id"], contribution["day"])
-    totals = state.get(key) or {
-        "library_id": contribution["library_id"],
-        "day": contribution["day"],
-        "areas": contribution["areas"],
-        "counts": dict.fromkeys(COUNT_FIELDS, 0),
-        "reports": 0,
-    }
-    counts = totals["counts"]
-    for name in COUNT_FIELDS:
-        counts[name] = counts.get(name, 0) + sign * contribution["counts"][name]
-    totals["reports"] += sign
-    if sign > 0:
-        totals["areas"] = contribution["areas"]
-    state.put(key, totals)
-    return key
-
-
-def _row(state: State, key: str, version: int) -> DailyVisitsRow:
-    totals = state.get(key)
-    assert totals is not None
-    p_legacy, c_legacy, p_2025, c_2025 = totals["areas"]
+def _row(day_state: dict[str, Any], version: int) -> DailyVisitsRow:
+    chains = day_state["chains"].values()
+    p_legacy, c_legacy, p_2025, c_2025 = day_state["areas"]
     return DailyVisitsRow(
-        library_id=totals["library_id"],
-        day=date.fromisoformat(totals["day"]),
+        library_id=day_state["library_id"],
+        day=date.fromisoformat(day_state["day"]),
         province_legacy=p_legacy,
         commune_legacy=c_legacy,
         province_2025=p_2025,
         commune_2025=c_2025,
-        counts=dict(totals["counts"]),
-        reports=totals["reports"],
+        counts={name: sum(chain["counts"][name] for chain in chains) for name in COUNT_FIELDS},
+        reports=len(day_state["chains"]),
         version=version,
     )
+
+
+def _remove(state: State, key: str, root_id: str) -> dict[str, Any] | None:
+    """Take the chain out of a day key; return the day state if it changed."""
+    day_state = state.get(key)
+    if day_state is None or root_id not in day_state["chains"]:
+        return None
+    chains = {k: v for k, v in day_state["chains"].items() if k != root_id}
+    day_state = {**day_state, "chains": chains}
+    state.put(key, day_state)
+    return day_state
+
+
+def fold_visit_event(state: State, event: VisitLogged, position: int) -> FoldResult:
+    """Apply one event at log ``position`` (offset) to ``state``; return the rows to upsert.
+
+    Writes go target day first, then the earlier day's retraction, then the chain's index: a
+    crash can persist any prefix of them, and the event's re-delivery completes the rest.
+    """
+    legacy, current = event.area("legacy"), event.area("2025")
+    areas = [legacy.province_code, legacy.commune_code, current.province_code, current.commune_code]
+    target = _day_key(event.library_id, event.occurred_on.isoformat())
+    sub_key = f"sub:{event.root_id}"
+    index = state.get(sub_key) or {"day_key": None, "versions": [], "retracted": False}
+    day_state = state.get(target) or _empty_day(event.library_id, event.occurred_on.isoformat(), areas)
+    here = day_state["chains"].get(event.root_id)
+    touched: dict[str, dict[str, Any]] = {}
+    known = set(index["versions"]) | set(here["versions"] if here else [])
+
+    if here is not None and here["event_id"] == event.event_id:
+        if here["content_hash"] != event.content_hash:
+            return FoldResult("conflict", [], f"instanceID {event.event_id} was seen with other answers")
+        outcome: Outcome = "duplicate"  # re-delivery: rewrite the rows, in case a write was lost in a crash
+        touched[target] = day_state
+    elif event.event_id in known:
+        return FoldResult("stale", [], f"{event.event_id} was already replaced or retracted")
+    else:
+        outcome = "replaced" if here is not None or (index["day_key"] and not index["retracted"]) else "applied"
+        chains = {**day_state["chains"], event.root_id: {
+            "event_id": event.event_id, "content_hash": event.content_hash, "counts": event.payload.model_dump(),
+            "versions": sorted(known | {event.event_id})}}
+        day_state = {**day_state, "areas": areas, "chains": chains}
+        state.put(target, day_state)
+        touched[target] = day_state
+
+    # The chain counts on its current day only: retract it from the day of an earlier version.
+    previous = index["day_key"]
+    if previous and previous != target:
+        changed = _remove(state, previous, event.root_id)
+        if changed is not None:
+            touched[previous] = changed
+    wanted = {"day_key": target, "versions": sorted(known | {event.event_id}), "retracted": False}
+    if index != wanted:
+        state.put(sub_key, wanted)
+    return FoldResult(outcome, [_row(d, position) for d in touched.values()])
 
 
 def retract_visit_chain(state: State, event: SubmissionRetracted, position: int) -> FoldResult:
     """Withdraw a submission chain's contribution (e.g. rejected in Central's review)."""
     sub_key = f"sub:{event.root_id}"
-    previous = state.get(sub_key)
-    if previous is None:
+    index = state.get(sub_key)
+    if index is None:
         return FoldResult("stale", [], f"nothing to retract for {event.root_id}")
-    if previous.get("retracted"):
-        return FoldResult("duplicate", [_row(state, _day_key(previous["library_id"], previous["day"]), position)])
-    key = _add(state, previous, -1)
-    state.put(sub_key, {**previous, "retracted": True})
-    return FoldResult("retracted", [_row(state, key, position)])
-
-
-def fold_visit_event(state: State, event: VisitLogged, position: int) -> FoldResult:
-    """Apply one event at log ``position`` (offset) to ``state``; return the rows to upsert."""
-    sub_key = f"sub:{event.root_id}"
-    previous = state.get(sub_key)
-    if previous is not None and previous.get("retracted") and event.event_id in previous["versions"]:
-        return FoldResult("stale", [], f"{event.event_id} was retracted")
-    if previous is not None:
-        if event.event_id == previous["event_id"]:
-            if event.content_hash != previous["content_hash"]:
-                return FoldResult("conflict", [], f"instanceID {event.event_id} was seen with other answers")
-            # Re-delivery: rewrite the current row so a write lost in a crash is repaired.
-            return FoldResult("duplicate", [_row(state, _day_key(previous["library_id"], previous["day"]), position)])
-        if event.event_id in previous["versions"]:
-            return FoldResult("stale", [], f"{event.event_id} was already replaced by {previous['event_id']}")
-
-    touched = []
-    if previous is not None and not previous.get("retracted"):
-        touched.append(_add(state, previous, -1))
-    contribution = _contribution(event)
-    if previous is not None:
-        contribution["versions"] = previous["versions"] + [event.event_id]
-    touched.append(_add(state, contribution, +1))
-    state.put(sub_key, contribution)
-    rows = [_row(state, key, position) for key in dict.fromkeys(touched)]
-    return FoldResult("replaced" if previous is not None else "applied", rows)
+    key = index["day_key"]
+    day_state = state.get(key)
+    if index["retracted"]:
+        return FoldResult("duplicate", [_row(day_state, position)] if day_state else [])
+    changed = _remove(state, key, event.root_id) if key else None
+    state.put(sub_key, {**index, "retracted": True})
+    rows = [_row(changed or day_state, position)] if (changed or day_state) else []
+    return FoldResult("retracted", rows)

@@ -15,6 +15,7 @@ import time
 import httpx
 import uvicorn
 
+from services import logs
 from services.bootstrap import embedded_stack
 from services.config import Settings
 from services.tools.load_samples import load
@@ -22,33 +23,46 @@ from services.tools.load_samples import load
 log = logging.getLogger("services.embedded")
 
 
-def _load_when_ready(base_url: str) -> None:
+def _ready_message(base_url: str, api_key: str | None) -> str:
+    """What to try once up: with the demo API key when API_KEYS_FILE is unset (valid until this process stops)."""
+    if api_key:
+        auth = f"-H 'Authorization: Bearer {api_key}' "
+        key = (f"  API key (demo: read:all + admin; made at start-up, kept only in memory, gone when this "
+               f"process stops):\n    {api_key}\n  Dashboard: {base_url}/dashboard?key={api_key}\n")
+    else:
+        auth, key = "-H 'Authorization: Bearer <a key from API_KEYS_FILE>' ", ""
+    return (f"\nReady. Try:\n  curl {auth}'{base_url}/v1/visits?scheme=legacy&province=02&granularity=month'\n"
+            f"{key}  API docs: {base_url}/docs   ODK Collect server URL: {base_url}\n")
+
+
+def _when_ready(base_url: str, api_key: str | None, load_samples: bool) -> None:
     for _ in range(300):
         try:
             if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
-    started = time.perf_counter()
-    statuses = load(base_url)
-    log.info("sample submissions loaded in %.1fs: %s", time.perf_counter() - started, dict(statuses))
-    print(f"\nReady. Try:\n  curl '{base_url}/v1/visits?scheme=legacy&province=02&granularity=month'\n"
-          f"  API docs: {base_url}/docs   ODK Collect server URL: {base_url}\n", flush=True)
+    if load_samples:
+        started = time.perf_counter()
+        statuses = load(base_url)
+        log.info("sample submissions loaded in %.1fs: %s", time.perf_counter() - started, dict(statuses))
+    print(_ready_message(base_url, api_key), flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m services.embedded", description=__doc__)
     parser.add_argument("--load-samples", action="store_true", help="send the sample submissions of every form once up")
     args = parser.parse_args()
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the sample loader's 1,000+ requests
     stack = embedded_stack(settings)
     base_url = f"http://{settings.host}:{settings.port}"
-    if args.load_samples:
-        threading.Thread(target=_load_when_ready, args=(base_url,), daemon=True).start()
+    threading.Thread(target=_when_ready, args=(base_url, stack.demo_api_key, args.load_samples),
+                     daemon=True).start()
     try:
-        uvicorn.run(stack.app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+        uvicorn.run(stack.app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                    log_config=None)  # uvicorn's loggers propagate to the handler services.logs installed
     finally:
         stack.close()
 

@@ -1,22 +1,32 @@
-"""The intake service on its own (distributed mode): ``python -m services.intake``."""
+"""The intake service on its own (distributed mode): ``python -m services.intake``.
+
+Serves OpenRosa (ODK Collect) on HOST:PORT and publishes every accepted submission to Kafka
+(BUS=kafka, KAFKA_BOOTSTRAP_SERVERS). Settings are environment variables (README, "Configuration");
+logs go to stderr as LOG_FORMAT says.
+"""
 
 from __future__ import annotations
 
-import logging
+import argparse
 
 import uvicorn
 
+from services import logs
 from services.bootstrap import intake_app
 from services.config import Settings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m services.intake", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     settings = Settings.from_env()
     if settings.bus != "kafka":
         raise SystemExit("The intake on its own publishes to Kafka: set BUS=kafka. "
                          "For the one-process stack run `python -m services.embedded` (make run).")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(intake_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    logs.configure(settings)
+    # log_config=None: uvicorn's loggers propagate to the one handler services.logs installed.
+    uvicorn.run(intake_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                log_config=None)
 
 
 if __name__ == "__main__":

@@ -124,15 +124,26 @@ class IntakeService:
         merged = _merge(earlier, attachments)
         self._ledger.keep_partial(submission.instance_id, submission.content_hash,
                                   _ATTACHMENTS.dump_json(merged).decode(), self._clock())
-        return Accepted(submission.instance_id, submission.form_id, "partial")
+        part = Accepted(submission.instance_id, submission.form_id, "partial")
+        _log_accepted(part, submission.answer("library_id") or "", account, "openrosa")
+        return part
 
     def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa",
                attachments: Sequence[AttachmentRef] = ()) -> Accepted:
         """Accept, hold or raise SubmissionRejected / SubmissionConflict / OutOfScope / PublishFailed."""
+        try:
+            return self._submit(raw, account, source, attachments)
+        except (SubmissionRejected, SubmissionConflict, OutOfScope) as exc:
+            _log_refused(raw, exc, account, source)
+            raise
+
+    def _submit(self, raw: bytes, account: Account, source: Source,
+                attachments: Sequence[AttachmentRef]) -> Accepted:
         submission = parse_submission(raw)
         spec = self._spec(submission)
         done = self._duplicate_or_conflict(submission)
         if done is not None:
+            _log_accepted(done, submission.answer("library_id") or "", account, source)
             return done
 
         now = self._clock()
@@ -156,7 +167,9 @@ class IntakeService:
                 self._ledger.hold(submission.instance_id, submission.deprecated_id, submission.content_hash,
                                   raw_sha, account.username, source, _ATTACHMENTS.dump_json(files).decode(), now)
                 self._ledger.forget_partial(submission.instance_id)
-                return Accepted(submission.instance_id, submission.form_id, "held")
+                held = Accepted(submission.instance_id, submission.form_id, "held")
+                _log_accepted(held, parsed.library_id, account, source)
+                return held
             root_id = predecessor.root_id
 
         event = spec.event_model(
@@ -169,8 +182,10 @@ class IntakeService:
         self._ledger.record(LedgerEntry(submission.instance_id, root_id, submission.content_hash,
                                         submission.form_id, raw_sha, event.model_dump_json()), now)
         self._ledger.forget_partial(submission.instance_id)
+        accepted = Accepted(submission.instance_id, submission.form_id, "new")
+        _log_accepted(accepted, parsed.library_id, account, source)
         self._release_successors(submission.instance_id)
-        return Accepted(submission.instance_id, submission.form_id, "new")
+        return accepted
 
     def _release_successors(self, instance_id: str) -> None:
         for held in self._ledger.held(waiting_for=instance_id):
@@ -207,6 +222,9 @@ class IntakeService:
             rejection_id=uuid.uuid4().hex, form_id=form_id or "unknown", instance_id=instance_id, status=status,
             reason_code=reasons[0].code, reason_vi=" | ".join(r.message_vi for r in reasons),
             reason_en=" | ".join(r.message_en for r in reasons), submitter=account.username, received_at=now)
+        log.info("rejection recorded", extra={"event_id": instance_id, "form_id": rejection.form_id,
+                                              "status": status, "reason": rejection.reason_code,
+                                              "rejection_id": rejection.rejection_id, "submitter": account.username})
         try:
             self._publisher.publish(rejection)
         except Exception:
@@ -229,5 +247,27 @@ class IntakeService:
             payload=Retraction(retracts_event_type=original.event_type, reason_code=reason_code, reason=reason))
         self._publisher.publish(retraction)
         self._ledger.mark_retracted(instance_id)
+        log.info("submission retracted", extra={"event_id": retraction.event_id, "retracts": instance_id,
+                                                "form_id": original.form_id, "library_id": original.library_id,
+                                                "reason": reason_code})
         return True
 
+
+# Correlation: the submission's instanceID is its event_id everywhere, from here to the store's write.
+
+def _log_accepted(accepted: Accepted, library_id: str, account: Account, source: str) -> None:
+    log.info("submission accepted", extra={"event_id": accepted.instance_id, "form_id": accepted.form_id,
+                                           "library_id": library_id, "kind": accepted.kind, "source": source,
+                                           "submitter": account.username})
+
+
+def _log_refused(raw: bytes, exc: Exception, account: Account, source: str) -> None:
+    try:  # as much as the submission says about itself; nothing if it does not parse
+        submission = parse_submission(raw)
+        event_id, form_id, library_id = submission.instance_id, submission.form_id, submission.answer("library_id")
+    except Exception:
+        event_id = form_id = library_id = ""
+    reason = exc.code if isinstance(exc, SubmissionRejected) else exc.reason.code  # type: ignore[attr-defined]
+    log.info("submission refused", extra={"event_id": event_id, "form_id": form_id, "library_id": library_id or "",
+                                          "kind": "refused", "reason": reason, "source": source,
+                                          "submitter": account.username})

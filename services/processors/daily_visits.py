@@ -7,6 +7,7 @@ their own ``State`` (SQLite / faust tables), then ``write_batch`` to the same st
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,6 +33,7 @@ class Sink(Protocol):
 class FoldedBatch:
     rows: dict[tuple[str, str], DailyVisitsRow] = field(default_factory=dict)  # latest row per library-day
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)  # what the batch folded, for the write's log line
 
 
 def _conflict(event: VisitLogged, detail: str) -> DeadLetter:
@@ -50,6 +52,9 @@ def fold_event(state: State, position: int, event: object, into: FoldedBatch) ->
     else:
         return
     metrics.EVENTS_PROCESSED.labels(processor=NAME, outcome=result.outcome).inc()
+    log.info("event folded", extra={"event_id": event.event_id, "processor": NAME, "outcome": result.outcome,
+                                    "library_id": event.library_id, "position": position})
+    into.event_ids.append(event.event_id)
     if result.outcome == "conflict" and isinstance(event, VisitLogged):
         into.dead_letters.append(_conflict(event, result.detail))
     for row in result.rows:
@@ -65,6 +70,7 @@ def fold_batch(state: State, batch: Sequence[tuple[int, object]]) -> FoldedBatch
 
 def write_batch(sink: Sink, folded: FoldedBatch) -> int:
     """Write dead letters and changed rows; raise if the store refuses (the caller retries)."""
+    started = time.perf_counter()
     try:
         if folded.dead_letters:
             sink.record_dead_letters(folded.dead_letters)
@@ -75,7 +81,12 @@ def write_batch(sink: Sink, folded: FoldedBatch) -> int:
     except Exception:
         log.warning("write of %d rows failed", len(folded.rows))
         raise
+    elapsed = time.perf_counter() - started
     metrics.ROWS_INSERTED.labels(table="visits_library_daily").inc(written)
+    metrics.STORE_WRITE_SECONDS.labels(table="visits_library_daily").observe(elapsed)
+    log.info("batch written", extra={"processor": NAME, "table": "visits_library_daily", "rows": written,
+                                     "dead_letters": len(folded.dead_letters), "event_ids": folded.event_ids,
+                                     "duration_ms": round(elapsed * 1000, 1)})
     return written
 
 

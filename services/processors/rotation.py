@@ -8,6 +8,7 @@ both call ``fold_batch`` (or ``fold_event`` per event) with their own ``State``,
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ class FoldedBatch:
     batches: dict[str, RotationBatchRow] = field(default_factory=dict)  # latest row per batch
     movements: dict[tuple[str, str], RotationMovementRow] = field(default_factory=dict)  # per (batch, root)
     letters: dict[str, LetterChange] = field(default_factory=dict)  # latest change per dead letter
+    event_ids: list[str] = field(default_factory=list)  # what the batch folded, for the write's log line
 
 
 def _conflict(event: RotationMoved, detail: str, now: datetime) -> LetterChange:
@@ -48,6 +50,10 @@ def fold_event(state: State, position: int, event: object, into: FoldedBatch, no
     if result is None:
         return
     metrics.EVENTS_PROCESSED.labels(processor=NAME, outcome=result.outcome).inc()
+    event_id = getattr(event, "event_id", "")
+    log.info("event folded", extra={"event_id": event_id, "processor": NAME, "outcome": result.outcome,
+                                    "library_id": getattr(event, "library_id", ""), "position": position})
+    into.event_ids.append(event_id)
     if result.outcome == "conflict" and isinstance(event, RotationMoved):
         change = _conflict(event, result.detail, now)
         into.letters[change.letter.dead_letter_id] = change
@@ -72,6 +78,7 @@ def fold_batch(state: State, batch: Sequence[tuple[int, object]]) -> FoldedBatch
 
 def write_batch(store: Store, folded: FoldedBatch) -> int:
     """Write dead letters, then movements, then batches; raise if the store refuses (the caller retries)."""
+    started = time.perf_counter()
     try:
         letters = rotation_store.record_letters(store, list(folded.letters.values()))
         moved = rotation_store.upsert_movements(store, list(folded.movements.values()))
@@ -86,6 +93,11 @@ def write_batch(store: Store, folded: FoldedBatch) -> int:
     metrics.ROWS_INSERTED.labels(table="dead_letters").inc(letters)
     metrics.ROWS_INSERTED.labels(table="rotation_movements").inc(moved)
     metrics.ROWS_INSERTED.labels(table="rotation_batches").inc(batches)
+    elapsed = time.perf_counter() - started
+    metrics.STORE_WRITE_SECONDS.labels(table="rotation_batches").observe(elapsed)
+    log.info("batch written", extra={"processor": NAME, "table": "rotation_batches", "rows": batches,
+                                     "movements": moved, "dead_letters": letters, "event_ids": folded.event_ids,
+                                     "duration_ms": round(elapsed * 1000, 1)})
     return batches + moved
 
 

@@ -12,6 +12,7 @@ finds its events already folded and rewrites identical rows (ReplacingMergeTree 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from services import metrics
+from services import logs, metrics
 from services.bus.codec import decode
 from services.bus.topics import (
     DAILY_VISITS_TABLE,
@@ -90,6 +91,7 @@ def create_worker_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.faust_session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.faust_session_timeout_s / 10),
+        logging_config=logs.dict_config(settings),  # faust's worker re-configures logging: ours, JSON by default
     )
     store = Store(settings.store_dsn)
     store.migrate()
@@ -173,12 +175,15 @@ def create_worker_app(settings: Settings) -> faust.App:
     return app
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m services.processors.worker", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     settings = Settings.from_env(bus="kafka")
-    logging.basicConfig(level=settings.log_level)
+    logs.configure(settings)
     app = create_worker_app(settings)
-    # faust's own command line runs the worker (signals, graceful shutdown, rebalancing).
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower(),
+    # faust's own command line runs the worker (signals, graceful shutdown, rebalancing); --quiet: no
+    # start-up banner on stdout, so that what the process writes is log lines only.
+    sys.argv = [sys.argv[0], "--quiet", "worker", "--loglevel", settings.log_level.lower(),
                 "--web-host", settings.host, "--web-port", str(settings.faust_web_port)]
     app.main()
 

@@ -1,20 +1,27 @@
-"""The query service on its own (distributed mode): ``python -m services.query`` on QUERY_PORT."""
+"""The query service on its own (distributed mode): ``python -m services.query`` on HOST:QUERY_PORT.
+
+Answers the aggregates API (``/v1/...``) from STORE_DSN. Settings are environment variables
+(README, "Configuration"); logs go to stderr as LOG_FORMAT says.
+"""
 
 from __future__ import annotations
 
-import logging
+import argparse
 
 import uvicorn
 
+from services import logs
 from services.bootstrap import query_app
 from services.config import Settings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m services.query", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
     uvicorn.run(query_app(settings), host=settings.host, port=settings.query_port,
-                log_level=settings.log_level.lower())
+                log_level=settings.log_level.lower(), log_config=None)
 
 
 if __name__ == "__main__":

@@ -1,80 +1,76 @@
-"""The query API (``/v1``): aggregates read from the store, for dashboards and tools."""
+"""The query API (``/v1``): aggregates, indicators, rotation, the registry and reference areas, for
+programme managers, dashboards and tools. One entry point, ``query_router``; the routes live in
 
-from __future__ import annotations
+- ``aggregates_api.py``: indicators, visits, growth, mobile sessions, reading promotion, training, donations;
+- ``rotation_api.py``: rotation batches, books on hand per library, rotation per province;
+- ``areas.py``: reference areas and the library registry (and how area parameters are read);
+- ``admin_api.py``: dead letters and intake rejections (scope ``admin``);
+- ``access.py``: API keys and scopes, ``/v1/me``; ``formats.py``: JSON/CSV, ETags, pagination;
+- ``params.py``: the shared parameters (area, period); ``models.py``: the answers' shapes, for OpenAPI.
 
-from datetime import date
-from typing import Annotated, Any, Literal
+Every route needs an API key; an unknown query parameter is refused (400), so a typo such as
+``provnce=02`` never silently answers for the whole region.
+"""
 
-from fastapi import APIRouter, Query
-from fastapi.concurrency import run_in_threadpool
+# No `from __future__ import annotations` here: FastAPI must resolve the annotations of route and
+# dependency closures (`Depends(read)`, a local name) when the routes are built.
+from typing import Annotated, Any
 
-from services.clock import today_local
-from services.domain.events import Scheme
+from fastapi import APIRouter, Depends, Request
+from fastapi.dependencies.models import Dependant
+
 from services.domain.reference import Reference
+from services.query import models
+from services.query.access import ApiKeys, Principal, administrator, authenticator, describe, reader
+from services.query.admin_api import admin_router
+from services.query.aggregates_api import aggregates_router
+from services.query.areas import Places, areas_router
 from services.query.problems import Problem
+from services.query.rotation_api import rotation_router
 from services.store.aggregates import Aggregates
-from services.store.clickhouse import AreaFilter, Store
+from services.store.clickhouse import Store
+
+_KNOWN = "_v1_query_names"  # kept on each route: its query parameters, computed once
 
 
-def query_router(store: Store, reference: Reference) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["Aggregates"])
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_parameters(request: Request) -> None:
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = getattr(route, _KNOWN, None)
+    if known is None:
+        known = frozenset(_query_names(dependant))
+        setattr(route, _KNOWN, known)
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        raise Problem(400, "Unknown parameter", f"unknown query parameter {unknown[0]!r}; this endpoint takes: "
+                      f"{', '.join(sorted(known)) or 'none'}", unknown[0])
+
+
+def query_router(store: Store, reference: Reference, keys: ApiKeys, *, rotation_loan_days: int = 90) -> APIRouter:
+    """Every ``/v1`` route over ``store`` and ``reference``, guarded by ``keys``."""
     aggregates = Aggregates(store, reference)
+    places = Places(reference, aggregates)
+    authenticated = authenticator(keys)
+    read, admin = reader(authenticated), administrator(authenticated)
 
-    def _area(scheme: Scheme, province: str | None, commune: str | None) -> dict[str, Any]:
-        if commune:
-            unit = reference.commune(scheme, commune)
-            if unit is None:
-                raise Problem(404, "Unknown commune", f"No commune {commune} under scheme {scheme}", "commune")
-            if province and unit.province_code != province:
-                raise Problem(400, "Commune not in province",
-                              f"Commune {commune} ({scheme}) lies in province {unit.province_code}, not {province}",
-                              "commune")
-            return {"scheme": scheme, "level": "commune", "code": commune, "province_code": unit.province_code,
-                    "name_vi": unit.name_vi, "name_en": unit.name_en}
-        if province:
-            prov = reference.province(scheme, province)
-            if prov is None:
-                raise Problem(404, "Unknown province", f"No province {province} under scheme {scheme}", "province")
-            return {"scheme": scheme, "level": "province", "code": province,
-                    "name_vi": prov.name_vi, "name_en": prov.name_en}
-        label = ("14 tỉnh của chương trình", "the 14 programme provinces") if scheme == "legacy" else (
-            "10 tỉnh hiện nay", "the 10 current provinces")
-        return {"scheme": scheme, "level": "region", "code": None, "name_vi": label[0], "name_en": label[1]}
+    router = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_parameters)])
 
-    @router.get("/visits", summary="Visits, loans and registrations over time for an area")
-    async def visits(
-        scheme: Annotated[Literal["legacy", "2025"], Query(
-            description="Admin scheme of the codes: `legacy` (before 2025-07-01) or `2025`.")] = "legacy",
-        province: Annotated[str | None, Query(pattern=r"^\d{2}$", description="Province code.")] = None,
-        commune: Annotated[str | None, Query(pattern=r"^\d{5}$", description="Commune code.")] = None,
-        start: Annotated[date | None, Query(description="First day (default: 1 January last year).")] = None,
-        end: Annotated[date | None, Query(description="Last day (default: today, Asia/Ho_Chi_Minh).")] = None,
-        granularity: Annotated[Literal["day", "month", "quarter", "year"], Query()] = "month",
-    ) -> dict[str, Any]:
-        end = end or today_local()
-        start = start or date(end.year - 1, 1, 1)
-        if start > end:
-            raise Problem(400, "Empty period", f"start {start} is after end {end}", "start")
-        area = _area(scheme, province, commune)
-        series = await run_in_threadpool(
-            aggregates.visits, AreaFilter(scheme, province, commune), start, end, granularity)
-        return {"area": area, "granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
-                "series": series}
+    @router.get("/me", tags=["Access"], summary="The API key's name, scopes and the provinces it reaches",
+                response_model=models.Me)
+    def me(principal: Annotated[Principal, Depends(authenticated)]) -> dict[str, Any]:
+        return describe(principal, reference)
 
-    @router.get("/dead-letters", summary="What could not be applied, and why (newest first)")
-    async def dead_letters(
-        include_resolved: Annotated[bool, Query(description="Also those re-driven successfully since.")] = False,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-    ) -> list[dict[str, Any]]:
-        rows = await run_in_threadpool(store.dead_letters, not include_resolved, limit)
-        return [{k: v for k, v in row.items() if k not in ("raw_xml", "event_json")} for row in rows]
-
-    @router.get("/dead-letters/{dead_letter_id}", summary="One dead letter with its raw submission")
-    async def dead_letter(dead_letter_id: str) -> dict[str, Any]:
-        rows = await run_in_threadpool(store.dead_letters, False, 10_000)
-        found = next((row for row in rows if row["dead_letter_id"] == dead_letter_id), None)
-        if found is None:
-            raise Problem(404, "Unknown dead letter", f"No dead letter {dead_letter_id}", "dead_letter_id")
-        return found
-
+    router.include_router(aggregates_router(places, aggregates, read))
+    router.include_router(rotation_router(places, store, rotation_loan_days, read))
+    router.include_router(areas_router(places, read))
+    router.include_router(admin_router(store, admin))
     return router

@@ -1,13 +1,16 @@
 """List dead letters and re-drive them through the intake after a fix.
 
-    python -m services.tools.deadletters list [--all]
-    python -m services.tools.deadletters redrive ID [ID ...] --user OPERATOR --password …
+    thuvien deadletters list [--all]
+    thuvien deadletters redrive ID [ID ...] --user OPERATOR --password …
+    (or python -m services.tools.deadletters …, the same command)
 
-Reads from the query API (``--query``, default http://127.0.0.1:8000) and re-submits the
-raw XML to the intake (``--intake``, same default) exactly as ODK Collect would, so the
-fix is checked by the same rules; a dead letter counts as resolved once its submission
-is accepted. Processor-stage dead letters (e.g. an instanceID conflict) carry no raw
-submission: the phone must send a corrected edit.
+Reads from the query API (``--query``; default the embedded stack on HOST:PORT, or with
+BUS=kafka the query service on HOST:QUERY_PORT) and re-submits the raw XML to the intake
+(``--intake``, default HOST:PORT) exactly as ODK Collect would, so the fix is checked by the
+same rules; a dead letter counts as resolved once its submission is accepted. The query API
+wants a key with the ``admin`` scope (``--api-key``, or the ``OPS_API_KEY`` setting).
+Processor-stage dead letters (e.g. an instanceID conflict) carry no raw submission: the
+phone must send a corrected edit.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import sys
 from dataclasses import dataclass
 
 import httpx
+
+from services.config import Settings
 
 OPENROSA = {"X-OpenRosa-Version": "1.0"}
 
@@ -47,25 +52,54 @@ def redrive(query: httpx.Client, intake: httpx.Client, dead_letter_id: str) -> R
     return Redriven(dead_letter_id, response.status_code, response.text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--query", default="http://127.0.0.1:8000", help="query API base URL")
-    parser.add_argument("--intake", default="http://127.0.0.1:8000", help="intake (OpenRosa) base URL")
-    sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("list", help="open dead letters, newest first")
-    listing.add_argument("--all", action="store_true", help="include those resolved since")
-    again = sub.add_parser("redrive", help="re-submit dead letters through the intake")
-    again.add_argument("ids", nargs="+")
-    again.add_argument("--user", help="intake account (Digest); omit for an open intake")
-    again.add_argument("--password")
-    args = parser.parse_args(argv)
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
-    with httpx.Client(base_url=args.query, timeout=30) as query:
-        if args.command == "list":
-            for row in list_dead_letters(query, args.all):
+
+def add_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    """The ``list`` / ``redrive`` command line, on ``parser`` (this module's own, or ``thuvien deadletters``)."""
+    intake = f"http://{_local(settings.host)}:{settings.port}"
+    query = f"http://{_local(settings.host)}:{settings.query_port}" if settings.bus == "kafka" else intake
+    parser.add_argument("--query", default=query, help=f"query API base URL (default: {query})")
+    parser.add_argument("--intake", default=intake, help=f"intake (OpenRosa) base URL (default: {intake})")
+    parser.add_argument("--api-key", default=settings.ops_api_key or None,
+                        help="query API key with the admin scope (default: OPS_API_KEY)")
+    sub = parser.add_subparsers(dest="deadletters_command", required=True, metavar="{list,redrive}")
+    listing = sub.add_parser("list", help="open dead letters, newest first",
+                             description="Open dead letters, newest first: id, time, state, stage, reason, form, "
+                                         "instanceID and the reason in English.")
+    listing.add_argument("--all", action="store_true", help="include those resolved since")
+    again = sub.add_parser("redrive", help="re-submit dead letters through the intake",
+                           description="Re-submit each dead letter's raw submission to the intake, as ODK Collect "
+                                       "would; exit 1 if any is not accepted (201).")
+    again.add_argument("ids", nargs="+", metavar="ID", help="dead letter ids (first column of `list`)")
+    again.add_argument("--user", help="intake account (Digest); omit for an open intake")
+    again.add_argument("--password", help="that account's password")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except httpx.HTTPStatusError as exc:
+        hint = " (pass --api-key or set OPS_API_KEY: a key with the admin scope)" \
+            if exc.response.status_code in (401, 403) else ""
+        print(f"error: {exc.request.url} answered {exc.response.status_code}{hint}", file=sys.stderr)
+    except httpx.TransportError as exc:
+        print(f"error: cannot reach {exc.request.url}: {exc} (check --query / --intake)", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    headers = {"X-API-Key": args.api_key} if args.api_key else {}
+    with httpx.Client(base_url=args.query, timeout=30, headers=headers) as query:
+        if args.deadletters_command == "list":
+            rows = list_dead_letters(query, args.all)
+            for row in rows:
                 state = "resolved" if row.get("resolved") else "open"
                 print(f"{row['dead_letter_id']}  {row['recorded_at']}  {state:8}  {row['stage']:9}  "
                       f"{row['reason_code']:24}  {row['form_id']:18}  {row['instance_id']}  {row['reason_en']}")
+            print(f"{len(rows)} dead letter(s)" + (" (open and resolved)" if args.all else " open"),
+                  file=sys.stderr)
             return 0
         auth = httpx.DigestAuth(args.user, args.password or "") if args.user else None
         with httpx.Client(base_url=args.intake, timeout=30, auth=auth) as intake:
@@ -75,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
                 failures += result.status != 201
                 print(f"{dead_letter_id}: {result.status} {result.message}")
             return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.tools.deadletters", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, Settings.from_env())
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,7 @@
+"""``python -m services.ops`` — the same as the ``thuvien`` command."""
+
+import sys
+
+from services.ops import main
+
+sys.exit(main())

@@ -1,0 +1,213 @@
+"""What the operator command needs of Kafka: the declared layout, creating it, a group's lag and offsets.
+
+confluent-kafka's AdminClient and Consumer do the work (list/describe/create topics, watermarks,
+``offsets_for_times``, ``alter_consumer_group_offsets``); nothing here consumes a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from services.bus.admin import ensure_topics
+from services.bus.topics import TOPICS, Topic, changelog_topics
+from services.config import TIMEZONE, Settings
+
+log = logging.getLogger(__name__)
+_rdkafka_log = logging.getLogger("librdkafka")  # librdkafka's own lines through logging, not bare stderr
+
+
+def declared_topics(group: str) -> tuple[Topic, ...]:
+    """Every topic the pipeline needs: the event, dead-letter and rejection topics, and ``group``'s changelogs."""
+    return (*TOPICS, *changelog_topics(group))
+
+
+def worker_input_topics(settings: Settings) -> list[str]:
+    """The topics the faust worker consumes (prefixed): its consumer group's offsets live on these."""
+    return [t.named(settings.kafka_topic_prefix) for t in TOPICS]
+
+
+def group_id(settings: Settings, group: str) -> str:
+    """The Kafka consumer group of the workers run with ``PROCESSOR_GROUP=group`` (faust's app id)."""
+    return f"{settings.kafka_topic_prefix}{group}"
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "logger": _rdkafka_log})
+
+
+def _consumer(settings: Settings, group: str) -> Consumer:
+    return Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": group,
+                     "enable.auto.commit": False, "logger": _rdkafka_log})
+
+
+def retention_text(ms: int) -> str:
+    if ms < 0:
+        return "forever"
+    days = ms / 86_400_000
+    return f"{days:g} d" if days >= 1 else f"{ms / 3_600_000:g} h"
+
+
+# ------------------------------------------------------------------------------ topics
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    declared: Topic
+    exists: bool
+    partitions: int | None  # on the broker
+    cleanup_policy: str | None  # on the broker
+    created_now: bool = False
+
+    @property
+    def matches(self) -> bool:
+        return (self.exists and self.partitions == self.declared.partitions
+                and (self.cleanup_policy is None or self.cleanup_policy == self.declared.cleanup_policy))
+
+    def problem(self) -> str:
+        """What differs from the declaration, in words ('' when nothing)."""
+        if not self.exists:
+            return "missing"
+        found = []
+        if self.partitions != self.declared.partitions:
+            found.append(f"{self.partitions} partitions (declared {self.declared.partitions})")
+        if self.cleanup_policy is not None and self.cleanup_policy != self.declared.cleanup_policy:
+            found.append(f"cleanup.policy={self.cleanup_policy} (declared {self.declared.cleanup_policy})")
+        return ", ".join(found)
+
+
+def topic_states(settings: Settings, topics: Sequence[Topic], timeout_s: float = 15.0,
+                 admin: AdminClient | None = None) -> list[TopicState]:
+    """Each declared topic as the broker has it: exists, partitions, cleanup.policy."""
+    admin = admin or admin_client(settings)
+    metadata = admin.list_topics(timeout=timeout_s)
+    prefix = settings.kafka_topic_prefix
+    names = [t.named(prefix) for t in topics]
+    present = [n for n in names if n in metadata.topics and metadata.topics[n].error is None]
+    policies: dict[str, str] = {}
+    if present:
+        futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in present])
+        for resource, future in futures.items():
+            entry = future.result(timeout_s).get("cleanup.policy")
+            if entry is not None:
+                policies[resource.name] = entry.value
+    return [TopicState(name, topic, name in present,
+                       len(metadata.topics[name].partitions) if name in present else None, policies.get(name))
+            for name, topic in zip(names, topics, strict=True)]
+
+
+def apply_topics(settings: Settings, group: str, timeout_s: float = 30.0) -> list[TopicState]:
+    """Create what is missing of the layout (idempotent: ``services.bus.admin.ensure_topics``); report each topic."""
+    created = set(ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
+                                settings.kafka_replication_factor, group=group, timeout_s=timeout_s))
+    states = topic_states(settings, declared_topics(group), timeout_s)
+    return [TopicState(s.name, s.declared, s.exists, s.partitions, s.cleanup_policy, s.name in created)
+            for s in states]
+
+
+# ------------------------------------------------------------------------------ offsets and lag
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None  # the group's committed offset (next to read); None: nothing committed
+    low: int
+    end: int  # log end (high watermark)
+
+    @property
+    def lag(self) -> int:
+        """Messages the group has not committed: from its offset (or the log start) to the log end."""
+        start = self.committed if self.committed is not None else self.low
+        return max(0, self.end - start)
+
+
+def _partitions(consumer: Consumer, topics: Iterable[str], timeout_s: float) -> list[TopicPartition]:
+    metadata = consumer.list_topics(timeout=timeout_s)
+    tps = []
+    for topic in topics:
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise LookupError(f"topic {topic} does not exist: run `thuvien topics --apply`")
+        tps += [TopicPartition(topic, p) for p in sorted(found.partitions)]
+    return tps
+
+
+def group_lag(settings: Settings, group: str, topics: Sequence[str] | None = None,
+              timeout_s: float = 15.0) -> list[PartitionLag]:
+    """Committed offset, log start and end of every partition of ``topics`` for the workers' ``group``."""
+    consumer = _consumer(settings, group_id(settings, group))
+    try:
+        tps = _partitions(consumer, topics or worker_input_topics(settings), timeout_s)
+        committed = consumer.committed(tps, timeout=timeout_s) if tps else []
+        out = []
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
+            out.append(PartitionLag(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None, low, high))
+        return out
+    finally:
+        consumer.close()
+
+
+def date_to_ms(day: date) -> int:
+    """Midnight at the start of ``day`` in Asia/Ho_Chi_Minh, as Kafka's epoch milliseconds."""
+    return int(datetime.combine(day, time(0), TIMEZONE).timestamp() * 1000)
+
+
+def starting_offsets(settings: Settings, *, from_offset: int | None = None, from_date: date | None = None,
+                     topics: Sequence[str] | None = None, timeout_s: float = 15.0) -> dict[tuple[str, int], int]:
+    """Where a replay starts on each partition: the log start (neither argument), ``from_offset`` (clamped
+    to the partition's log start and end), or the first message stamped on/after ``from_date``'s midnight
+    (Asia/Ho_Chi_Minh; the log end when there is none)."""
+    marks = watermarks(settings, topics, timeout_s)
+    if from_date is None:
+        if from_offset is not None:
+            return {tp: min(max(from_offset, low), high) for tp, (low, high) in marks.items()}
+        return {tp: low for tp, (low, _high) in marks.items()}
+    consumer = _consumer(settings, "thuvien-ops")
+    try:
+        stamp = date_to_ms(from_date)
+        found = consumer.offsets_for_times([TopicPartition(t, p, stamp) for t, p in marks], timeout=timeout_s)
+        return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else marks[(tp.topic, tp.partition)][1]
+                for tp in found}
+    finally:
+        consumer.close()
+
+
+def watermarks(settings: Settings, topics: Sequence[str] | None = None,
+               timeout_s: float = 15.0) -> dict[tuple[str, int], tuple[int, int]]:
+    """(log start, log end) of every partition of ``topics`` (default: what the worker reads)."""
+    consumer = _consumer(settings, "thuvien-ops")
+    try:
+        tps = _partitions(consumer, topics or worker_input_topics(settings), timeout_s)
+        return {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout_s) for tp in tps}
+    finally:
+        consumer.close()
+
+
+def committed_offsets(settings: Settings, group: str, topics: Sequence[str] | None = None,
+                      timeout_s: float = 15.0) -> dict[tuple[str, int], int]:
+    """What ``group`` has committed (partitions with nothing committed are left out)."""
+    return {(p.topic, p.partition): p.committed for p in group_lag(settings, group, topics, timeout_s)
+            if p.committed is not None}
+
+
+def commit_offsets(settings: Settings, group: str, offsets: dict[tuple[str, int], int],
+                   timeout_s: float = 30.0) -> None:
+    """Set ``group``'s committed offsets (the group must have no running member)."""
+    request = ConsumerGroupTopicPartitions(group_id(settings, group),
+                                           [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())])
+    admin = admin_client(settings)  # kept referenced until the futures resolve: its thread answers them
+    for future in admin.alter_consumer_group_offsets([request]).values():
+        result = future.result(timeout_s)
+        failed = [tp for tp in result.topic_partitions if tp.error is not None]
+        if failed:
+            raise KafkaException(f"could not commit offsets of {group}: {failed[0].error} on "
+                                 f"{failed[0].topic}[{failed[0].partition}]")

@@ -1,0 +1,336 @@
+"""Shapes of the query API's JSON answers, for the OpenAPI document (``/openapi.json``).
+
+The routes build their answers as plain dicts (then JSON or CSV, ``formats.py``); these models
+only describe them, and ``tests/test_query_v1.py`` checks real answers against the published
+document.
+"""
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from services.domain.forms.visit_log import COUNT_FIELDS
+
+Scheme = Literal["legacy", "2025"]
+
+
+class Unit(BaseModel):
+    """A province or commune under one scheme, named in Vietnamese and English."""
+
+    scheme: Scheme
+    level: Literal["province", "commune"] | None = None
+    code: str | None
+    name_vi: str | None
+    name_en: str | None
+
+
+class Area(BaseModel):
+    """The area an answer is about: the region of a scheme, a province, a commune or a library."""
+
+    scheme: Scheme
+    level: Literal["region", "province", "commune", "library"]
+    code: str | None = Field(description="Province or commune code under `scheme`, library id, or null (region).")
+    name_vi: str | None
+    name_en: str | None
+    province_code: str | None = Field(default=None, description="Communes: their province's code.")
+    library_type: str | None = Field(default=None, description="Libraries: their type.")
+    province: Unit | None = Field(default=None, description="Communes and libraries: their province.")
+    commune: Unit | None = Field(default=None, description="Libraries: their commune.")
+
+
+class SchemeCodes(BaseModel):
+    province_code: str | None
+    province_name_vi: str | None
+    province_name_en: str | None
+    commune_code: str | None
+    commune_name_vi: str | None
+    commune_name_en: str | None
+
+
+class Codes(BaseModel):
+    """A place under both schemes, each tagged by its key."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    legacy: SchemeCodes
+    current: SchemeCodes = Field(alias="2025")
+
+
+class Indicator(BaseModel):
+    value: float | None = Field(description="A fraction (K4: a growth rate); null when the denominator is 0.")
+    numerator: float
+    denominator: float
+    target: float | None = Field(description="Target for the year (services/reference/targets.csv).")
+    on_track: bool | None
+
+
+class Indicators(BaseModel):
+    area: Area
+    year: int
+    as_of: date
+    indicators: dict[Literal["K1", "K2", "K3", "K4", "completeness", "timeliness"], Indicator]
+
+
+class _Series(BaseModel):
+    area: Area
+    library_type: str | None
+    granularity: Literal["day", "month", "quarter", "year"]
+    start: date
+    end: date
+
+
+VisitRow = create_model("VisitRow", period=(str, ...), reports=(int, ...),
+                        **{name: (int, ...) for name in COUNT_FIELDS})  # type: ignore[call-overload]
+
+
+class MobileRow(BaseModel):
+    period: str
+    sessions: int
+    visits_total: int
+    visits_children: int
+    visits_adults: int
+    loans: int
+
+
+class ReadingRow(BaseModel):
+    period: str
+    occasion: str
+    events: int
+    participants_total: int
+    participants_children: int
+    participants_adults: int
+    co_organised: int
+
+
+class TrainingRow(BaseModel):
+    period: str
+    records: int
+    hours: float
+    workers: int
+    workers_passed: int
+
+
+class DonationRow(BaseModel):
+    period: str
+    donor_kind: str
+    donor_origin: str
+    donations: int
+    books: int
+    money_vnd: int
+
+
+class Visits(_Series):
+    series: list[VisitRow]  # type: ignore[valid-type]
+
+
+class MobileSessions(_Series):
+    series: list[MobileRow]
+
+
+class ReadingPromotion(_Series):
+    occasion: str | None
+    series: list[ReadingRow]
+
+
+class Training(_Series):
+    series: list[TrainingRow]
+
+
+class Donations(_Series):
+    donor_kind: str | None
+    donor_origin: str | None
+    series: list[DonationRow]
+
+
+class GrowthAll(BaseModel):
+    visits: int
+    previous: int
+    yoy: float | None
+
+
+class GrowthLikeForLike(GrowthAll):
+    libraries: int
+
+
+class Cagr(BaseModel):
+    baseline_year: int | None
+    value: float | None
+
+
+class Growth(BaseModel):
+    area: Area
+    library_type: str | None
+    year: int
+    all: GrowthAll
+    like_for_like: GrowthLikeForLike
+    cagr: Cagr
+
+
+class _Page(BaseModel):
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page; null on the last.")
+
+
+class Holder(BaseModel):
+    library_id: str
+    name_vi: str | None
+    name_en: str | None
+
+
+class OriginProvince(BaseModel):
+    scheme: Literal["2025"]
+    code: str | None
+    name_vi: str | None
+    name_en: str | None
+
+
+class Batch(BaseModel):
+    batch_id: str
+    status: Literal["dispatched", "received", "returned"]
+    in_transit: bool
+    overdue: bool
+    origin: str
+    origin_province: OriginProvince
+    origin_library_id: str | None
+    holder: Holder
+    areas: Codes
+    dispatched_on: date | None
+    received_on: date | None
+    returned_on: date | None
+    titles: int
+    copies: int
+    ethnic_language_copies: int
+    copies_lost: int
+    copies_damaged: int
+    days_held: int | None
+
+
+class Batches(_Page):
+    area: Area
+    library_type: str | None
+    as_of: date
+    loan_days: int
+    items: list[Batch]
+
+
+class OnHand(BaseModel):
+    library_id: str
+    name_vi: str | None
+    name_en: str | None
+    areas: Codes
+    batches_on_hand: int
+    copies_on_hand: int
+    ethnic_language_copies_on_hand: int
+    days_held: int | None
+    longest_held_days: int | None
+
+
+class OnHandList(_Page):
+    area: Area
+    library_type: str | None
+    as_of: date
+    items: list[OnHand]
+
+
+class ProvinceRotation(BaseModel):
+    scheme: Scheme
+    province_code: str
+    name_vi: str | None
+    name_en: str | None
+    batches_dispatched: int
+    copies_dispatched: int
+    batches_in_circulation: int
+    copies_in_circulation: int
+    batches_overdue: int
+    copies_lost: int
+    copies_damaged: int
+    loss_rate: float | None
+
+
+class ProvinceRotations(BaseModel):
+    area: Area
+    as_of: date
+    loan_days: int
+    items: list[ProvinceRotation]
+
+
+class LibraryItem(BaseModel):
+    library_id: str
+    name_vi: str
+    name_en: str
+    library_type: str
+    status: str
+    operating: bool
+    opened_on: date | None
+    model_joined_on: date | None
+    in_model: bool
+    latitude: float | None
+    longitude: float | None
+    areas: Codes
+
+
+class Libraries(_Page):
+    area: Area
+    as_of: date
+    items: list[LibraryItem]
+
+
+class AreaItem(BaseModel):
+    scheme: Scheme
+    level: Literal["province", "commune"]
+    code: str
+    name_vi: str
+    name_en: str
+    province_code: str | None = Field(default=None, description="Communes only.")
+    province_name_vi: str | None = None
+    province_name_en: str | None = None
+    district_name_vi: str | None = Field(default=None, description="Legacy communes: their former district.")
+    in_programme: bool | None = Field(default=None, description="Communes: with programme territory.")
+
+
+class Areas(_Page):
+    scheme: Scheme
+    level: Literal["province", "commune"]
+    items: list[AreaItem]
+
+
+class DeadLetter(BaseModel):
+    dead_letter_id: str
+    stage: str
+    reason_code: str
+    reason_vi: str
+    reason_en: str
+    instance_id: str
+    form_id: str
+    library_id: str
+    submitter: str
+    content_hash: str
+    recorded_at: datetime
+    resolved: bool
+
+
+class Rejection(BaseModel):
+    rejection_id: str
+    form_id: str
+    instance_id: str
+    status: int
+    reason_code: str
+    reason_vi: str
+    reason_en: str
+    submitter: str
+    received_at: datetime
+
+
+class Reached(BaseModel):
+    scheme: Scheme
+    code: str
+    name_vi: str
+    name_en: str
+
+
+class Me(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    name: str
+    scopes: list[str]
+    admin: bool
+    read_all: bool
+    provinces: dict[Scheme, list[Reached]]

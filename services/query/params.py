@@ -1,0 +1,85 @@
+"""The query parameters every endpoint shares: area, library type, period, dates.
+
+Codes are read under their ``scheme`` (``legacy``: the 14 programme provinces before
+2025-07-01; ``2025``: the 10 current provinces): a bare code is ambiguous (24 was Bắc Giang and
+is now Bắc Ninh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import Depends, Query
+
+from services.clock import today_local
+from services.domain.events import Scheme
+from services.domain.forms.library_registry import LibraryType
+from services.query.problems import Problem
+
+Granularity = Literal["day", "month", "quarter", "year"]
+FIRST_DAY = date(2000, 1, 1)  # the programme's data starts in 2020; ClickHouse's Date ends in 2149
+LAST_DAY = date(2100, 12, 31)
+
+SchemeParam = Annotated[Literal["legacy", "2025"], Query(
+    description="Scheme of the codes: `legacy` (the 14 programme provinces, before 2025-07-01) or `2025` "
+                "(the 10 current provinces).")]
+ProvinceParam = Annotated[str | None, Query(pattern=r"^\d{2}$", description="Province code (under `scheme`).")]
+CommuneParam = Annotated[str | None, Query(pattern=r"^\d{5}$", description="Commune code (under `scheme`).")]
+LibraryParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+                                           description="Library id (e.g. `LIB-HG-0001`).")]
+LibraryTypeParam = Annotated[LibraryType | None, Query(description="Only libraries of this type (registry).")]
+StartParam = Annotated[date | None, Query(description="First day (default: 1 January of last year).")]
+EndParam = Annotated[date | None, Query(description="Last day (default: today, Asia/Ho_Chi_Minh).")]
+GranularityParam = Annotated[Granularity, Query(description="Periods: `day`, `month`, `quarter` or `year`.")]
+AsOfParam = Annotated[date | None, Query(description="The date the answer is for (default: today).")]
+
+
+@dataclass(frozen=True)
+class AreaQuery:
+    """The area asked for: the region of a scheme, a province, a commune or a library."""
+
+    scheme: Scheme = "legacy"
+    province: str | None = None
+    commune: str | None = None
+    library: str | None = None
+    library_type: str | None = None
+
+
+def place_query(scheme: SchemeParam = "legacy", province: ProvinceParam = None, commune: CommuneParam = None,
+                library: LibraryParam = None) -> AreaQuery:
+    return AreaQuery(scheme, province, commune, library)
+
+
+def area_query(place: Annotated[AreaQuery, Depends(place_query)],
+               library_type: LibraryTypeParam = None) -> AreaQuery:
+    return AreaQuery(place.scheme, place.province, place.commune, place.library, library_type)
+
+
+def check_day(name: str, value: date | None) -> date | None:
+    if value is not None and not FIRST_DAY <= value <= LAST_DAY:
+        raise Problem(400, "Date out of range", f"{name} {value} is outside {FIRST_DAY} … {LAST_DAY}", name)
+    return value
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+    granularity: Granularity
+
+
+def period_query(start: StartParam = None, end: EndParam = None,
+                 granularity: GranularityParam = "month") -> Period:
+    check_day("start", start)
+    check_day("end", end)
+    end = end or today_local()
+    start = start or date(end.year - 1, 1, 1)
+    if start > end:
+        raise Problem(400, "Empty period", f"start {start} is after end {end}", "start")
+    return Period(start, end, granularity)
+
+
+def as_of_query(as_of: AsOfParam = None) -> date:
+    return check_day("as_of", as_of) or today_local()

@@ -1,0 +1,265 @@
+"""The dashboard page in a real browser: Debian's headless Chromium driven by Playwright.
+
+The embedded stack runs under uvicorn on a free port with realistic data sent through the
+intake (every form's samples for a third of the libraries' visit logs since 2025, and a few
+submissions the intake refuses). The page is opened with the demo API key; the test reads what a
+manager sees (indicator values and targets), what the charts hold (from the Chart.js instances),
+switches province, scheme and language, downloads the CSV, and leaves a screenshot in
+build/screenshots/dashboard.png. Chromium comes from Debian (`apt-get install chromium`), never
+from `playwright install`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import unicodedata
+from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from services.bootstrap import EmbeddedStack, embedded_stack
+from services.clock import today_local
+from services.config import REPO_ROOT, Settings
+from services.domain.indicators import target_for
+from services.domain.reference import default_reference
+from services.query.dashboard import VENDOR_DIR
+from services.tools.load_samples import last_month_end
+from services.tools.samples import all_sample_reports
+from services.tools.submissions import fill_instance, multipart
+from tests.conftest import OPENROSA
+from tests.kafka.broker import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = REPO_ROOT / "build" / "screenshots" / "dashboard.png"
+UNTIL = last_month_end(today_local())  # samples up to the end of last month, as `make run` loads them
+YEAR = UNTIL.year  # the year the page is opened on: its months up to UNTIL have data, and so has the year before
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev extra (pyproject.toml)")
+
+
+def _require(condition: bool, message: str) -> None:
+    """Missing tooling fails in CI (.ci/run installs it) and skips elsewhere, saying what to run."""
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _load(stack: EmbeddedStack) -> None:
+    """Samples of every form, but visit logs only for a third of the libraries and from January of
+    the year before YEAR (so growth and its year-on-year line have something to compare); then
+    submissions the intake refuses."""
+    client = TestClient(stack.app, headers=OPENROSA)
+    reference = default_reference()
+    kept = set(sorted(reference.libraries)[::3])
+    forms: dict[str, bytes] = {}
+    last_visit_log: dict[str, str] | None = None
+    for form_id, report in all_sample_reports(reference, UNTIL):
+        if form_id == "visit_log" and (report.answers["library_id"] not in kept
+                                       or report.answers["report_date"] < f"{YEAR - 1}-01-01"):
+            continue
+        xform = forms.setdefault(form_id, client.get(f"/forms/{form_id}.xml").content)
+        response = client.post("/submission", files=multipart(fill_instance(xform, report.answers,
+                                                                            report.instance_id)))
+        assert response.status_code == 201, response.text
+        if form_id == "visit_log":
+            last_visit_log = report.answers
+    assert last_visit_log is not None
+    # What the intake turns away, with its reason (shown in the page's language).
+    refused = [last_visit_log | {"visits_total": "-5"},
+               last_visit_log | {"library_id": "LIB-XX-9999"}]
+    for i, answers in enumerate(refused):
+        xml = fill_instance(forms["visit_log"], answers, f"uuid:00000000-0000-4000-8000-00000000000{i}")
+        assert client.post("/submission", files=multipart(xml)).status_code == 400
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path) -> Iterator[tuple[str, str, EmbeddedStack]]:
+    _require(CHROMIUM.exists(), "Debian's chromium is missing: apt-get install -y chromium (.ci/run does)")
+    assert (VENDOR_DIR / "chart.umd.js").exists(), "the chart library is not built: run `make static`"
+    root = tmp_path_factory.mktemp("dashboard")
+    shutil.copytree(forms_dir, root / "forms")
+    settings = Settings.from_env(bus="embedded", store_dsn=f"chdb://{root / 'store'}", state_dir=root / "state",
+                                 forms_dir=root / "forms", api_keys_file="")
+    stack = embedded_stack(settings)
+    try:
+        assert stack.demo_api_key, "the embedded stack makes a demo key when API_KEYS_FILE is unset"
+        _load(stack)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(stack.app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{port}", stack.demo_api_key, stack
+        finally:
+            server.should_exit = True
+            thread.join(10)
+    finally:
+        stack.close()
+
+
+@pytest.fixture(scope="module")
+def browser(served) -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _ready(page) -> None:
+    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+
+
+def _chart(page, chart_id: str) -> dict:
+    """What a Chart.js chart draws: its labels and each dataset's label and values."""
+    return page.evaluate("""(id) => {
+        const chart = Chart.getChart(id);
+        return chart && {labels: chart.data.labels,
+                         datasets: chart.data.datasets.map(d => ({label: d.label, data: d.data}))};
+    }""", chart_id)
+
+
+def _changed(page, chart_id: str, before: dict) -> dict:
+    page.wait_for_function("([id, before]) => JSON.stringify({labels: Chart.getChart(id).data.labels, "
+                           "datasets: Chart.getChart(id).data.datasets.map(d => ({label: d.label, data: d.data}))})"
+                           " !== before", arg=[chart_id, json.dumps(before, separators=(",", ":"))], timeout=30_000)
+    _ready(page)
+    return _chart(page, chart_id)
+
+
+def test_the_dashboard_shows_indicators_charts_and_rejections_and_follows_its_controls(served, browser):
+    base_url, key, _stack = served
+    rejected = httpx.get(f"{base_url}/v1/rejections", headers={"Authorization": f"Bearer {key}"}).json()
+    assert len(rejected) == 2
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    # `/` leads to the page; the key is taken from the URL once, kept for the tab, and removed from the URL.
+    page.goto(f"{base_url}/?key={key}&year={YEAR}")
+    _ready(page)
+    assert page.url.startswith(f"{base_url}/dashboard") and "key=" not in page.url and f"year={YEAR}" in page.url
+    assert page.evaluate("sessionStorage.getItem('thuvien.apiKey')") == key
+    assert page.locator("html").get_attribute("lang") == "vi"
+    assert page.locator("h1").inner_text() == "Mô hình thư viện cơ sở — Bảng theo dõi"
+    assert "Khóa: demo" in page.locator("#key-name").inner_text()
+
+    # K1–K4: a value and the year's target each (2026: 15 %, 15 %, 40 %, 10 %; interpolated after).
+    targets = {name: target_for(name, YEAR) * 100 for name in ("K1", "K2", "K3", "K4")}
+    for name, target in targets.items():
+        card = page.locator(f'.card[data-indicator="{name}"]')
+        value = card.locator(".value").inner_text()
+        assert value != "—" and value.endswith("%"), (name, value)
+        shown = card.locator(".target").inner_text().replace("\u00a0", "")
+        assert shown == f"Mục tiêu {int(Decimal(target).quantize(Decimal(1), ROUND_HALF_UP))}%", (name, shown)
+        assert card.locator(".badge").inner_text() in ("Đạt mục tiêu", "Chưa đạt")
+    chart = _chart(page, "indicators-chart")
+    assert chart["datasets"][1]["data"] == pytest.approx(list(targets.values()), abs=0.06)
+    assert all(v is not None for v in chart["datasets"][0]["data"])
+    assert page.locator("#province-table tbody tr").count() == 14  # the legacy scheme's provinces
+
+    visits = _chart(page, "visits-chart")
+    assert len(visits["labels"]) == 12 and visits["labels"][0] == "Th1"
+    this_year, last_year, yoy = (d["data"] for d in visits["datasets"])
+    assert all(v and v > 0 for v in this_year[:UNTIL.month]) and set(this_year[UNTIL.month:]) <= {None}
+    assert all(v and v > 0 for v in last_year)
+    assert any(v is not None for v in yoy)
+    assert "format=csv" in page.locator("#csv-link").get_attribute("href")
+
+    rotation = _chart(page, "rotation-chart")
+    assert sum(v or 0 for d in rotation["datasets"] for v in d["data"]) > 0
+    communes = _chart(page, "communes-chart")
+    assert len(communes["labels"]) == 14 and sum(communes["datasets"][0]["data"]) > 0
+
+    reasons = page.locator("#rejection-table tbody").inner_text()
+    assert all(r["reason_vi"] in reasons for r in rejected), reasons
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # The CSV of the monthly visits, fetched with the key (a plain link could not send it).
+    with page.expect_download() as download:
+        page.click("#csv-link")
+    csv_text = Path(download.value.path()).read_text("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("period,visits_total")
+    assert f"{UNTIL:%Y-%m}," in csv_text and f"{YEAR - 1}-01," in csv_text
+
+    # A province: the visits and the indicators become that province's.
+    page.select_option("#province", "02")
+    visits_hg = _changed(page, "visits-chart", visits)
+    assert visits_hg["datasets"][0]["data"] != this_year
+    assert "Hà Giang" in page.locator("#area-name").inner_text()
+    assert page.locator("#province-table tr.selected th").inner_text() == "Hà Giang"
+    assert "province=02" in page.locator("#csv-link").get_attribute("href")
+
+    # The other scheme: 10 provinces, codes read anew (the province filter goes back to the region).
+    page.click('#scheme-switch input[value="2025"] + span')  # the label a person clicks
+    reporting = _changed(page, "reporting-chart", _chart(page, "reporting-chart"))
+    assert len(reporting["labels"]) == 10 and "Bắc Ninh" in reporting["labels"]
+    assert page.locator("#province-table tbody tr").count() == 10
+    assert page.locator("#province").input_value() == ""
+    assert _chart(page, "visits-chart")["datasets"][0]["data"] != visits_hg["datasets"][0]["data"]
+
+    # English: labels, chart legends and the intake's reasons follow.
+    page.click('[data-lang="en"]')
+    assert page.locator("h1").inner_text() == "Grassroots library model — Dashboard"
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("#csv-link").inner_text() == "Download CSV"
+    assert _chart(page, "visits-chart")["labels"][0] == "Jan"
+    reasons = page.locator("#rejection-table tbody").inner_text()
+    assert all(r["reason_en"] in reasons for r in rejected), reasons
+    assert page.locator('.card[data-indicator="K1"] .target').inner_text().startswith("Target ")
+    assert not errors, errors
+
+
+def test_without_a_key_the_page_asks_for_one_and_refuses_a_wrong_one(served, browser):
+    base_url, key, _stack = served
+    page = browser.new_page()
+    page.goto(f"{base_url}/dashboard")
+    page.wait_for_function("document.body.dataset.state === 'key'")
+    assert page.locator("#key-panel").is_visible() and not page.locator("#content").is_visible()
+    page.fill("#key-input", "tvk_not-a-key")
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector("#key-error:not([hidden])")
+    assert "Khóa không đúng" in page.locator("#key-error").inner_text()
+    page.fill("#key-input", key)
+    page.click("#key-form button[type=submit]")
+    _ready(page)
+    assert page.locator("#content").is_visible()
+    assert page.locator('.card[data-indicator="K1"] .value').inner_text() != "—"
+
+
+def test_the_page_and_its_chart_library_are_served_from_here(served):
+    base_url, _key, _stack = served
+    page = httpx.get(f"{base_url}/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "https://" not in page.text  # no CDN: everything comes from this server
+    for path in ("/dashboard/static/dashboard.js", "/dashboard/static/dashboard.css", "/dashboard/vendor/chart.umd.js"):
+        assert httpx.get(f"{base_url}{path}").status_code == 200, path
+    redirect = httpx.get(f"{base_url}/?key=abc")
+    assert redirect.status_code == 307 and redirect.headers["location"] == "/dashboard?key=abc"
+
+
+def test_the_page_text_is_utf8_nfc():
+    """Vietnamese labels are composed (NFC): decomposed ones would not match search or the API's text."""
+    from services.query.dashboard import STATIC_DIR
+
+    for path in sorted(STATIC_DIR.iterdir()):
+        text = path.read_text("utf-8")
+        assert unicodedata.is_normalized("NFC", text), path.name
