@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from functools import partial
 from typing import Any
 
@@ -59,6 +60,63 @@ class TableState:
 async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Store I/O blocks: keep it off the event loop that drives Kafka heartbeats."""
     return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+
+
+class SkippedOffsets:
+    """Reads back what faust skipped. Around a rebalance faust can hand a partition over from a
+    later offset than the next unprocessed one, or commit past it (faust-streaming #221, #606),
+    and a restart would then never see that event again. Each stateful agent keeps the next
+    offset it expects per partition in its own table (restored from the changelog after a
+    crash); an event beyond it means a gap, which is read straight from Kafka and folded first.
+    Offsets on the event topics are contiguous: no transactions, no compaction."""
+
+    def __init__(self, bootstrap_servers: str, state: TableState):
+        self._bootstrap = bootstrap_servers
+        self._state = state
+
+    def expected(self, topic: str, partition: int) -> int | None:
+        entry = self._state.get(f"next:{topic}:{partition}")
+        return entry["offset"] if entry else None
+
+    def advance(self, topic: str, partition: int, offset: int) -> None:
+        expected = self.expected(topic, partition)
+        if expected is None or offset + 1 > expected:
+            self._state.put(f"next:{topic}:{partition}", {"offset": offset + 1})
+
+    def read(self, topic: str, partition: int, start: int, end: int) -> list[tuple[int, bytes]]:
+        """Messages ``[start, end)`` of one partition, read with a plain consumer outside the group."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": "gap-reader",
+                             "enable.auto.commit": False, "enable.partition.eof": False})
+        found: list[tuple[int, bytes]] = []
+        try:
+            consumer.assign([TopicPartition(topic, partition, start)])
+            deadline = time.monotonic() + 30
+            while (not found or found[-1][0] < end - 1) and time.monotonic() < deadline:
+                for message in consumer.consume(num_messages=500, timeout=1.0):
+                    if message.error() is None and start <= message.offset() < end:
+                        found.append((message.offset(), message.value()))
+        finally:
+            consumer.close()
+        log.warning("read back %d skipped messages of %s[%d] from offset %d to %d", len(found), topic, partition,
+                    start, end - 1)
+        return found
+
+
+def _with_skipped(stream: faust.Stream, events: list[Any], skipped: SkippedOffsets) -> list[tuple[int, Any]]:
+    """The batch's (offset, (event, message)) pairs, each preceded by any message faust skipped in its
+    partition; the expected offsets advance as they go (table writes, so each event is made current)."""
+    pairs: list[tuple[int, Any]] = []
+    for event in events:
+        stream._set_current_event(event)
+        topic, partition, offset = event.message.topic, event.message.partition, event.message.offset
+        expected = skipped.expected(topic, partition)
+        if expected is not None and offset > expected:
+            pairs += [(o, (event, decode(v))) for o, v in skipped.read(topic, partition, expected, offset)]
+        pairs.append((offset, (event, decode(event.value))))
+        skipped.advance(topic, partition, offset)
+    return pairs
 
 
 def _write_all(*writes: tuple[Any, ...]) -> None:
@@ -110,17 +168,18 @@ def create_worker_app(settings: Settings) -> faust.App:
     visit_state = TableState(app.Table(DAILY_VISITS_TABLE, default=None, partitions=VISIT_EVENTS.partitions,
                                        key_type=str))  # values: plain JSON dicts (a value_type must be a Record)
 
+    visit_skipped = SkippedOffsets(settings.kafka_bootstrap_servers, visit_state)
+
     @app.agent(raw_topic(VISIT_EVENTS.named(prefix)), name=f"{NAME}-agent")
     async def fold(stream: faust.Stream) -> None:
         async for events in batches(stream):
             folded, archived = FoldedBatch(), []
-            for event in events:
+            for offset, (event, message) in _with_skipped(stream, events, visit_skipped):
                 # Table writes go to the changelog partition of the "current event"; inside a
                 # batch faust only knows the last one, so point it at each event in turn.
                 stream._set_current_event(event)
-                message = decode(event.value)
-                archived.append((event.message.offset, message))
-                fold_event(visit_state, event.message.offset, message, folded)
+                archived.append((offset, message))
+                fold_event(visit_state, offset, message, folded)
             await _in_thread(_write_all, (write_batch, store, folded, "visits_library_daily"),
                              (event_archive.archive_batch, store, archived, "events"))
             _mark_processed(events)
@@ -130,15 +189,16 @@ def create_worker_app(settings: Settings) -> faust.App:
     rotation_state = TableState(app.Table(ROTATION_TABLE, default=None, partitions=rotation_topic.partitions,
                                           key_type=str))
 
+    rotation_skipped = SkippedOffsets(settings.kafka_bootstrap_servers, rotation_state)
+
     @app.agent(raw_topic(rotation_topic.named(prefix)), name=f"{rotation.NAME}-agent")
     async def rotate(stream: faust.Stream) -> None:
         async for events in batches(stream):
             folded, archived, now = rotation.FoldedBatch(), [], now_local()
-            for event in events:
+            for offset, (event, message) in _with_skipped(stream, events, rotation_skipped):
                 stream._set_current_event(event)  # as above: each table write to its event's partition
-                message = decode(event.value)
-                archived.append((event.message.offset, message))
-                rotation.fold_event(rotation_state, event.message.offset, message, folded, now)
+                archived.append((offset, message))
+                rotation.fold_event(rotation_state, offset, message, folded, now)
             await _in_thread(_write_all, (rotation.write_batch, store, folded, "rotation_batches"),
                              (event_archive.archive_batch, store, archived, "events"))
             _mark_processed(events)
