@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -12,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from confluent_kafka import Consumer, TopicPartition
 
 from services.config import REPO_ROOT, Settings
+from services.ops.broker import group_lag, watermarks
+from services.ops.replay import processed_offsets
 from tests.kafka.broker import die_with_parent
 
 
@@ -82,48 +82,12 @@ def consumer_lag(settings: Settings, topics: list[str]) -> int:
 
 
 def lag_by_partition(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
-                         "group.id": f"{settings.kafka_topic_prefix}{settings.processor_group}",
-                         "enable.auto.commit": False})
-    try:
-        lag = {}
-        for topic in topics:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            tps = [TopicPartition(topic, p) for p in partitions]
-            for tp in consumer.committed(tps, timeout=10):
-                _, high = consumer.get_watermark_offsets(tp, timeout=10)
-                if high - max(tp.offset, 0):
-                    lag[(topic, tp.partition)] = high - max(tp.offset, 0)
-        return lag
-    finally:
-        consumer.close()
-
-
-def processed_offsets(worker: WorkerProcess) -> dict[tuple[str, int], int]:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{worker.settings.faust_web_port}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return {}
-    found = {}
-    for line in text.splitlines():
-        if line.startswith("processor_processed_offset{"):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-            found[(labels["topic"], int(labels["partition"]))] = int(float(line.split()[-1]))
-    return found
+    lags = group_lag(settings, settings.processor_group, topics, timeout_s=10)
+    return {(p.topic, p.partition): p.lag for p in lags if p.lag}
 
 
 def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "end-offsets"})
-    try:
-        ends = {}
-        for topic in topics:
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high > 0:
-                    ends[(topic, partition)] = high
-        return ends
-    finally:
-        consumer.close()
+    return {tp: high for tp, (_low, high) in watermarks(settings, topics, timeout_s=10).items() if high > 0}
 
 
 def wait_until_caught_up(worker: WorkerProcess, topics: list[str], timeout_s: float = 180) -> None:
@@ -136,7 +100,7 @@ def wait_until_caught_up(worker: WorkerProcess, topics: list[str], timeout_s: fl
         assert worker.alive(), f"worker died:\n{worker.log_tail()}"
         if consumer_lag(worker.settings, topics) == 0:
             return
-        processed, ends = processed_offsets(worker), end_offsets(worker.settings, topics)
+        processed, ends = processed_offsets(worker.settings.faust_web_port), end_offsets(worker.settings, topics)
         if ends and all(processed.get(tp, -1) + 1 >= end for tp, end in ends.items()):
             return
         time.sleep(0.5)

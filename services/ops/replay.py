@@ -65,6 +65,21 @@ def fresh_store_problem(dsn: str) -> str | None:
         store.close()
 
 
+def processed_offsets(web_port: int) -> dict[tuple[str, int], int]:
+    """``processor_processed_offset`` from a worker's /metrics: highest offset written, per partition
+    ({} while the worker does not answer)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{web_port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("processor_processed_offset{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            found[(labels["topic"], int(labels["partition"]))] = int(float(line.split()[-1]))
+    return found
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """``settings`` as the environment variables a child process reads them from."""
     by_field = {s.env.lower(): s.env for s in SETTINGS}
@@ -107,17 +122,7 @@ class WorkerChild:
         return self.process is not None and self.process.poll() is None
 
     def processed(self) -> dict[tuple[str, int], int]:
-        """``processor_processed_offset`` from the worker's /metrics: highest offset written, per partition."""
-        try:
-            text = httpx.get(f"http://127.0.0.1:{self.settings.faust_web_port}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return {}
-        found = {}
-        for line in text.splitlines():
-            if line.startswith("processor_processed_offset{"):
-                labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-                found[(labels["topic"], int(labels["partition"]))] = int(float(line.split()[-1]))
-        return found
+        return processed_offsets(self.settings.faust_web_port)
 
     def stop(self, timeout_s: float = 60.0) -> int | None:
         if self.process is None:
