@@ -110,7 +110,7 @@ class EmbeddedStack:
 
 
 def embedded_stack(settings: Settings) -> EmbeddedStack:
-    reference = default_reference()
+    reference = default_reference(settings.libraries_file)
     store = Store(settings.store_dsn)
     store.migrate()
     bus = EmbeddedBus(settings.state_dir / "bus.sqlite")
@@ -148,7 +148,7 @@ def intake_app(settings: Settings) -> FastAPI:
 
 def distributed_intake(settings: Settings) -> tuple[FastAPI, IntakeService]:
     """The intake service publishing to Kafka, and its IntakeService (Central pull and tests use it too)."""
-    reference = default_reference()
+    reference = default_reference(settings.libraries_file)
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                settings.kafka_publish_timeout_s)
     ledger = Ledger(settings.state_dir)
@@ -168,7 +168,7 @@ def query_app(settings: Settings) -> FastAPI:
     store = Store(settings.store_dsn)
     store.migrate()
     return create_app("Thư viện cơ sở — query API", [
-        query_router(store, default_reference(), keys, rotation_loan_days=settings.rotation_loan_days),
+        query_router(store, default_reference(settings.libraries_file), keys, rotation_loan_days=settings.rotation_loan_days),
         dashboard_router()], on_shutdown=[store.close])
 
 
@@ -197,7 +197,7 @@ def central_pollers(settings: Settings, client: Client, project_id: int, form_id
         publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                    settings.kafka_publish_timeout_s)
         ledger = Ledger(settings.state_dir)
-        _, service = _intake_service(settings, default_reference(), publisher, ledger)
+        _, service = _intake_service(settings, default_reference(settings.libraries_file), publisher, ledger)
         closers: list[Callable[[], object]] = [publisher.close, ledger.close]
     else:
         stack = embedded_stack(settings)

@@ -38,6 +38,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAFKA_PUBLISH_TIMEOUT_S", "15", "How long intake waits for the broker's ack before answering 503."),
     Setting("STORE_DSN", "chdb://var/store", "`chdb://PATH` (embedded ClickHouse) or `http(s)://HOST:8123/DB`."),
     Setting("STATE_DIR", "var/state", "Intake ledger, raw submissions, embedded log and processor state."),
+    Setting("LIBRARIES_FILE", "", "Library registry CSV (columns of `services/reference/libraries.csv`). Empty: the "
+            "packaged sample registry of 44 fictional libraries."),
     Setting("FORMS_SRC_DIR", "odk-forms", "XLSForm sources."),
     Setting("FORMS_DIR", "build/forms", "Built XForms served to ODK Collect."),
     Setting("HOST", "127.0.0.1", "Address the HTTP services listen on."),
@@ -83,6 +85,7 @@ class Settings:
     kafka_publish_timeout_s: float = 15.0
     store_dsn: str = "chdb://var/store"
     state_dir: Path = field(default_factory=lambda: Path("var/state"))
+    libraries_file: str = ""
     forms_src_dir: Path = field(default_factory=lambda: Path("odk-forms"))
     forms_dir: Path = field(default_factory=lambda: Path("build/forms"))
     host: str = "127.0.0.1"

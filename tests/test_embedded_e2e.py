@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import re
+from dataclasses import replace
 from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
 
+from services.bootstrap import embedded_stack
 from services.clock import today_local
-from services.domain.reference import Library
+from services.domain.reference import REFERENCE_DIR, Library
 from services.tools.submissions import fill_instance, multipart
 from tests.conftest import visit_answers
 
@@ -163,3 +167,35 @@ def test_a_retraction_takes_the_submission_out_of_the_counts(client: TestClient,
 
     month = month_of(client, library, day)
     assert month is not None and (month["visits_total"], month["reports"]) == (30, 1)
+
+
+def test_a_deployment_registry_replaces_the_sample_one(tmp_path, settings, library: Library):
+    """LIBRARIES_FILE: the intake accepts the deployment's libraries and refuses ones it does not list."""
+    with (REFERENCE_DIR / "libraries.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ours = {**next(r for r in rows if r["library_id"] == library.library_id), "library_id": "LIB-TEST-0001",
+            "name_vi": "Thư viện xã Thử Nghiệm", "name_en": "Thu Nghiem Commune Library"}
+    registry = tmp_path / "registry.csv"
+    with registry.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(ours)
+
+    stack = embedded_stack(replace(settings, libraries_file=str(registry)))
+    try:
+        client = TestClient(stack.app, headers={"X-OpenRosa-Version": "1.0", "X-API-Key": stack.demo_api_key or ""})
+        xform, day = served_xform(client), today_local() - timedelta(days=1)
+        manifest = client.get("/forms/visit_log/manifest").text
+        media = [client.get(url).text for url in re.findall(r"<downloadUrl>([^<]+)</downloadUrl>", manifest)]
+        assert any("LIB-TEST-0001" in m for m in media) and not any(library.library_id in m for m in media)
+        ours_library = replace(library, library_id="LIB-TEST-0001")
+
+        accepted = post(client, fill_instance(xform, visit_answers(ours_library, day, total=7), "uuid:registry-1"))
+        refused = post(client, fill_instance(xform, visit_answers(library, day, total=9), "uuid:registry-2"))
+
+        assert accepted.status_code == 201, accepted.text
+        assert refused.status_code == 400 and library.library_id in refused.text
+        month = month_of(client, library, day)
+        assert month is not None and month["visits_total"] == 7
+    finally:
+        stack.close()

@@ -67,7 +67,9 @@ class Reference:
     commune_mapping: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, directory: Path = REFERENCE_DIR) -> Reference:
+    def load(cls, directory: Path = REFERENCE_DIR, libraries_file: Path | None = None) -> Reference:
+        """Admin units from ``directory``; the library registry from ``libraries_file`` when given
+        (same columns as ``libraries.csv``: a deployment's real registry), else the packaged sample."""
         provinces: dict[tuple[Scheme, str], Province] = {}
         communes: dict[tuple[Scheme, str], Commune] = {}
         scheme: Scheme
@@ -78,7 +80,8 @@ class Reference:
                 communes[(scheme, r["code"])] = Commune(scheme, r["code"], r["name_vi"], r["name_en"],
                                                         r["province_code"], r.get("district_name_vi", ""))
         libraries = {}
-        for r in _rows("libraries.csv", directory):
+        registry = libraries_file or directory / "libraries.csv"
+        for r in _rows(registry.name, registry.parent):
             libraries[r["library_id"]] = Library(
                 library_id=r["library_id"],
                 name_vi=r["name_vi"],
@@ -135,5 +138,7 @@ class Reference:
 
 
 @cache
-def default_reference() -> Reference:
-    return Reference.load()
+def default_reference(libraries_file: str = "") -> Reference:
+    """The packaged admin units with the registry at ``libraries_file`` (``LIBRARIES_FILE``), or the
+    packaged sample registry when it is empty; loaded once per process."""
+    return Reference.load(libraries_file=Path(libraries_file) if libraries_file else None)

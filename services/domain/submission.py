@@ -17,6 +17,8 @@ from defusedxml.common import DefusedXmlException
 
 from services.domain.errors import Reason, SubmissionRejected
 
+MAX_DEPTH = 32  # elements below the root: groups in groups, far more than any programme form uses
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -39,11 +41,16 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _leaves(element: Element, prefix: str, out: dict[str, str]) -> None:
+def _leaves(element: Element, prefix: str, out: dict[str, str], depth: int = 1) -> None:
     for child in element:
         path = f"{prefix}{_local(child.tag)}"
         if len(child):
-            _leaves(child, path + "/", out)
+            if depth >= MAX_DEPTH:  # a form's groups nest a few levels; thousands would exhaust the stack
+                raise SubmissionRejected([Reason(
+                    "xml_too_deep", f"Tệp gửi lên lồng nhau quá {MAX_DEPTH} cấp; hãy gửi lại từ ODK Collect.",
+                    f"The submission nests elements more than {MAX_DEPTH} levels deep; resend it from ODK Collect.",
+                )])
+            _leaves(child, path + "/", out, depth + 1)
         else:
             out[path] = unicodedata.normalize("NFC", (child.text or "").strip())
 
@@ -56,7 +63,7 @@ def canonical_hash(answers: dict[str, str]) -> str:
 
 def parse_submission(raw: bytes) -> Submission:
     try:
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SubmissionRejected([Reason(
             "not_utf8",
@@ -64,7 +71,9 @@ def parse_submission(raw: bytes) -> Submission:
             f"The submission is not valid UTF-8 (bad byte at offset {exc.start}); resend it from ODK Collect.",
         )]) from exc
     try:
-        root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        # The text, not the bytes: it is UTF-8 whatever its XML declaration says, so a declared
+        # encoding can neither garble it (latin-1) nor fail the parser (an unknown name).
+        root = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise SubmissionRejected([Reason(
             "xml_forbidden_construct",

@@ -35,8 +35,8 @@ What Central's documentation and code say, and what follows from it:
   commits this is exactly "``ge`` the boundary and skip the ids remembered at it".
 - The cursor moves only past a row that was handled: accepted, duplicate, held, refused by
   the intake with a reason, retracted (or nothing to retract). A row whose handling raised
-  (the bus is down: ``PublishFailed``; Central answered an error) stops the poll there, with
-  the cursor before it; the next poll starts again from that row.
+  (the bus is down: ``PublishFailed``; the disk is full: ``StorageFull``; Central answered an
+  error) stops the poll there, with the cursor before it; the next poll starts again from that row.
 - An edit in Central is a new version of the same submission: a new ``meta/instanceID`` with
   ``meta/deprecatedID`` naming the version it replaces, while ``__id`` stays the first
   version's. The intake turns that into a replacement, and holds an edit whose original it has
@@ -80,6 +80,7 @@ from services.domain.events import AttachmentRef
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account
 from services.intake.handler import IntakeService, OutOfScope, SubmissionConflict
+from services.intake.ledger import StorageFull
 
 if TYPE_CHECKING:
     from pyodk.client import Client
@@ -253,6 +254,9 @@ class CentralPoller:
                 self._pull(stream, result)
             except PublishFailed as exc:  # nothing can be accepted now: stop the whole poll
                 errors.append(f"the bus could not make an event durable: {exc}")
+                break
+            except StorageFull as exc:  # nor kept: stop the whole poll, the row is tried again next time
+                errors.append(f"no space to store submissions: {exc}")
                 break
             except (PyODKError, requests.RequestException, CentralError) as exc:
                 errors.append(f"ODK Central ({stream}): {exc}")

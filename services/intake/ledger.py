@@ -7,13 +7,22 @@ beside it, so an accepted submission can always be replayed from what the phone 
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from services.sqlite import open_durable
+
+# The filesystem is full (or the user's quota is): nothing can be kept until space is freed.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class StorageFull(Exception):
+    """A blob could not be stored for lack of space; nothing of it was left behind. Retry later."""
 
 
 @dataclass(frozen=True)
@@ -57,11 +66,23 @@ class Ledger:
         """Store bytes under their sha256 (never under a name the client chose); return the digest."""
         digest = hashlib.sha256(raw).hexdigest()
         path = self._raw_dir / digest[:2] / digest
-        if not path.exists():
+        if path.exists():
+            return digest
+        tmp = path.with_name(f"{digest}.{threading.get_ident()}.tmp")
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{digest}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(raw)  # a crash leaves a .tmp, never a half-written blob under its digest
+            # A crash leaves a .tmp, never a half-written blob under its digest. fsync before the
+            # rename: a full disk may only say so then, and the blob must outlive the 201.
+            with tmp.open("wb") as out:
+                out.write(raw)
+                out.flush()
+                os.fsync(out.fileno())
             tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in _NO_SPACE:
+                raise StorageFull(f"no space to store {len(raw)} bytes in {self._raw_dir}: {exc}") from exc
+            raise
         return digest
 
     def raw(self, digest: str) -> bytes:

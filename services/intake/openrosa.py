@@ -8,7 +8,8 @@
 - ``POST /submission`` (multipart, part ``xml_submission_file``, attachments by file name,
   ``*isIncomplete*=yes`` on all but the last part of a split upload) → 201 with an
   ``OpenRosaResponse`` only once the event is durable; every error carries an
-  ``OpenRosaResponse`` message a field worker can read (Vietnamese / English).
+  ``OpenRosaResponse`` message a field worker can read (Vietnamese / English); a full disk
+  (``StorageFull``) is 507 Insufficient Storage, with nothing recorded.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from services.intake.accounts import ANONYMOUS, Account
 from services.intake.catalogue import FormCatalogue
 from services.intake.digest import DigestAuthenticator
 from services.intake.handler import IntakeService, OutOfScope, SubmissionConflict
-from services.intake.ledger import Ledger
+from services.intake.ledger import Ledger, StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,10 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
                 return refuse(413, [_too_large(f"Tệp {value.filename}", f"Attachment {value.filename}",
                                                len(data), limits.attachment_bytes)], raw, account)
             # Stored under its digest; the phone's file name is kept as a label only, never as a path.
-            digest = await run_in_threadpool(ledger.keep_raw, data)
+            try:
+                digest = await run_in_threadpool(ledger.keep_raw, data)
+            except StorageFull as exc:
+                return _storage_full(exc, form_id)
             attachments.append(AttachmentRef(name=value.filename or key, sha256=digest, size=len(data),
                                              media_type=media_type))
 
@@ -218,6 +222,8 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
             return refuse(409, [exc.reason], raw, account)
         except OutOfScope as exc:
             return refuse(403, [exc.reason], raw, account)
+        except StorageFull as exc:
+            return _storage_full(exc, form_id)
         except PublishFailed as exc:
             log.error("publish failed: %s", exc)
             return _refuse(503, [Reason(
@@ -237,6 +243,15 @@ _ACCEPTED_TEXT = {
     "held": "Đã nhận bản sửa; sẽ áp dụng khi bản gốc tới. / Edit received; it applies once the original arrives.",
     "partial": "Đã nhận một phần; hãy gửi tiếp phần còn lại. / Part received; send the rest.",
 }
+
+
+def _storage_full(exc: StorageFull, form_id: str) -> Response:
+    """507: the disk is full. Nothing was recorded or published (like 503), so Collect keeps the
+    submission and a later resend, once space is freed, is a first submission."""
+    log.error("storage full: %s", exc)
+    return _refuse(507, [Reason(
+        "storage_full", "Máy chủ hết dung lượng lưu trữ; bản gửi vẫn ở trên máy, hãy gửi lại sau.",
+        "The server is out of storage space; the submission stays on the phone, send it again later.")], form_id)
 
 
 def _too_large(what_vi: str, what_en: str, size: int, limit: int) -> Reason:

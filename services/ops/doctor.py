@@ -49,7 +49,7 @@ def check_forms(settings: Settings) -> Check:
     forms_dir, src_dir = settings.forms_dir, settings.forms_src_dir
     if forms_dir.is_dir() and any(forms_dir.glob("*.xml")):
         try:
-            served = FormCatalogue.load(forms_dir, src_dir, default_reference()).forms
+            served = FormCatalogue.load(forms_dir, src_dir, default_reference(settings.libraries_file)).forms
         except Exception as exc:
             return Check(FAIL, "forms", f"built forms in {forms_dir} do not load: {exc}",
                          "rebuild them: make forms (or delete FORMS_DIR; the intake rebuilds at start)")
@@ -68,14 +68,14 @@ def check_forms(settings: Settings) -> Check:
                  "set FORMS_DIR to the built forms, or install Java and run: make forms")
 
 
-def check_reference() -> Check:
+def check_reference(settings: Settings) -> Check:
     from services.domain.reference import default_reference
 
     try:
-        reference = default_reference()
+        reference = default_reference(settings.libraries_file)
     except Exception as exc:
         return Check(FAIL, "reference", f"reference data does not load: {exc}",
-                     "restore services/reference/*.csv from the repository")
+                     "check LIBRARIES_FILE, or restore services/reference/*.csv from the repository")
     return Check(OK, "reference", f"{len(reference.libraries)} libraries, {len(reference.provinces)} provinces, "
                                   f"{len(reference.communes)} communes (both schemes)")
 
@@ -195,7 +195,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield Check(OK, "settings", f"BUS={settings.bus}, STORE_DSN={masked(settings.store_dsn)}, "
                                 f"STATE_DIR={settings.state_dir}, LOG_FORMAT={settings.log_format}")
     yield check_forms(settings)
-    yield check_reference()
+    yield check_reference(settings)
     yield from check_accounts(settings)
     yield check_state_dir(settings)
     yield from check_store(settings)
