@@ -168,7 +168,8 @@ def query_app(settings: Settings) -> FastAPI:
     store = Store(settings.store_dsn)
     store.migrate()
     return create_app("Thư viện cơ sở — query API", [
-        query_router(store, default_reference(settings.libraries_file), keys, rotation_loan_days=settings.rotation_loan_days),
+        query_router(store, default_reference(settings.libraries_file), keys,
+                     rotation_loan_days=settings.rotation_loan_days),
         dashboard_router()], on_shutdown=[store.close])
 
 
