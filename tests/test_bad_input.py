@@ -64,6 +64,9 @@ CORPUS = [
     Case("malformed XML", 400, "xml_malformed", lambda c, x, lib: _post(c, b"<visit_log><oops></visit_log>")),
     Case("entity expansion (billion laughs)", 400, "xml_forbidden_construct", lambda c, x, lib: _post(c, BOMB)),
     Case("external entity (XXE)", 400, "xml_forbidden_construct", lambda c, x, lib: _post(c, XXE)),
+    Case("elements nested more than 32 deep", 400, "xml_too_deep",
+         lambda c, x, lib: _post(c, _xml(x, lib, "uuid:b8").replace(b"<meta>", b"<g>" * 40_000 + b"1"
+                                                                     + b"</g>" * 40_000 + b"<meta>", 1))),
     Case("not UTF-8", 400, "not_utf8",
          lambda c, x, lib: _post(c, _xml(x, lib, "uuid:b9", notes="MARK").replace(b"MARK", b"\xff\xfe"))),
     Case("no instanceID", 400, "instance_id_missing",

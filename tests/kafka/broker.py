@@ -260,6 +260,8 @@ class KafkaBroker:
     def start(self) -> KafkaBroker:
         if self._proc is not None:
             raise KafkaBrokerError("broker already started")
+        if self.workdir is not None and (self.workdir / "server.properties").exists():
+            return self._restart()  # stopped with keep_data: the same broker again
         if self.lib_dir is None:
             self.lib_dir = ensure_jars()
         elif not any(self.lib_dir.glob("kafka_2.13-*.jar")):
@@ -283,8 +285,13 @@ class KafkaBroker:
         _live_brokers.add(self)
         return self
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (controlled shutdown), SIGKILL after ``timeout``; remove the temp dir."""
+    def stop(self, timeout: float = 15.0, *, keep_data: bool = False) -> None:
+        """SIGTERM (controlled shutdown), SIGKILL after ``timeout``; remove the temp dir.
+
+        ``keep_data``: stop the process only, keeping the data dir, ports and cluster id, so that
+        a later ``start()`` brings the same broker back, with its topics and messages (a broker
+        outage, for fault tests).
+        """
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -293,6 +300,9 @@ class KafkaBroker:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+        if keep_data and self.workdir is not None:
+            self._proc = None  # still in _live_brokers: its data dir goes at exit
+            return
         _live_brokers.discard(self)
         self._cleanup()
 
@@ -398,6 +408,29 @@ class KafkaBroker:
                 preexec_fn=die_with_parent if (self.die_with_parent and sys.platform == "linux") else None,
             )
         self._wait_ready()
+
+    def _restart(self) -> KafkaBroker:
+        """Relaunch from the kept data dir, on the same ports, with the same cluster id."""
+        assert self.workdir is not None and self.log_path is not None
+        t0 = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [*self._jvm(find_java()), "kafka.Kafka", str(self.workdir / "server.properties")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                start_new_session=True,
+                preexec_fn=die_with_parent if (self.die_with_parent and sys.platform == "linux") else None,
+            )
+        try:
+            self._wait_ready()
+        except _PortClash:
+            self._cleanup()
+            raise KafkaBrokerError(f"port {self.port} or {self.controller_port} was taken while the broker was "
+                                   "stopped") from None
+        except BaseException:
+            self._cleanup()
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
 
     def _wait_ready(self) -> None:
         assert self._proc is not None and self.port is not None
