@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import TypeAdapter
 
-from services.bus.base import Publisher
+from services.bus.base import Publisher, PublishFailed
 from services.clock import now_local
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason, SubmissionRejected
@@ -102,9 +102,9 @@ class IntakeService:
                 "get the blank form again, re-enter and send.")])
         return spec
 
-    def _duplicate_or_conflict(self, submission: Submission) -> Accepted | None:
+    def _duplicate_or_conflict(self, submission: Submission, releasing: bool = False) -> Accepted | None:
         known = self._ledger.lookup(submission.instance_id)
-        held = None if known else next(iter(self._ledger.held(instance_id=submission.instance_id)), None)
+        held = None if known or releasing else next(iter(self._ledger.held(instance_id=submission.instance_id)), None)
         known_hash = known.content_hash if known else (held["content_hash"] if held else None)
         if known_hash is None:
             return None
@@ -129,21 +129,25 @@ class IntakeService:
         return part
 
     def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa",
-               attachments: Sequence[AttachmentRef] = ()) -> Accepted:
-        """Accept, hold or raise SubmissionRejected / SubmissionConflict / OutOfScope / PublishFailed."""
+               attachments: Sequence[AttachmentRef] = (), *, releasing: bool = False) -> Accepted:
+        """Accept, hold or raise SubmissionRejected / SubmissionConflict / OutOfScope / PublishFailed.
+
+        ``releasing``: a held edit whose original has arrived (its held row is not a duplicate)."""
         try:
-            return self._submit(raw, account, source, attachments)
+            return self._submit(raw, account, source, attachments, releasing)
         except (SubmissionRejected, SubmissionConflict, OutOfScope) as exc:
             _log_refused(raw, exc, account, source)
             raise
 
     def _submit(self, raw: bytes, account: Account, source: Source,
-                attachments: Sequence[AttachmentRef]) -> Accepted:
+                attachments: Sequence[AttachmentRef], releasing: bool = False) -> Accepted:
         submission = parse_submission(raw)
         spec = self._spec(submission)
-        done = self._duplicate_or_conflict(submission)
+        done = self._duplicate_or_conflict(submission, releasing)
         if done is not None:
             _log_accepted(done, submission.answer("library_id") or "", account, source)
+            if done.kind == "duplicate":  # a release that failed after this one was accepted: retry it now
+                self._release_successors(submission.instance_id)
             return done
 
         now = self._clock()
@@ -188,18 +192,31 @@ class IntakeService:
         return accepted
 
     def _release_successors(self, instance_id: str) -> None:
+        """Submit the edits held for ``instance_id``, which is now accepted. The held row goes only
+        once its edit is published and recorded: if that fails (broker down), it stays held and the
+        next resend of ``instance_id`` or ``expire_held`` tries again — the original, already
+        durable, keeps its 201."""
         for held in self._ledger.held(waiting_for=instance_id):
             # Scope was checked when it was held; the account keeps its name as submitter.
             account = Account(held["username"], provinces=frozenset({"*"}))
             files = _ATTACHMENTS.validate_json(held["attachments"])
+            try:
+                self.submit(self._ledger.raw(held["raw_sha256"]), account, held["source"], files,  # type: ignore[arg-type]
+                            releasing=True)
+            except PublishFailed:
+                log.warning("held edit %s not released yet: the bus did not take it", held["instance_id"],
+                            extra={"event_id": held["instance_id"]})
+                continue
             self._ledger.release(held["instance_id"])
-            self.submit(self._ledger.raw(held["raw_sha256"]), account, held["source"], files)  # type: ignore[arg-type]
 
     def expire_held(self) -> int:
         """Send edits whose predecessor never came within the timeout to the dead letters."""
         now = self._clock()
         expired = self._ledger.held(held_before=now - self._held_timeout)
         for held in expired:
+            if self._ledger.lookup(held["deprecated_id"]) is not None:  # its original came; a release failed
+                self._release_successors(held["deprecated_id"])
+                continue
             raw = self._ledger.raw(held["raw_sha256"])
             submission = parse_submission(raw)
             reason = Reason(
