@@ -13,8 +13,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def until_written(write: Callable[..., T], *args: object, table: str, max_backoff_s: float = 30.0) -> T:
-    """Block until ``write(*args)`` succeeds: consumer offsets must never move past unwritten rows."""
+def until_written(write: Callable[..., T], *args: object, table: str, max_backoff_s: float = 5.0) -> T:
+    """Block until ``write(*args)`` succeeds: consumer offsets must never move past unwritten rows.
+
+    The backoff stays short (≤ 5 s): a store back after an outage is used within seconds, and one
+    failed insert every few seconds costs it nothing."""
     delay = 0.5
     while True:
         try:
