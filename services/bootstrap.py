@@ -127,6 +127,7 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
                                lambda st, batch: rotation.process_batch(st, store, batch),
                                batch_size=settings.processor_batch_rows))
     bus.drain()  # whatever was accepted before a crash and not yet processed
+    bus.start()
     ledger = Ledger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, bus, ledger)
     expiry = Periodic(service.expire_held, 300)

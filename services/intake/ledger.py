@@ -3,6 +3,11 @@
 This is how an identical resend is recognised (201, nothing published) and a different
 submission reusing an instanceID is refused (409). The raw XML is kept content-addressed
 beside it, so an accepted submission can always be replayed from what the phone sent.
+
+Every commit is synchronous (an fsync), so concurrent requests share them: ``record`` is a
+group commit — whoever holds the write lock commits every entry queued meanwhile in one
+transaction, and each caller returns only once its own entry is committed. Reads go through
+a second connection (WAL: readers never wait for the writer's fsync).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from services.sqlite import open_durable
+from services.sqlite import GroupCommit, open_durable
 
 # The filesystem is full (or the user's quota is): nothing can be kept until space is freed.
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -53,11 +58,15 @@ class Ledger:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS partial (instance_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, "
             "attachments TEXT NOT NULL, updated_at TEXT NOT NULL)")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the writer connection
+        self._reader = open_durable(state_dir / "intake.sqlite")
+        self._read_lock = threading.Lock()
+        self._records = GroupCommit(self._db, "INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                    self._lock)
 
     def lookup(self, instance_id: str) -> LedgerEntry | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._read_lock:
+            row = self._reader.execute(
                 "SELECT instance_id, root_id, content_hash, form_id, raw_sha256, event_json, retracted "
                 "FROM accepted WHERE instance_id = ?", (instance_id,)).fetchone()
         return LedgerEntry(*row[:6], bool(row[6])) if row else None
@@ -107,8 +116,8 @@ class Ledger:
             clauses.append("held_at < ?")
             args.append(held_before.isoformat())
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            cursor = self._db.execute(f"SELECT * FROM held {where} ORDER BY held_at", args)
+        with self._read_lock:
+            cursor = self._reader.execute(f"SELECT * FROM held {where} ORDER BY held_at", args)
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -118,8 +127,9 @@ class Ledger:
 
     # Split uploads: attachments of the parts received so far, per instanceID.
     def partial_attachments(self, instance_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT attachments FROM partial WHERE instance_id = ?", (instance_id,)).fetchone()
+        with self._read_lock:
+            row = self._reader.execute("SELECT attachments FROM partial WHERE instance_id = ?",
+                                       (instance_id,)).fetchone()
         return row[0] if row else None
 
     def keep_partial(self, instance_id: str, content_hash: str, attachments_json: str, at: datetime) -> None:
@@ -128,19 +138,21 @@ class Ledger:
                              (instance_id, content_hash, attachments_json, at.isoformat()))
 
     def forget_partial(self, instance_id: str) -> None:
+        if self.partial_attachments(instance_id) is None:  # almost always: no split upload, no commit
+            return
         with self._lock:
             self._db.execute("DELETE FROM partial WHERE instance_id = ?", (instance_id,))
 
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.instance_id, entry.root_id, entry.content_hash, entry.form_id, entry.raw_sha256,
-                 entry.event_json, int(entry.retracted), accepted_at.isoformat()))
+        """Commit ``entry``; returns once it is durable (raises what the commit raised)."""
+        self._records.write((entry.instance_id, entry.root_id, entry.content_hash, entry.form_id, entry.raw_sha256,
+                             entry.event_json, int(entry.retracted), accepted_at.isoformat()))
 
     def mark_retracted(self, instance_id: str) -> None:
         with self._lock:
             self._db.execute("UPDATE accepted SET retracted = 1 WHERE instance_id = ?", (instance_id,))
 
     def close(self) -> None:
+        self._reader.close()
         self._db.close()
+
