@@ -106,16 +106,27 @@ class SkippedOffsets:
 
 def _with_skipped(stream: faust.Stream, events: list[Any], skipped: SkippedOffsets) -> list[tuple[int, Any]]:
     """The batch's (offset, (event, message)) pairs, each preceded by any message faust skipped in its
-    partition; the expected offsets advance as they go (table writes, so each event is made current)."""
+    partition. The expected offsets advance as they go in memory, and are written to the table once
+    per partition at the end, the partition's last event made current (a table write per event would
+    be a changelog message per event). A crash before those writes leaves them behind the truth: a
+    later batch then reads back, and folds again harmlessly, what was already folded."""
     pairs: list[tuple[int, Any]] = []
+    expected: dict[tuple[str, int], int | None] = {}
+    last: dict[tuple[str, int], Any] = {}
     for event in events:
-        stream._set_current_event(event)
         topic, partition, offset = event.message.topic, event.message.partition, event.message.offset
-        expected = skipped.expected(topic, partition)
-        if expected is not None and offset > expected:
-            pairs += [(o, (event, decode(v))) for o, v in skipped.read(topic, partition, expected, offset)]
+        tp = (topic, partition)
+        if tp not in expected:
+            expected[tp] = skipped.expected(topic, partition)
+        start = expected[tp]
+        if start is not None and offset > start:
+            pairs += [(o, (event, decode(v))) for o, v in skipped.read(topic, partition, start, offset)]
         pairs.append((offset, (event, decode(event.value))))
-        skipped.advance(topic, partition, offset)
+        expected[tp] = offset + 1 if start is None else max(start, offset + 1)
+        last[tp] = event
+    for (topic, partition), event in last.items():
+        stream._set_current_event(event)
+        skipped.advance(topic, partition, event.message.offset)
     return pairs
 
 
@@ -136,6 +147,15 @@ def _mark_processed(events: list[Any]) -> None:
         metrics.PROCESSED_OFFSET.labels(topic=topic, partition=str(partition)).set(offset)
 
 
+class QuietWorker(faust.Worker):
+    """faust's worker without its terminal spinner. At a log level of WARNING or above the spinner
+    sets the root logger to DEBUG and ticks on every record, so every debug line of faust and
+    aiokafka (several per event) would be built and handled, only to be dropped."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+
+
 def create_worker_app(settings: Settings) -> faust.App:
     app = faust.App(
         f"{settings.kafka_topic_prefix}{settings.processor_group}",
@@ -150,7 +170,12 @@ def create_worker_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.faust_session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.faust_session_timeout_s / 10),
         logging_config=logs.dict_config(settings),  # faust's worker re-configures logging: ours, JSON by default
+        Worker=QuietWorker,
     )
+    # A batch's table writes (up to three changelog messages per event) are queued at once; faust's
+    # default of 100 makes the conductor stop at every message of the batch until the buffer ebbs.
+    # Offsets still commit only after the buffer is flushed (faust flushes it before each commit).
+    app.producer.buffer.max_messages = max(100, 4 * settings.processor_batch_rows)
     store = Store(settings.store_dsn)
     store.migrate()
     prefix = settings.kafka_topic_prefix
@@ -243,7 +268,9 @@ def main(argv: list[str] | None = None) -> None:
     app = create_worker_app(settings)
     # faust's own command line runs the worker (signals, graceful shutdown, rebalancing); --quiet: no
     # start-up banner on stdout, so that what the process writes is log lines only.
-    sys.argv = [sys.argv[0], "--quiet", "worker", "--loglevel", settings.log_level.lower(),
+    # faust's --loglevel takes crit/error/warn/info/debug, not Python's WARNING or CRITICAL.
+    level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(), settings.log_level.lower())
+    sys.argv = [sys.argv[0], "--quiet", "worker", "--loglevel", level,
                 "--web-host", settings.host, "--web-port", str(settings.faust_web_port)]
     app.main()
 
