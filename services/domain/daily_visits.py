@@ -11,14 +11,15 @@ State keys:
   on that library-day, by root_id. Totals are always summed from them, never stored
   apart, so each key is consistent on its own: a worker killed while its changelog was
   half-written may persist some keys and not others, and re-delivery converges.
-- ``sub:<root_id>``: where a chain is counted (its day key) and which versions it has had,
-  so an edit can find and retract the earlier version even when the day changed.
+- ``sub:<root_id>``: where a chain is counted (its day key), which versions it has had and
+  when its first version was accepted, so an edit can find and retract the earlier version
+  even when the day changed, and the day keeps the chain's first acceptance (timeliness).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from services.domain.events import SubmissionRetracted
@@ -41,6 +42,9 @@ class DailyVisitsRow:
     counts: dict[str, int]
     reports: int  # visit-log submissions contributing to this day
     version: int  # log position of the last event applied: higher wins in the store
+    # When the earliest of those submissions was first accepted (its chain's first version):
+    # the reporting-timeliness indicator reads it; None when no submission counts on the day.
+    first_reported_at: datetime | None = None
 
 
 Outcome = Literal["applied", "replaced", "duplicate", "stale", "conflict", "retracted"]
@@ -74,7 +78,13 @@ def _row(day_state: dict[str, Any], version: int) -> DailyVisitsRow:
         counts={name: sum(chain["counts"][name] for chain in chains) for name in COUNT_FIELDS},
         reports=len(day_state["chains"]),
         version=version,
+        first_reported_at=min((datetime.fromisoformat(c["first"]) for c in chains if c.get("first")), default=None),
     )
+
+
+def _earliest(*times: str | None) -> str:
+    """The earliest of ISO timestamps (state written before they were kept has none)."""
+    return min((t for t in times if t), key=datetime.fromisoformat)
 
 
 def _remove(state: State, key: str, root_id: str) -> dict[str, Any] | None:
@@ -99,6 +109,7 @@ def fold_visit_event(state: State, event: VisitLogged, position: int) -> FoldRes
     target = _day_key(event.library_id, event.occurred_on.isoformat())
     sub_key = f"sub:{event.root_id}"
     index = state.get(sub_key) or {"day_key": None, "versions": [], "retracted": False}
+    accepted = event.submitted_at.isoformat()
     day_state = state.get(target) or _empty_day(event.library_id, event.occurred_on.isoformat(), areas)
     here = day_state["chains"].get(event.root_id)
     touched: dict[str, dict[str, Any]] = {}
@@ -113,9 +124,10 @@ def fold_visit_event(state: State, event: VisitLogged, position: int) -> FoldRes
         return FoldResult("stale", [], f"{event.event_id} was already replaced or retracted")
     else:
         outcome = "replaced" if here is not None or (index["day_key"] and not index["retracted"]) else "applied"
+        first = _earliest(index.get("first"), here and here.get("first"), accepted)
         chains = {**day_state["chains"], event.root_id: {
             "event_id": event.event_id, "content_hash": event.content_hash, "counts": event.payload.model_dump(),
-            "versions": sorted(known | {event.event_id})}}
+            "versions": sorted(known | {event.event_id}), "first": first}}
         day_state = {**day_state, "areas": areas, "chains": chains}
         state.put(target, day_state)
         touched[target] = day_state
@@ -126,7 +138,8 @@ def fold_visit_event(state: State, event: VisitLogged, position: int) -> FoldRes
         changed = _remove(state, previous, event.root_id)
         if changed is not None:
             touched[previous] = changed
-    wanted = {"day_key": target, "versions": sorted(known | {event.event_id}), "retracted": False}
+    first = day_state["chains"].get(event.root_id, {}).get("first") or index.get("first") or accepted
+    wanted = {"day_key": target, "versions": sorted(known | {event.event_id}), "retracted": False, "first": first}
     if index != wanted:
         state.put(sub_key, wanted)
     return FoldResult(outcome, [_row(d, position) for d in touched.values()])

@@ -38,6 +38,37 @@ def _json_int(name: str) -> str:
     return f"JSONExtractInt(payload, '{name}')"
 
 
+RETRACTED = "submission_retracted"
+# The visit-log chains with a version in the year ({year:UInt16}): the only ones whose current version can be in it.
+_VISIT_CHAINS_OF_YEAR = ("root_id IN (SELECT root_id FROM events WHERE event_type = 'visit_logged' "
+                         "AND toYear(occurred_on) = {year:UInt16})")
+_COORDINATION_FORMS = ("rotation_moved", "mobile_session_held", "reading_promotion_held")
+
+
+def current_facts(*event_types: str, chains: str = "") -> str:
+    """The ``current_facts`` view (``schemas/clickhouse/005_current_facts.sql``) as a subquery over the
+    chains of ``event_types`` only, optionally only those matching ``chains`` (a condition on
+    ``events``' columns, e.g. on ``root_id``; it must keep every event of a chain it keeps).
+
+    Same rows as ``current_facts WHERE event_type IN event_types``: every version of a chain has
+    its form's event type, or is a retraction. The view's own filter sits outside its GROUP BY, so
+    ClickHouse aggregates every chain of every form before filtering; here the filter is inside,
+    and ``events``' sort key (``event_type`` first) skips the other forms' rows.
+    """
+    types = ", ".join(f"'{t}'" for t in (*event_types, RETRACTED))
+    where = f"event_type IN ({types})" + (f" AND ({chains})" if chains else "")
+    return (
+        "(SELECT root_id, argMax(event_id, v) AS event_id, argMax(event_type, v) AS event_type, "
+        "argMax(form_id, v) AS form_id, argMax(library_id, v) AS library_id, "
+        "argMax(occurred_on, v) AS occurred_on, max(ts) AS submitted_at, min(ts) AS first_submitted_at, "
+        "argMax(province_legacy, v) AS province_legacy, argMax(commune_legacy, v) AS commune_legacy, "
+        "argMax(province_2025, v) AS province_2025, argMax(commune_2025, v) AS commune_2025, "
+        "argMax(payload, v) AS payload "
+        "FROM (SELECT *, submitted_at AS ts, (submitted_at, version) AS v FROM events FINAL "
+        f"WHERE {where}) GROUP BY root_id HAVING event_type != '{RETRACTED}') AS current_facts"
+    )
+
+
 class Aggregates:
     def __init__(self, store: Store, reference: Reference):
         self.store = store
@@ -80,7 +111,7 @@ class Aggregates:
                                                                    "visits_adults", "loans"))
         return self.store.select(
             f"SELECT {period_sql('occurred_on', granularity)} AS period, toInt64(count()) AS sessions, {sums} "
-            f"FROM current_facts WHERE {where} GROUP BY period ORDER BY period", params)
+            f"FROM {current_facts('mobile_session_held')} WHERE {where} GROUP BY period ORDER BY period", params)
 
     def reading_promotion(self, area: AreaFilter, start: date, end: date,
                           granularity: Granularity) -> list[dict[str, Any]]:
@@ -91,7 +122,7 @@ class Aggregates:
             f"SELECT {period_sql('occurred_on', granularity)} AS period, "
             "JSONExtractString(payload, 'occasion') AS occasion, toInt64(count()) AS events, "
             f"{sums}, toInt64(countIf(JSONExtractBool(payload, 'co_organised_with_provincial_library'))) "
-            f"AS co_organised FROM current_facts WHERE {where} GROUP BY period, occasion "
+            f"AS co_organised FROM {current_facts('reading_promotion_held')} WHERE {where} GROUP BY period, occasion "
             "ORDER BY period, occasion", params)
 
     def training(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
@@ -102,7 +133,7 @@ class Aggregates:
             "toInt64(uniqExact(JSONExtractString(payload, 'worker_id'))) AS workers, "
             "toInt64(uniqExactIf(JSONExtractString(payload, 'worker_id'), "
             "JSONExtractString(payload, 'result') = 'passed')) AS workers_passed "
-            f"FROM current_facts WHERE {where} GROUP BY period ORDER BY period", params)
+            f"FROM {current_facts('staff_trained')} WHERE {where} GROUP BY period ORDER BY period", params)
         return [{**row, "hours": round(row["hours"], 6)} for row in rows]
 
     def donations(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
@@ -112,7 +143,7 @@ class Aggregates:
             "JSONExtractString(payload, 'donor_kind') AS donor_kind, "
             "JSONExtractString(payload, 'donor_origin') AS donor_origin, toInt64(count()) AS donations, "
             f"sum({_json_int('books')}) AS books, sum({_json_int('money_vnd')}) AS money_vnd "
-            f"FROM current_facts WHERE {where} GROUP BY period, donor_kind, donor_origin "
+            f"FROM {current_facts('donation_received')} WHERE {where} GROUP BY period, donor_kind, donor_origin "
             "ORDER BY period, donor_kind, donor_origin", params)
 
     # --- growth -------------------------------------------------------------------------------
@@ -154,7 +185,8 @@ class Aggregates:
     def registry_changes(self) -> list[dict[str, Any]]:
         rows = self.store.select(
             "SELECT library_id, occurred_on, submitted_at, root_id, payload, province_legacy, commune_legacy, "
-            "province_2025, commune_2025 FROM current_facts WHERE event_type = 'library_registered' "
+            f"province_2025, commune_2025 FROM {current_facts('library_registered')} "
+            "WHERE event_type = 'library_registered' "
             "ORDER BY submitted_at, root_id")
         from services.domain.events import AdminArea
 
@@ -176,6 +208,18 @@ class Aggregates:
     def registry(self, day: date, changes: list[dict[str, Any]] | None = None) -> dict[str, LibraryAt]:
         return registry_at(self.reference.libraries.values(),
                            self.registry_changes() if changes is None else changes, day)
+
+    def _registries(self, days: list[date], changes: list[dict[str, Any]]) -> dict[date, dict[str, LibraryAt]]:
+        """The registry at each of ``days``, built once per distinct set of changes applied (a
+        registry depends on the day only through the changes dated on or before it)."""
+        by_applied: dict[int, dict[str, LibraryAt]] = {}
+        out = {}
+        for day in days:
+            applied = sum(change["occurred_on"] <= day for change in changes)
+            if applied not in by_applied:
+                by_applied[applied] = self.registry(day, changes)
+            out[day] = by_applied[applied]
+        return out
 
     def _libraries_in(self, area: AreaFilter, registry: dict[str, LibraryAt], day: date) -> list[LibraryAt]:
         return [lib for lib in registry.values() if lib.operating_on(day) and area.contains(lib.areas, lib.library_id)]
@@ -225,7 +269,7 @@ class Aggregates:
 
     def _coordinating(self, after: date, until: date) -> set[str]:
         rows = self.store.select(
-            "SELECT DISTINCT library_id FROM current_facts "
+            f"SELECT DISTINCT library_id FROM {current_facts(*_COORDINATION_FORMS)} "
             "WHERE occurred_on > {after:Date} AND occurred_on <= {until:Date} AND ("
             "(event_type = 'rotation_moved' AND JSONExtractString(payload, 'movement') = 'received') "
             "OR event_type = 'mobile_session_held' "
@@ -238,7 +282,8 @@ class Aggregates:
         rows = self.store.select(
             "SELECT JSONExtractString(payload, 'worker_id') AS worker, library_id, occurred_on, submitted_at, "
             "JSONExtractString(payload, 'result') AS result, province_legacy, commune_legacy, province_2025, "
-            "commune_2025 FROM current_facts WHERE event_type = 'staff_trained' AND occurred_on <= {day:Date} "
+            f"commune_2025 FROM {current_facts('staff_trained')} WHERE event_type = 'staff_trained' "
+            "AND occurred_on <= {day:Date} "
             "ORDER BY occurred_on, submitted_at", {"day": day})
         window_start = _months_before(day, 24)
         latest: dict[str, dict[str, Any]] = {}
@@ -263,22 +308,37 @@ class Aggregates:
     def _reporting(self, area: AreaFilter, year: int, day: date,
                    changes: list[dict[str, Any]]) -> tuple[Indicator, Indicator]:
         months = [m for m in range(1, 13) if date(year, m, 1) <= day]
-        rows = self.store.select(
-            "SELECT library_id, toMonth(occurred_on) AS month, min(first_submitted_at) AS first_accepted "
-            "FROM current_facts WHERE event_type = 'visit_logged' AND toYear(occurred_on) = {year:UInt16} "
-            "GROUP BY library_id, month", {"year": year})
-        first = {(row["library_id"], row["month"]): row["first_accepted"] for row in rows}
+        first = {(row["library_id"], row["month"]): row["first_accepted"] for row in self._first_reports(year)}
         expected = received = on_time = 0
+        registries = self._registries([min(_month_end(year, month), day) for month in months], changes)
         for month in months:
             month_end = min(_month_end(year, month), day)
             deadline = _month_end(year, month) + timedelta(days=10)
-            for lib in self._libraries_in(area, self.registry(month_end, changes), month_end):
+            for lib in self._libraries_in(area, registries[month_end], month_end):
                 expected += 1
                 accepted = first.get((lib.library_id, month))
                 if accepted is not None:
                     received += 1
                     on_time += accepted.date() <= deadline
         return ratio(received, expected), ratio(on_time, expected)
+
+
+    def _first_reports(self, year: int) -> list[dict[str, Any]]:
+        """(library, month) → when its first counted visit log was first accepted, for ``year``.
+
+        From the daily rows (``first_reported_at``, kept by the processor); a year with rows
+        written before that column existed (1970 with reports) is resolved from ``events``."""
+        daily = ("SELECT library_id, toMonth(day) AS month, min(first_reported_at) AS first_accepted, "
+                 "toYear(min(first_reported_at)) = 1970 AS unknown FROM visits_library_daily FINAL "
+                 "WHERE toYear(day) = {year:UInt16} AND reports > 0 GROUP BY library_id, month")
+        rows = self.store.select(daily, {"year": year})
+        if not any(row["unknown"] for row in rows):
+            return rows
+        return self.store.select(
+            "SELECT library_id, toMonth(occurred_on) AS month, min(first_submitted_at) AS first_accepted "
+            f"FROM {current_facts('visit_logged', chains=_VISIT_CHAINS_OF_YEAR)} "
+            "WHERE event_type = 'visit_logged' AND toYear(occurred_on) = {year:UInt16} "
+            "GROUP BY library_id, month", {"year": year})
 
 
 def _month_end(year: int, month: int) -> date:

@@ -11,11 +11,13 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 
+from services.config import TIMEZONE
 from services.domain.daily_visits import DailyVisitsRow
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, Scheme
@@ -30,7 +32,8 @@ _EVENT_COLUMNS = ["event_id", "root_id", "deprecated_id", "event_type", "form_id
                   "occurred_on", "submitted_at", "source", "submitter", "content_hash", "province_legacy",
                   "commune_legacy", "province_2025", "commune_2025", "payload", "version"]
 _DAILY_COLUMNS = ["library_id", "day", "province_legacy", "commune_legacy", "province_2025", "commune_2025",
-                  *COUNT_FIELDS, "reports", "version"]
+                  *COUNT_FIELDS, "reports", "version", "first_reported_at"]
+NEVER = datetime(1970, 1, 1, tzinfo=TIMEZONE)  # first_reported_at of a day no submission counts on
 
 
 def normalise_dsn(dsn: str) -> str:
@@ -97,7 +100,7 @@ class Store:
     def upsert_daily_visits(self, rows: Iterable[DailyVisitsRow]) -> int:
         data = [
             [r.library_id, r.day, r.province_legacy, r.commune_legacy, r.province_2025, r.commune_2025,
-             *(r.counts[name] for name in COUNT_FIELDS), r.reports, r.version]
+             *(r.counts[name] for name in COUNT_FIELDS), r.reports, r.version, r.first_reported_at or NEVER]
             for r in rows
         ]
         if data:
