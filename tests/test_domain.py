@@ -30,12 +30,13 @@ REFERENCE = default_reference()
 LIBRARY = next(iter(REFERENCE.libraries.values()))
 
 
-def event(event_id: str, day: date, total: int, root_id: str | None = None, answers_hash: str = "a") -> VisitLogged:
+def event(event_id: str, day: date, total: int, root_id: str | None = None, answers_hash: str = "a",
+          submitted_at: datetime = datetime(2026, 11, 25, tzinfo=TIMEZONE)) -> VisitLogged:
     counts = dict.fromkeys(VisitCounts.model_fields, 0) | {
         "visits_total": total, "visits_adults": total, "visits_female": total, "visits_reading": total}
     return VisitLogged(
         event_id=event_id, root_id=root_id or event_id, form_id="visit_log", form_version="1",
-        submitted_at=datetime(2026, 11, 25, tzinfo=TIMEZONE), occurred_on=day, library_id=LIBRARY.library_id,
+        submitted_at=submitted_at, occurred_on=day, library_id=LIBRARY.library_id,
         areas=list(LIBRARY.areas), submitter="t", source="openrosa", content_hash=answers_hash * 64,
         payload=VisitCounts(**counts))
 
@@ -78,6 +79,20 @@ def test_an_edit_moving_the_date_retracts_the_old_day():
     assert by_day[date(2026, 9, 30)].counts["visits_total"] == 12
     # The superseded version arriving late is ignored.
     assert fold_visit_event(state, event("v1", DAY, 10), 3).outcome == "stale"
+
+
+def test_a_day_keeps_when_its_reports_were_first_accepted_across_edits():
+    """Timeliness counts a month as reported when its first visit log came, not its last edit."""
+    state, first_at = DictState(), datetime(2026, 10, 6, 18, tzinfo=TIMEZONE)
+    fold_visit_event(state, event("v1", DAY, 10, submitted_at=first_at), 1)
+    edit = event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b",
+                 submitted_at=datetime(2026, 11, 20, 9, tzinfo=TIMEZONE))
+    moved = {row.day: row for row in fold_visit_event(state, edit, 2).rows}
+    assert moved[date(2026, 9, 30)].first_reported_at == first_at  # the edit moved the chain, not its first time
+    assert moved[DAY].first_reported_at is None and moved[DAY].reports == 0
+    later = event("w1", date(2026, 9, 30), 3, answers_hash="c", submitted_at=datetime(2026, 10, 1, tzinfo=TIMEZONE))
+    (row,) = fold_visit_event(state, later, 3).rows
+    assert row.reports == 2 and row.first_reported_at == datetime(2026, 10, 1, tzinfo=TIMEZONE)
 
 
 SUBMISSION = b"""<?xml version='1.0' encoding='UTF-8'?>
