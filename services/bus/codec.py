@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from pydantic import BaseModel
 
@@ -19,9 +20,15 @@ def encode(event: Message) -> bytes:
     return event.model_dump_json().encode("utf-8")
 
 
+# encode() writes event_type among the first fields; reading it there lets pydantic parse the JSON
+# once, in Rust (model_validate_json), instead of json.loads and then validating the dicts.
+_EVENT_TYPE = re.compile(rb'"event_type":\s*"([a-z_]+)"')
+
+
 def decode(data: bytes) -> Message:
-    raw = json.loads(data)
-    model = _MODELS.get(raw.get("event_type", ""))
+    found = _EVENT_TYPE.search(data, 0, 200)
+    event_type = found.group(1).decode() if found else json.loads(data).get("event_type", "")
+    model = _MODELS.get(event_type)
     if model is None:
-        raise ValueError(f"unknown event_type {raw.get('event_type')!r}")
-    return model.model_validate(raw)  # type: ignore[return-value]
+        raise ValueError(f"unknown event_type {event_type!r}")
+    return model.model_validate_json(data)  # type: ignore[return-value]
