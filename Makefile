@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NPM    ?= npm
 CHARTS := build/static/chart.umd.js
 
-.PHONY: run test lint forms static schemas kafka-jars topics worker intake query clean
+.PHONY: run test bench lint forms static schemas kafka-jars topics worker intake query clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,21 @@ run: $(STAMP) forms static  ## the one-process embedded stack on http://127.0.0.
 	$(PY) -m services.embedded --load-samples
 
 test: $(STAMP) kafka-jars static  ## lint, then every test (a real Kafka broker is started by the harness)
-	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff check services tests bench
 	$(PY) -m pytest
 
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS  ?= --scale full
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) kafka-jars  ## benchmarks + long fuzzing (never in `make test`): bench/results/, README's table
+	$(PY) -m bench $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff check services tests bench
 
 schemas: $(STAMP)  ## regenerate schemas/events/*.json from the event models
 	$(PY) -m services.tools.export_schemas

@@ -51,6 +51,21 @@ def intake(tmp_path: Path, forms_dir: Path):
     bus.close()
 
 
+def drop_after_first(bus: EmbeddedBus) -> list[Message]:
+    """From now on the bus takes one more event and then fails (the broker drops right after);
+    returns the list of events offered, and ``bus.publish = real`` restores it."""
+    real, offered = bus.publish, []
+
+    def publish(event: Message) -> None:
+        offered.append(event)
+        if len(offered) > 1:
+            raise PublishFailed("broker unreachable")
+        real(event)
+
+    bus.publish = publish  # type: ignore[method-assign]
+    return offered
+
+
 def _published(publisher: UnreachableWhileDown) -> list[str]:
     return [row[0] for row in publisher.bus._db.execute("SELECT value FROM log ORDER BY position")]
 
@@ -67,15 +82,8 @@ def test_a_failed_release_keeps_the_edit_held_until_the_original_is_resent(intak
         service.submit(original)  # not durable: 503, Collect keeps it
     publisher.down = False
     # The original goes through; now the edit's release fails (the broker drops again right after).
-    real_publish, calls = publisher.bus.publish, []
-
-    def drop_after_first(event: Message) -> None:
-        calls.append(event)
-        if len(calls) > 1:
-            raise PublishFailed("broker unreachable")
-        real_publish(event)
-
-    publisher.bus.publish = drop_after_first  # type: ignore[method-assign]
+    real_publish = publisher.bus.publish
+    drop_after_first(publisher.bus)
     assert service.submit(original).kind == "new"  # durable: 201, whatever happens to the edit
     assert ledger.held(instance_id="uuid:edit-1"), "the edit must stay held when its release fails"
     assert ledger.lookup("uuid:edit-1") is None
@@ -96,15 +104,7 @@ def test_the_expiry_sweep_releases_an_edit_whose_original_came(intake, library: 
     edit = fill_instance(xform, visit_answers(library, day, total=15), "uuid:edit-2", deprecated_id="uuid:orig-2")
     assert service.submit(edit).kind == "held"
     real_publish = publisher.bus.publish
-    calls: list[Message] = []
-
-    def drop_after_first(event: Message) -> None:
-        calls.append(event)
-        if len(calls) > 1:
-            raise PublishFailed("broker unreachable")
-        real_publish(event)
-
-    publisher.bus.publish = drop_after_first  # type: ignore[method-assign]
+    drop_after_first(publisher.bus)
     assert service.submit(original).kind == "new"
     publisher.bus.publish = real_publish  # type: ignore[method-assign]
 

@@ -1,0 +1,398 @@
+"""Query API latency over millions of visit facts, against the same SQL run directly on the store.
+
+The store (chDB, migrated as the services migrate it) is filled inside ClickHouse: ``INSERT …
+SELECT … FROM numbers(N)`` generates the rows the processors would write — one
+``visits_library_daily`` row per library and open day, and its ``visit_logged`` event in ``events``
+(1 % of them edited once, so ``current_facts`` has chains to resolve) — for the libraries of the
+generated registry, over about 6.4 years (2,000 open days) with seasonality and yearly growth
+(``bench.generate.visit_facts_sql``). Stages grow the same store by adding libraries: 1 million
+facts are 500 libraries, 10 million the registry's 5,000, 50 million 25,000 (the registry's
+communes, more libraries: the country growing).
+
+At each stage the query service's own routes (``query_router`` over the same ``Store``, as
+``services.bootstrap.query_app`` builds them) run under uvicorn in a thread, and a mix of
+``/v1/indicators``, ``/v1/visits`` and ``/v1/growth`` requests (whole programme, provinces and
+communes under both schemes, every granularity, several year ranges, some by library type) goes
+over real HTTP with keep-alive and no ``If-None-Match`` (the API has no server-side cache: every
+answer is computed). Every ``Store.select`` a request issues is recorded; right after the request
+the same SQL strings with the same parameters are run again directly on the store, in process,
+and their summed time is that request's upper bound.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, get_args
+
+import httpx
+import uvicorn
+
+from bench.context import Context
+from bench.generate import FACT_LIBRARIES_TABLE, fact_libraries, fact_libraries_ddl, load_reference, visit_facts_sql
+from bench.measure import percentile, profile_pid
+from bench.results import Figure
+from services.domain.forms.library_registry import LibraryType
+from services.domain.forms.visit_log import COUNT_FIELDS
+from services.domain.reference import Reference
+from services.query.access import ApiKeys, add_key
+from services.query.api import query_router
+from services.store.clickhouse import Store
+from services.web import create_app
+
+ENDPOINTS = ("indicators", "visits", "growth")
+OPEN_DAYS = 2000  # per library: 333 weeks of six open days, about 6.4 years
+LAST_DAY = date(2026, 10, 31)
+GOAL_MS = 100.0
+GOAL_OVERHEAD = 1.5
+_DAILY = ["library_id", "day", "province_legacy", "commune_legacy", "province_2025", "commune_2025",
+          *COUNT_FIELDS, "reports", "version", "first_reported_at"]
+_LIB_COLUMNS = ["idx", "library_id", "province_legacy", "commune_legacy", "province_2025", "commune_2025", "level",
+                "growth"]
+
+
+def _first_monday() -> date:
+    start = LAST_DAY - timedelta(days=OPEN_DAYS // 6 * 7 + 7)
+    return start - timedelta(days=start.weekday())
+
+
+START = _first_monday()
+
+
+# --- filling the store --------------------------------------------------------------------------------
+
+def _payload(plus: str = "") -> str:
+    """The event payload JSON, as ``Store.insert_events`` writes it (``json.dumps`` of the counts)."""
+    parts = []
+    for i, name in enumerate(COUNT_FIELDS):
+        value = f"toString({name}{plus if name == 'visits_total' else ''})"
+        parts.append(f"'{', ' if i else '{'}\"{name}\": ', {value}")
+    return f"concat({', '.join(parts)}, '}}')"
+
+
+def command(store: Store, sql: str) -> None:
+    """A statement without rows (DDL, ``INSERT … SELECT``) on the store's client."""
+    with store._lock:
+        store._client.command(sql)
+
+
+def fill(store: Store, first: int, count: int, seed: int) -> dict[str, float]:
+    """Facts ``first`` … ``first + count - 1`` into ``visits_library_daily`` and ``events``."""
+    facts = visit_facts_sql(first, count, OPEN_DAYS, START, seed)
+    edited = "bitShiftRight(h, 40) % 100 = 0"
+    settings = ("SETTINGS min_insert_block_size_rows = 4000000, min_insert_block_size_bytes = 1000000000, "
+                "max_insert_threads = 2")
+    t0 = time.perf_counter()
+    command(store, f"INSERT INTO visits_library_daily ({', '.join(_DAILY)}) SELECT {', '.join(_DAILY[:-1])}, "
+                 f"submitted_at FROM ({facts}) {settings}")
+    t1 = time.perf_counter()
+    edit_id = f"concat('uuid:', toString(reinterpretAsUUID(sipHash128({seed}, library_id, day, 1))))"
+    # Every fact's current version: the edit (accepted 3 days later) for 1 % of them, else the original.
+    command(
+        store, "INSERT INTO events (event_id, root_id, deprecated_id, event_type, form_id, form_version, library_id, "
+        "occurred_on, submitted_at, source, submitter, content_hash, province_legacy, commune_legacy, province_2025, "
+        "commune_2025, payload, version) "
+        f"SELECT if({edited}, {edit_id}, event_id), event_id, if({edited}, event_id, ''), 'visit_logged', "
+        "'visit_log', 'bench', library_id, day, "
+        f"if({edited}, submitted_at + toIntervalDay(3), submitted_at), 'openrosa', 'bench', "
+        f"concat(hex(sipHash128({seed}, n, 'a')), hex(sipHash128({seed}, n, 'b'))), province_legacy, "
+        f"commune_legacy, province_2025, commune_2025, {_payload()}, 2 * n + 1 FROM ({facts}) {settings}")
+    # …and the first versions of the edited ones (one visit more than the correction says).
+    command(
+        store, "INSERT INTO events (event_id, root_id, deprecated_id, event_type, form_id, form_version, library_id, "
+        "occurred_on, submitted_at, source, submitter, content_hash, province_legacy, commune_legacy, province_2025, "
+        "commune_2025, payload, version) "
+        "SELECT event_id, event_id, '', 'visit_logged', 'visit_log', 'bench', library_id, day, submitted_at, "
+        f"'openrosa', 'bench', concat(hex(sipHash128({seed}, n, 'c')), hex(sipHash128({seed}, n, 'd'))), "
+        f"province_legacy, commune_legacy, province_2025, commune_2025, {_payload(' + 1')}, 2 * n "
+        f"FROM ({facts}) WHERE {edited} {settings}")
+    t2 = time.perf_counter()
+    return {"rows": count, "daily_s": t1 - t0, "events_s": t2 - t1,
+            "daily_rows_per_s": count / (t1 - t0), "events_rows_per_s": count * 1.01 / (t2 - t1)}
+
+
+def _parts(store: Store) -> dict[str, int]:
+    rows = store.select("SELECT table, toInt64(count()) AS parts FROM system.parts WHERE active AND database = "
+                        "currentDatabase() AND table IN ('visits_library_daily', 'events') GROUP BY table")
+    return {row["table"]: row["parts"] for row in rows}
+
+
+# --- the requests --------------------------------------------------------------------------------------
+
+@dataclass
+class Areas:
+    """Areas that hold data at a stage: (scheme, province, commune) triples."""
+
+    provinces: list[tuple[str, str]]
+    communes: list[tuple[str, str, str]]
+
+
+def _areas(reference: Reference, libraries: list[list[object]]) -> Areas:
+    provinces, communes = set(), set()
+    for row in libraries:
+        if row[1] not in reference.libraries:
+            continue
+        provinces |= {("legacy", str(row[2])), ("2025", str(row[4]))}
+        communes |= {("legacy", str(row[2]), str(row[3])), ("2025", str(row[4]), str(row[5]))}
+    return Areas(sorted(provinces), sorted(communes))
+
+
+def _place(rng: random.Random, areas: Areas) -> dict[str, str]:
+    r = rng.random()
+    if r < 0.2:
+        return {"scheme": rng.choice(("legacy", "2025"))}
+    if r < 0.6:
+        scheme, province = rng.choice(areas.provinces)
+        return {"scheme": scheme, "province": province}
+    scheme, province, commune = rng.choice(areas.communes)
+    return {"scheme": scheme, "commune": commune} | ({"province": province} if rng.random() < 0.5 else {})
+
+
+_TYPES = list(get_args(LibraryType))
+
+
+def requests(rng: random.Random, areas: Areas, per_endpoint: int) -> list[tuple[str, dict[str, str]]]:
+    """``per_endpoint`` requests of each endpoint, shuffled together."""
+    first, last = START.year + 1, LAST_DAY.year
+    out: list[tuple[str, dict[str, str]]] = []
+    for _ in range(per_endpoint):
+        year = rng.randint(first, last)
+        out.append(("indicators", _place(rng, areas) | {"year": str(year)}))
+
+        params = _place(rng, areas)
+        granularity = rng.choices(("day", "month", "quarter", "year"), weights=(2, 5, 2, 2))[0]
+        span = rng.choice((1, 1, 2, 3, 6)) if granularity != "day" else rng.choice((1, 1, 3, 12))
+        if granularity == "day":  # a few months of days, as a chart of daily visits shows them
+            end = LAST_DAY - timedelta(days=rng.randrange(5 * 365))
+            start = end - timedelta(days=30 * span)
+        else:
+            end_year = rng.randint(first + span - 1, last) if span < 6 else last
+            start, end = date(end_year - span + 1, 1, 1), min(date(end_year, 12, 31), LAST_DAY)
+        params |= {"granularity": granularity, "start": start.isoformat(), "end": end.isoformat()}
+        if _TYPES and rng.random() < 0.15:
+            params["library_type"] = rng.choice(_TYPES)
+        out.append(("visits", params))
+
+        params = _place(rng, areas) | {"year": str(rng.randint(first, last))}
+        if rng.random() < 0.25:
+            params["baseline_year"] = str(first)
+            if int(params["year"]) == first:
+                params["year"] = str(first + 1)
+        if _TYPES and rng.random() < 0.15:
+            params["library_type"] = rng.choice(_TYPES)
+        out.append(("growth", params))
+    rng.shuffle(out)
+    return out
+
+
+# --- the server, and the SQL it issues ------------------------------------------------------------------
+
+class Recorder:
+    """Wraps ``store.select``: the SQL and parameters each request issues."""
+
+    def __init__(self, store: Store):
+        self.select = store.select
+        self.log: list[tuple[str, dict[str, Any] | None]] | None = None
+        store.select = self  # type: ignore[method-assign]
+
+    def __call__(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        if self.log is not None:
+            self.log.append((sql, params))
+        return self.select(sql, params)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, store: Store, reference: Reference, keys_file: Path):
+        app = create_app("bench query API", [query_router(store, reference, ApiKeys(keys_file))])
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, name="bench-query-api", daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the query API did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@dataclass
+class Sample:
+    endpoint: str
+    api_ms: float
+    sql_ms: float
+    queries: int
+    bytes: int
+
+
+@dataclass
+class Stage:
+    facts: int
+    libraries: int
+    fill: dict[str, float]
+    samples: list[Sample] = field(default_factory=list)
+    parts: dict[str, int] = field(default_factory=dict)
+
+    def of(self, endpoint: str) -> list[Sample]:
+        return [s for s in self.samples if s.endpoint == endpoint]
+
+    def summary(self, endpoint: str) -> dict[str, float]:
+        api = [s.api_ms for s in self.of(endpoint)]
+        sql = [s.sql_ms for s in self.of(endpoint)]
+        return {"requests": len(api), "p50_ms": round(percentile(api, 50), 2), "p99_ms": round(percentile(api, 99), 2),
+                "sql_p50_ms": round(percentile(sql, 50), 2), "sql_p99_ms": round(percentile(sql, 99), 2),
+                "max_ms": round(max(api, default=0), 2),
+                "overhead_p99": round(percentile(api, 99) / percentile(sql, 99), 2) if sql and percentile(sql, 99)
+                else None,
+                "queries_per_request": round(sum(s.queries for s in self.of(endpoint)) / max(1, len(api)), 1),
+                "mean_bytes": round(sum(s.bytes for s in self.of(endpoint)) / max(1, len(api)))}
+
+
+def measure(client: httpx.Client, recorder: Recorder, batch: list[tuple[str, dict[str, str]]], *,
+            direct: bool = True, budget_s: float = math.inf, at_least: int = 20) -> list[Sample]:
+    """Each request over HTTP, then (``direct``) the SQL it issued run again on the store.
+
+    An endpoint that has spent ``budget_s`` (API and direct SQL) after ``at_least`` requests is
+    asked no more: a slow endpoint stops the stage from taking an hour, and the figure says how many
+    requests it is made of."""
+    samples = []
+    spent: dict[str, float] = {}
+    for endpoint, params in batch:
+        if spent.get(endpoint, 0.0) > budget_s and sum(s.endpoint == endpoint for s in samples) >= at_least:
+            continue
+        recorder.log = []
+        t0 = time.perf_counter()
+        response = client.get(f"/v1/{endpoint}", params=params)
+        api_ms = (time.perf_counter() - t0) * 1000
+        issued, recorder.log = recorder.log, None
+        if response.status_code != 200:
+            raise RuntimeError(f"/v1/{endpoint}?{params}: {response.status_code} {response.text[:300]}")
+        json.loads(response.content)  # a client reads the answer
+        sql_ms = 0.0
+        if direct:
+            for sql, sql_params in issued:
+                t1 = time.perf_counter()
+                recorder.select(sql, sql_params)
+                sql_ms += (time.perf_counter() - t1) * 1000
+        spent[endpoint] = spent.get(endpoint, 0.0) + time.perf_counter() - t0
+        samples.append(Sample(endpoint, api_ms, sql_ms, len(issued), len(response.content)))
+    return samples
+
+
+# --- the benchmark -----------------------------------------------------------------------------------------
+
+def run(ctx: Context) -> list[Figure]:
+    stages = (1_000_000, 10_000_000, 50_000_000) if ctx.full else (100_000, 500_000, 1_000_000)
+    main = stages[1] if ctx.full else stages[-1]
+    per_endpoint = {main: 200 if ctx.full else 60}
+    others = 100 if ctx.full else 30
+    base = ctx.dir("query")
+    reference = load_reference(ctx.registry)
+    store = Store(f"chdb://{base / 'store'}")
+    store.migrate()
+    libraries = fact_libraries(reference, math.ceil(stages[-1] / OPEN_DAYS), ctx.seed)
+    command(store, fact_libraries_ddl())
+    store.insert_rows(FACT_LIBRARIES_TABLE, _LIB_COLUMNS, libraries)
+    keys_file = base / "api-keys.json"
+    key = add_key(keys_file, "bench", ["read:all"], reference)
+    recorder = Recorder(store)
+    rng = random.Random(f"{ctx.seed}:query")
+    done: list[Stage] = []
+    filled = 0
+    try:
+        with Server(store, reference, keys_file) as server, httpx.Client(
+                base_url=f"http://127.0.0.1:{server.port}", headers={"X-API-Key": key}, timeout=600) as client:
+            for facts in stages:
+                stage = Stage(facts, math.ceil(facts / OPEN_DAYS), fill(store, filled, facts - filled, ctx.seed))
+                filled = facts
+                stage.parts = _parts(store)
+                print(f"   {facts:,} facts: filled at {stage.fill['daily_rows_per_s']:,.0f} daily rows/s, "
+                      f"{stage.fill['events_rows_per_s']:,.0f} events/s; parts {stage.parts}", flush=True)
+                areas = _areas(reference, libraries[:stage.libraries])
+                warm = requests(rng, areas, 3)
+                warm = [r for r in warm if r[0] != "indicators"] + [r for r in warm if r[0] == "indicators"][:1]
+                measure(client, recorder, warm, direct=False)
+                batch = requests(rng, areas, per_endpoint.get(facts, others))
+                t0 = time.perf_counter()
+                budget = (120.0 if facts == main else 60.0) if ctx.full else 20.0
+                profiler = None
+                if facts == main:  # py-spy over this process: the server thread is what it is about
+                    profiler = threading.Thread(target=profile_pid, daemon=True,
+                                                args=(os.getpid(), f"query-api-{ctx.scale}", 60 if ctx.full else 20))
+                    profiler.start()
+                stage.samples = measure(client, recorder, batch, budget_s=budget)
+                if profiler is not None:
+                    profiler.join()
+                print(f"   {facts:,} facts: {len(batch)} requests in {time.perf_counter() - t0:.0f} s: "
+                      + "; ".join(f"{e} p99 {stage.summary(e)['p99_ms']:.1f} ms "
+                                  f"(SQL {stage.summary(e)['sql_p99_ms']:.1f}, n={len(stage.of(e))})"
+                                  for e in ENDPOINTS), flush=True)
+                done.append(stage)
+    finally:
+        store.close()
+    return figures(done, main, per_endpoint[main])
+
+
+def _millions(facts: int) -> str:
+    return f"{facts / 1e6:g}M"
+
+
+def figures(stages: list[Stage], main: int, per_endpoint: int) -> list[Figure]:
+    out = []
+    total_rows = sum(s.fill["rows"] for s in stages)
+    daily_s = sum(s.fill["daily_s"] for s in stages)
+    events_s = sum(s.fill["events_s"] for s in stages)
+    out.append(Figure(
+        "query.fill.rows_per_s", "chDB bulk insert: visit facts generated by INSERT … SELECT (daily rows)",
+        total_rows / daily_s, "rows/s",
+        notes=f"{total_rows:,} visits_library_daily rows in {daily_s:.0f} s, and their {total_rows * 1.01:,.0f} "
+              f"visit_logged events (with payload JSON) at {total_rows * 1.01 / events_s:,.0f}/s",
+        details={"stages": {_millions(s.facts): s.fill for s in stages}}))
+    stage = next(s for s in stages if s.facts == main)
+    for endpoint in ENDPOINTS:
+        summary = stage.summary(endpoint)
+        p99, bound = summary["p99_ms"], summary["sql_p99_ms"]
+        out.append(Figure(
+            f"query.{endpoint}.p99_ms", f"query: /v1/{endpoint} p99 over {_millions(stage.facts)} visit facts",
+            p99, "ms", bound=bound, bound_label="same SQL directly on chDB, p99",
+            goal="p99 ≤ 100 ms; ≤ 1.5× the bound",
+            met=p99 <= GOAL_MS and (bound == 0 or p99 <= GOAL_OVERHEAD * bound),
+            notes=f"p50 {summary['p50_ms']:.1f} ms (SQL {summary['sql_p50_ms']:.1f} ms), p99 overhead "
+                  f"{summary['overhead_p99']}× the SQL; {summary['requests']} requests, "
+                  f"{summary['queries_per_request']} SQL queries each"
+                  + ("" if summary["requests"] >= per_endpoint else " (stopped at the time budget)"),
+            details=summary | {"facts": stage.facts, "libraries": stage.libraries, "parts": stage.parts}))
+    for s in stages:
+        summaries = {e: s.summary(e) for e in ENDPOINTS}
+        worst = max(ENDPOINTS, key=lambda e: summaries[e]["p99_ms"])
+        out.append(Figure(
+            f"query.scaling.p99_at_{_millions(s.facts)}", f"query scaling: worst endpoint p99 at "
+            f"{_millions(s.facts)} facts ({s.libraries:,} libraries)",
+            summaries[worst]["p99_ms"], "ms", bound=summaries[worst]["sql_p99_ms"],
+            bound_label=f"same SQL directly, p99 ({worst})",
+            notes="; ".join(f"{e} p50/p99 {summaries[e]['p50_ms']:.1f}/{summaries[e]['p99_ms']:.1f} ms "
+                            f"(SQL {summaries[e]['sql_p50_ms']:.1f}/{summaries[e]['sql_p99_ms']:.1f})"
+                            for e in ENDPOINTS),
+            details={"facts": s.facts, "libraries": s.libraries, "parts": s.parts, **summaries}))
+    return out
