@@ -306,7 +306,7 @@ def run(ctx: Context) -> list[Figure]:
     stages = (1_000_000, 10_000_000, 50_000_000) if ctx.full else (100_000, 500_000, 1_000_000)
     main = stages[1] if ctx.full else stages[-1]
     per_endpoint = {main: 200 if ctx.full else 60}
-    others = 100 if ctx.full else 30
+    others = 60 if ctx.full else 30
     base = ctx.dir("query")
     reference = load_reference(ctx.registry)
     store = Store(f"chdb://{base / 'store'}")
@@ -335,7 +335,7 @@ def run(ctx: Context) -> list[Figure]:
                 measure(client, recorder, warm, direct=False)
                 batch = requests(rng, areas, per_endpoint.get(facts, others))
                 t0 = time.perf_counter()
-                budget = (120.0 if facts == main else 60.0) if ctx.full else 20.0
+                budget = (90.0 if facts == main else 40.0) if ctx.full else 20.0
                 profiler = None
                 if facts == main:  # py-spy over this process: the server thread is what it is about
                     profiler = threading.Thread(target=profile_pid, daemon=True,

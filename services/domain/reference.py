@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from services.domain.events import AdminArea, Scheme
@@ -134,7 +134,11 @@ class Reference:
 
     def in_programme(self, code_2025: str) -> bool:
         """A 2025 commune with programme territory: exactly those with mapping rows (see SOURCES.md)."""
-        return any(code_2025 in news for news in self.commune_mapping.values())
+        return code_2025 in self._programme_2025
+
+    @cached_property
+    def _programme_2025(self) -> frozenset[str]:
+        return frozenset(code for news in self.commune_mapping.values() for code in news)
 
 
 @cache

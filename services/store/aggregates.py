@@ -311,10 +311,12 @@ class Aggregates:
         first = {(row["library_id"], row["month"]): row["first_accepted"] for row in self._first_reports(year)}
         expected = received = on_time = 0
         registries = self._registries([min(_month_end(year, month), day) for month in months], changes)
+        in_area = {id(r): [lib for lib in r.values() if area.contains(lib.areas, lib.library_id)]
+                   for r in registries.values()}  # the area test once per registry, not once per month
         for month in months:
             month_end = min(_month_end(year, month), day)
             deadline = _month_end(year, month) + timedelta(days=10)
-            for lib in self._libraries_in(area, registries[month_end], month_end):
+            for lib in (lib for lib in in_area[id(registries[month_end])] if lib.operating_on(month_end)):
                 expected += 1
                 accepted = first.get((lib.library_id, month))
                 if accepted is not None:
