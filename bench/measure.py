@@ -8,6 +8,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,9 +37,32 @@ def peak_rss_mib(pid: int | None = None) -> float:
     return 0.0
 
 
-def children_peak_rss_mib() -> float:
-    """Largest peak RSS among this process's waited-for children."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc (children of every thread)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def watch_peak_rss(pid: int, interval_s: float = 0.5) -> dict[int, float]:
+    """Poll the peak RSS (VmHWM) of ``pid`` and its descendants until ``pid`` exits; pid → MiB.
+    Run it in a thread beside the process."""
+    peaks: dict[int, float] = {}
+    while Path(f"/proc/{pid}").exists():
+        for each in tree_pids(pid):
+            try:
+                peaks[each] = max(peaks.get(each, 0.0), peak_rss_mib(each))
+            except (OSError, ValueError):
+                continue
+        time.sleep(interval_s)
+    return peaks
 
 
 def py_spy() -> str | None:

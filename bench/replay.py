@@ -20,12 +20,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
 from bench.context import Context
 from bench.generate import Workload, load_reference
-from bench.measure import children_peak_rss_mib
+from bench.measure import watch_peak_rss
 from bench.produce import produce_all
 from bench.results import Figure
 from services.bus.embedded import EmbeddedBus
@@ -95,16 +96,20 @@ def fill_topic(bootstrap: str, topic: str, files: list[str]) -> int:
 
 
 def _replay(settings: Settings, args: list[str], log: Path, timeout_s: float) -> tuple[float, float]:
-    """Run ``python -m services.ops replay ARGS``; (seconds, peak RSS MiB of it and its children)."""
+    """Run ``python -m services.ops replay ARGS``; (seconds, largest peak RSS among it and its children, MiB)."""
     env = {**os.environ, **settings_env(settings), "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
     with log.open("wb") as out:
-        done = subprocess.run([sys.executable, "-m", "services.ops", "replay", *args], cwd=REPO_ROOT, env=env,
-                              stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
+        process = subprocess.Popen([sys.executable, "-m", "services.ops", "replay", *args], cwd=REPO_ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+        with ThreadPoolExecutor(1) as pool:
+            peaks = pool.submit(watch_peak_rss, process.pid)
+            returncode = process.wait(timeout_s)
+            rss = max(peaks.result().values(), default=0.0)
     took = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"replay exited {done.returncode}: {log.read_text(errors='replace')[-3000:]}")
-    return took, children_peak_rss_mib()
+    if returncode != 0:
+        raise RuntimeError(f"replay exited {returncode}: {log.read_text(errors='replace')[-3000:]}")
+    return took, rss
 
 
 def _stored(dsn: str) -> dict[str, int]:
