@@ -66,13 +66,18 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 import threading
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import uvicorn
 from defusedxml import ElementTree as SafeET
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -637,3 +642,24 @@ def create_app(central: FakeCentral) -> FastAPI:
         return answer(run)
 
     return app
+
+
+@contextmanager
+def served(fake: FakeCentral) -> Iterator[FakeCentral]:
+    """``fake`` answered by uvicorn on a free localhost port in a thread; its ``base_url`` set."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(fake), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "fake Central did not start"
+        time.sleep(0.01)
+    fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -13,17 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from pyodk.client import Client
 from pyodk.errors import PyODKError
@@ -38,7 +34,7 @@ from services.intake.central import CentralPoller, Cursor, PollResult
 from services.intake.ledger import Ledger
 from services.tools.submissions import fill_instance
 from tests.conftest import visit_answers
-from tests.fake_central import Attachment, FakeCentral, create_app, iso
+from tests.fake_central import Attachment, FakeCentral, iso, served
 
 FORM = "visit_log"
 PROJECT = 7
@@ -55,23 +51,8 @@ def xform(client: TestClient) -> bytes:
 def central(xform: bytes) -> Iterator[FakeCentral]:
     """The fake Central, served by uvicorn on a free localhost port in a thread."""
     version = xform.split(b'version="', 1)[1].split(b'"', 1)[0].decode()
-    fake = FakeCentral(project_id=PROJECT, forms={FORM: version})
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(fake), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "fake Central did not start"
-        time.sleep(0.01)
-    fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
+    with served(FakeCentral(project_id=PROJECT, forms={FORM: version})) as fake:
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture

@@ -11,17 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from pyodk.client import Client
 
@@ -36,7 +32,7 @@ from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance
 from tests.conftest import OPENROSA, visit_answers
 from tests.disk import fill, small_disk
-from tests.fake_central import Attachment, FakeCentral, create_app
+from tests.fake_central import Attachment, FakeCentral, served
 from tests.test_bad_input import _rejections
 
 DISK_BYTES = 4 * 1024 * 1024
@@ -181,23 +177,8 @@ def test_raw_xml_on_a_completely_full_disk_gets_507_then_goes_in_once(
 @contextmanager
 def fake_central(form_version: str) -> Iterator[FakeCentral]:
     """The fake ODK Central of ``tests/fake_central.py`` on a free localhost port (as test_central_pull runs it)."""
-    fake = FakeCentral(project_id=7, forms={"visit_log": form_version})
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(fake), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "fake Central did not start"
-        time.sleep(0.01)
-    fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
+    with served(FakeCentral(project_id=7, forms={"visit_log": form_version})) as fake:
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def test_the_central_pull_stops_before_a_row_it_cannot_store_and_takes_it_once_space_is_freed(
