@@ -33,6 +33,14 @@ def _load(url: str, registry: str, count: int, warmup: int, skip: int, log: Path
     return run_json(args + (["--ready", str(ready)] if ready else []), log)
 
 
+def _measured_load(server: Service, url: str, registry: str, count: int, warmup: int, log: Path) -> dict:
+    """The load against ``server``, with the server's CPU time per request added."""
+    cpu = server.cpu_s()
+    result = _load(url, registry, count, warmup, 0, log)
+    result["server_cpu_ms_per_request"] = (server.cpu_s() - cpu) * 1000 / (count + warmup)
+    return result
+
+
 def run(ctx: Context) -> list[Figure]:
     count, warmup, profile_count = (20_000, 1_000, 8_000) if ctx.full else (3_000, 300, 2_000)
     prefix = f"bench{uuid.uuid4().hex[:6]}."
@@ -46,19 +54,13 @@ def run(ctx: Context) -> list[Figure]:
     # Upper bound first: the empty server, same settings, same load.
     empty = Service("bench.empty_server", env_of(settings), base / "empty_server.log", f"{url}/health")
     try:
-        empty.start()
-        cpu = empty.cpu_s()
-        bound = _load(url, registry, count, warmup, 0, base / "load.log")
-        bound["server_cpu_ms_per_request"] = (empty.cpu_s() - cpu) * 1000 / (count + warmup)
+        bound = _measured_load(empty.start(), url, registry, count, warmup, base / "load.log")
     finally:
         empty.stop()
 
     intake = Service("services.intake", env_of(settings), base / "intake.log", f"{url}/health")
     try:
-        intake.start()
-        cpu = intake.cpu_s()
-        measured = _load(url, registry, count, warmup, 0, base / "load.log")
-        measured["server_cpu_ms_per_request"] = (intake.cpu_s() - cpu) * 1000 / (count + warmup)
+        measured = _measured_load(intake.start(), url, registry, count, warmup, base / "load.log")
         # A second load, on later arrivals, under py-spy (sampling slows the server a little).
         seconds = max(5.0, min(30.0, profile_count / max(1.0, measured["per_s"]) * 0.8))
         ready = base / "profile-load.ready"

@@ -100,6 +100,17 @@ class Connection:
             self.writer.close()
 
 
+async def _timed(connection: Connection, requests: list[bytes], i: int, latencies: list[float],
+                 statuses: list[int]) -> None:
+    """Send request ``i``; record its latency and status (-1: the connection failed)."""
+    started = time.perf_counter()
+    try:
+        statuses[i] = await connection.send(requests[i])
+    except (OSError, asyncio.IncompleteReadError):
+        statuses[i] = -1
+    latencies[i] = time.perf_counter() - started
+
+
 async def closed_loop(base_url: str, requests: list[bytes], concurrency: int) -> tuple[list[float], list[int], float]:
     """Send every request over ``concurrency`` connections, each as soon as the previous answer came."""
     parts = urlsplit(base_url)
@@ -114,12 +125,7 @@ async def closed_loop(base_url: str, requests: list[bytes], concurrency: int) ->
             while next_index < len(requests):
                 i = next_index
                 next_index += 1
-                started = time.perf_counter()
-                try:
-                    statuses[i] = await connection.send(requests[i])
-                except (OSError, asyncio.IncompleteReadError):
-                    statuses[i] = -1
-                latencies[i] = time.perf_counter() - started
+                await _timed(connection, requests, i, latencies, statuses)
         finally:
             connection.close()
 
@@ -140,12 +146,7 @@ async def open_loop(base_url: str, requests: list[bytes], rate: float, concurren
         connection = Connection(parts.hostname or "127.0.0.1", parts.port or 80)
         try:
             while (i := await queue.get()) is not None:
-                started = time.perf_counter()
-                try:
-                    statuses[i] = await connection.send(requests[i])
-                except (OSError, asyncio.IncompleteReadError):
-                    statuses[i] = -1
-                latencies[i] = time.perf_counter() - started
+                await _timed(connection, requests, i, latencies, statuses)
                 on_answer(i, statuses[i], time.time())
         finally:
             connection.close()
