@@ -1,9 +1,10 @@
 """The intake benchmark's upper bound: ``python -m bench.empty_server``.
 
 The same FastAPI app factory (``services.web.create_app``: the same middleware, problem handlers,
-``/health`` and ``/metrics``) under the same ``uvicorn.run`` call as ``python -m services.intake``
-(one worker, HOST/PORT from the environment), with ``POST /submission`` reading the multipart form
-and its ``xml_submission_file`` part like the intake does, then answering an empty 201. No
+``/health`` and ``/metrics``) served the same way as ``python -m services.intake``
+(``services.web.serve``: one worker, HOST/PORT from the environment), with ``POST /submission``
+reading the multipart body with the intake's own reader (``services.intake.upload``), then
+answering an empty 201. No
 parsing, validation, ledger or Kafka: what the framework and server cost on their own.
 ``GET /forms/visit_log.xml`` serves the built form so the load generator can fill it.
 """
@@ -11,17 +12,22 @@ parsing, validation, ledger or Kafka: what the framework and server cost on thei
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
-import uvicorn
 from fastapi import APIRouter, Request, Response
 
 from services.config import Settings
-from services.web import create_app
+from services.intake.blobs import BlobStore
+from services.intake.upload import Limits, read_upload
+from services.web import create_app, serve
 
 
 def empty_app(settings: Settings):  # noqa: ANN201 - a FastAPI app
     router = APIRouter()
     xform = (settings.forms_dir / "visit_log.xml").read_bytes()
+    limits = Limits(settings.max_submission_bytes, settings.max_attachment_bytes)
+    blobs = BlobStore(Path(tempfile.mkdtemp(prefix="empty-server-")))
 
     @router.get("/forms/visit_log.xml")
     def form_xml() -> Response:
@@ -29,10 +35,8 @@ def empty_app(settings: Settings):  # noqa: ANN201 - a FastAPI app
 
     @router.post("/submission")
     async def submission(request: Request) -> Response:
-        form = await request.form(max_part_size=settings.max_submission_bytes)
-        part = form.get("xml_submission_file")
-        if part is not None and not isinstance(part, str):
-            await part.read()
+        upload = await read_upload(request.stream(), request.headers.get("content-type", ""), limits, blobs)
+        upload.discard()
         return Response(status_code=201, headers={"X-OpenRosa-Version": "1.0"})
 
     return create_app("bench: empty 201", [router])
@@ -41,8 +45,7 @@ def empty_app(settings: Settings):  # noqa: ANN201 - a FastAPI app
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(prog="python -m bench.empty_server", description=__doc__).parse_args(argv)
     settings = Settings.from_env()
-    uvicorn.run(empty_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                log_config=None)
+    serve(empty_app(settings), settings, settings.port)
 
 
 if __name__ == "__main__":

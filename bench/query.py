@@ -43,6 +43,7 @@ from bench.results import Figure
 from services.domain.forms.library_registry import LibraryType
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.reference import Reference
+from services.login_throttle import LoginThrottle
 from services.query.access import ApiKeys, add_key
 from services.query.api import query_router
 from services.store.clickhouse import Store
@@ -217,7 +218,7 @@ def _free_port() -> int:
 
 class Server:
     def __init__(self, store: Store, reference: Reference, keys_file: Path):
-        app = create_app("bench query API", [query_router(store, reference, ApiKeys(keys_file))])
+        app = create_app("bench query API", [query_router(store, reference, ApiKeys(keys_file), LoginThrottle())])
         self.port = _free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     access_log=False, lifespan="off"))

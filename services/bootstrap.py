@@ -30,7 +30,9 @@ from services.intake.catalogue import FormCatalogue
 from services.intake.digest import DigestAuthenticator
 from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
-from services.intake.openrosa import Limits, openrosa_router
+from services.intake.openrosa import openrosa_router
+from services.intake.upload import Limits
+from services.login_throttle import LoginThrottle, ThrottlePolicy
 from services.processors import daily_visits, event_archive, rotation
 from services.processors.sqlite_state import SqliteState
 from services.query.access import ApiKeys
@@ -52,23 +54,34 @@ def _intake_service(settings: Settings, reference: Reference, publisher: Publish
     catalogue = FormCatalogue.load(settings.forms_dir, settings.forms_src_dir, reference)
     served = {f.form_id: f.version for f in catalogue.forms.values() if f.form_id in FORMS}
     service = IntakeService(reference, ledger, publisher, known_forms=served,
-                            held_timeout=timedelta(hours=settings.held_timeout_hours))
+                            held_timeout=timedelta(hours=settings.held_timeout_hours),
+                            partial_timeout=timedelta(hours=settings.partial_timeout_hours))
     return catalogue, service
 
 
-def _openrosa(settings: Settings, catalogue: FormCatalogue, service: IntakeService, ledger: Ledger) -> APIRouter:
-    authenticator = None
-    if settings.accounts_file:
-        secret = settings.digest_nonce_secret.encode() or None
-        authenticator = DigestAuthenticator(Accounts.load(Path(settings.accounts_file)), secret)
-    else:
+def login_throttle(settings: Settings) -> LoginThrottle:
+    """One per process: an address guessing passwords at the intake and keys at the API is one guesser."""
+    return LoginThrottle(ThrottlePolicy(settings.auth_max_failures_account, settings.auth_max_failures_address,
+                                        settings.auth_lockout_s))
+
+
+def _authenticator(settings: Settings) -> DigestAuthenticator | None:
+    """Digest accounts from ``ACCOUNTS_FILE``; a file others may read stops the start-up here."""
+    if not settings.accounts_file:
         log.warning("ACCOUNTS_FILE is not set: the intake accepts submissions without authentication")
+        return None
+    secret = settings.digest_nonce_secret.encode() or None
+    return DigestAuthenticator(Accounts.load(Path(settings.accounts_file)), secret)
+
+
+def _openrosa(settings: Settings, catalogue: FormCatalogue, service: IntakeService, ledger: Ledger,
+              authenticator: DigestAuthenticator | None, throttle: LoginThrottle) -> APIRouter:
     limits = Limits(settings.max_submission_bytes, settings.max_attachment_bytes)
-    return openrosa_router(catalogue, service, ledger, limits, authenticator)
+    return openrosa_router(catalogue, service, ledger, limits, authenticator, throttle)
 
 
 class Periodic:
-    """Runs ``task`` every ``interval_s`` in a daemon thread until stopped (held-edit expiry)."""
+    """Runs ``task`` every ``interval_s`` in a daemon thread until stopped (the intake's sweep)."""
 
     def __init__(self, task: Callable[[], object], interval_s: float):
         self._task, self._interval_s, self._stop = task, interval_s, threading.Event()
@@ -97,7 +110,7 @@ class EmbeddedStack:
     # The query API's demo key (read:all + admin) when API_KEYS_FILE is unset: made at start-up,
     # kept only in this process's memory; None when the keys come from the file.
     demo_api_key: str | None = None
-    expiry: Periodic | None = None  # held-edit expiry; stopped on close, not only at the app's shutdown
+    expiry: Periodic | None = None  # the intake's sweep; stopped on close, not only at the app's shutdown
 
     def close(self) -> None:
         if self.expiry is not None:
@@ -110,6 +123,12 @@ class EmbeddedStack:
 
 
 def embedded_stack(settings: Settings) -> EmbeddedStack:
+    # Secrets files first: one that others may read stops the start-up before anything is opened.
+    authenticator = _authenticator(settings)
+    if settings.api_keys_file:
+        keys, demo_key = ApiKeys(Path(settings.api_keys_file)), None
+    else:
+        keys, demo_key = ApiKeys.demo()
     reference = default_reference(settings.libraries_file)
     store = Store(settings.store_dsn)
     store.migrate()
@@ -130,14 +149,11 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     bus.start()
     ledger = Ledger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, bus, ledger)
-    expiry = Periodic(service.expire_held, 300)
-    if settings.api_keys_file:
-        keys, demo_key = ApiKeys(Path(settings.api_keys_file)), None
-    else:
-        keys, demo_key = ApiKeys.demo()
+    expiry = Periodic(service.sweep, 300)
+    throttle = login_throttle(settings)
     app = create_app("Thư viện cơ sở — embedded stack", [
-        _openrosa(settings, catalogue, service, ledger),
-        query_router(store, reference, keys, rotation_loan_days=settings.rotation_loan_days),
+        _openrosa(settings, catalogue, service, ledger, authenticator, throttle),
+        query_router(store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days),
         dashboard_router(),
     ], on_shutdown=[expiry.stop])
     return EmbeddedStack(app, store, bus, ledger, states, service, demo_key, expiry)
@@ -149,13 +165,15 @@ def intake_app(settings: Settings) -> FastAPI:
 
 def distributed_intake(settings: Settings) -> tuple[FastAPI, IntakeService]:
     """The intake service publishing to Kafka, and its IntakeService (Central pull and tests use it too)."""
+    authenticator = _authenticator(settings)
     reference = default_reference(settings.libraries_file)
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                settings.kafka_publish_timeout_s)
     ledger = Ledger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, publisher, ledger)
-    expiry = Periodic(service.expire_held, 300)
-    app = create_app("Thư viện cơ sở — intake (OpenRosa)", [_openrosa(settings, catalogue, service, ledger)],
+    expiry = Periodic(service.sweep, 300)
+    app = create_app("Thư viện cơ sở — intake (OpenRosa)",
+                     [_openrosa(settings, catalogue, service, ledger, authenticator, login_throttle(settings))],
                      on_shutdown=[expiry.stop, publisher.close, ledger.close])
     return app, service
 
@@ -169,7 +187,7 @@ def query_app(settings: Settings) -> FastAPI:
     store = Store(settings.store_dsn)
     store.migrate()
     return create_app("Thư viện cơ sở — query API", [
-        query_router(store, default_reference(settings.libraries_file), keys,
+        query_router(store, default_reference(settings.libraries_file), keys, login_throttle(settings),
                      rotation_loan_days=settings.rotation_loan_days),
         dashboard_router()], on_shutdown=[store.close])
 
@@ -206,7 +224,7 @@ def central_pollers(settings: Settings, client: Client, project_id: int, form_id
         service, ledger, closers = stack.service, stack.ledger, [stack.close]
     account = _central_account(settings)
     pollers = [CentralPoller(client, service, settings.state_dir / "central" / f"{project_id}-{form_id}.json",
-                             project_id, form_id, account, page_size, attachment_store=ledger.keep_raw)
+                             project_id, form_id, account, page_size, attachment_store=ledger.blobs.stage_bytes)
                for form_id in form_ids]
     return CentralPull(pollers, closers)
 

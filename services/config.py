@@ -7,13 +7,34 @@ two in step. Services receive a ``Settings`` object; nothing else reads ``os.env
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def check_private(path: Path, setting: str) -> None:
+    """Refuse a secrets file (``ACCOUNTS_FILE``'s HA1s are enough to sign in by Digest) that
+    group or others may read or write: ValueError saying what to run."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ValueError(f"{setting} {path} may be read or changed by other users (mode {mode:04o}): "
+                         f"run `chmod 600 {path}` and start again")
+
+
+def write_private_json(path: Path, data: object) -> None:
+    """Write a secrets file 0600 (never readable by others, even for a moment), replaced whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    os.chmod(tmp, 0o600)  # a .tmp left over with other bits keeps them through O_CREAT
+    tmp.replace(path)
 
 
 def _env(name: str, default: str) -> str:
@@ -49,7 +70,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ATTACHMENT_BYTES", "5242880", "Largest accepted attachment (photo, audio…), bytes."),
     Setting("ACCOUNTS_FILE", "", "Team accounts (JSON, HA1 + province scopes). Empty: the intake is open (demo only)."),
     Setting("DIGEST_NONCE_SECRET", "", "Key signing Digest nonces; set the same on every intake replica."),
+    Setting("TRUSTED_PROXIES", "", "Addresses (IPs or CIDR networks, comma-separated) of reverse proxies whose "
+            "`X-Forwarded-Proto` / `X-Forwarded-For` are believed (Basic auth needs HTTPS). Empty: none, the "
+            "connection itself is what counts."),
+    Setting("AUTH_MAX_FAILURES_ACCOUNT", "5", "Wrong passwords for one account before it is locked out (Digest, "
+            "Basic)."),
+    Setting("AUTH_MAX_FAILURES_ADDRESS", "20", "Wrong passwords or API keys from one client address before it is "
+            "locked out."),
+    Setting("AUTH_LOCKOUT_S", "30", "First lock-out, seconds; doubles with each further failure, at most 15 min. "
+            "Answered 429 with `Retry-After`."),
     Setting("HELD_TIMEOUT_HOURS", "168", "How long an edit waits for its original before going to dead letters."),
+    Setting("PARTIAL_TIMEOUT_HOURS", "24", "How long a split upload (`*isIncomplete*=yes`) waits for its last part "
+            "before it and its attachments are deleted."),
     Setting("CENTRAL_CONFIG", "", "pyodk config file (TOML, `[central]` base_url, username, password, "
             "default_project_id) for the ODK Central pull. Empty: no pull."),
     Setting("CENTRAL_PROJECT_ID", "0", "ODK Central project to pull from; `0`: the config's `default_project_id`."),
@@ -95,7 +127,12 @@ class Settings:
     max_attachment_bytes: int = 5 * 1024 * 1024
     accounts_file: str = ""
     digest_nonce_secret: str = ""
+    trusted_proxies: str = ""
+    auth_max_failures_account: int = 5
+    auth_max_failures_address: int = 20
+    auth_lockout_s: float = 30.0
     held_timeout_hours: float = 168.0
+    partial_timeout_hours: float = 24.0
     central_config: str = ""
     central_project_id: int = 0
     central_forms: str = "visit_log"

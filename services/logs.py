@@ -7,6 +7,10 @@ readable line, the extra fields appended as ``key=value``. A submission's ``inst
 ``event_id`` from the intake to the store, so ``grep`` for it follows one submission through
 the intake, the processor that folds it and the batch that writes it.
 
+No secret reaches a line: the values of secret-looking query parameters (``?key=…``,
+``token``, ``password`` …, e.g. in uvicorn's access log) and credentials written as headers
+(``Bearer …``) are replaced by ``[redacted]`` in whatever is written, whoever logged it.
+
 The standard library's ``logging`` does the work; only the formatter is ours, because the
 two JSON formatters on PyPI (python-json-logger, structlog) would add a dependency for ~30
 lines and neither writes local-time ISO stamps without the same amount of configuration.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import re
 import sys
 from datetime import datetime
 from typing import IO, Any
@@ -34,6 +39,16 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "color_message",  # uvicorn's coloured copy of the message
 }
 _HANDLER_MARK = "_thuvien_handler"
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")  # the access log must pass the redaction too
+_SECRETS = re.compile(
+    r"(?i)(?P<param>[?&;#](?:key|api_key|apikey|api-key|token|access_token|password|passwd|secret)=)[^&\s\"'#]+"
+    r"|(?P<header>\bbearer\s+|x-api-key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{8,}")
+
+
+def redact(text: str) -> str:
+    """``text`` with secret query parameter values (``?key=…``) and credentials in header form
+    (``Bearer …``, ``X-API-Key: …``) replaced by ``[redacted]``."""
+    return _SECRETS.sub(lambda m: f"{m.group('param') or m.group('header')}[redacted]", text)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -55,7 +70,7 @@ class JsonFormatter(logging.Formatter):
             line["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             line["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return redact(json.dumps(line, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -67,7 +82,7 @@ class TextFormatter(logging.Formatter):
         text = f"{text} {extras}" if extras else text
         if record.exc_info:
             text = f"{text}\n{self.formatException(record.exc_info)}"
-        return text
+        return redact(text)
 
 
 def formatter(log_format: str) -> logging.Formatter:
@@ -92,6 +107,11 @@ def configure(settings: Settings | None = None, *, level: str | None = None, log
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in _SERVER_LOGGERS:  # whatever configured them before (uvicorn's own dictConfig): through ours
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.setLevel(logging.NOTSET)
+        server_logger.propagate = True
     logging.captureWarnings(True)
     return handler
 

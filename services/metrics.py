@@ -19,6 +19,14 @@ SUBMISSION_BYTES = Histogram(
     "intake_submission_bytes", "Size of submission POST bodies (XML + attachments).", ["form_id"],
     buckets=(1_000, 4_000, 16_000, 64_000, 256_000, 1_000_000, 4_000_000, 16_000_000),
 )
+AUTH_FAILURES = Counter(
+    "auth_failures_total", "Wrong credentials (password or API key), by service and method.",
+    ["service", "method"],  # service: intake | query; method: digest | basic | api_key
+)
+AUTH_LOCKOUTS = Counter(
+    "auth_lockouts_total", "Lock-outs after repeated wrong credentials, by service and what was locked.",
+    ["service", "scope"],  # scope: account | address
+)
 ATTACHMENTS = Counter("intake_attachments_total", "Attachments stored, by form.", ["form_id"])
 PUBLISH_SECONDS = Histogram(
     "bus_publish_seconds", "Time from publish to durable (broker ack or local commit).", ["bus"],

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.domain.errors import StorageFull
 
 
 def open_durable(path: Path) -> sqlite3.Connection:
@@ -19,6 +23,18 @@ def open_durable(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     return db
+
+
+@contextmanager
+def full_disk_refused(path: Path | str) -> Iterator[None]:
+    """SQLite's "database or disk is full" as ``StorageFull`` (507 to a phone), not a bare 500.
+    SQLite rolls the statement back, so nothing of the write is left."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+            raise StorageFull(f"{path}: {exc}") from exc
+        raise
 
 
 class GroupCommit:
@@ -31,8 +47,8 @@ class GroupCommit:
     second scale with the number of concurrent callers.
     """
 
-    def __init__(self, db: sqlite3.Connection, sql: str, lock: threading.Lock):
-        self._db, self._sql, self._lock = db, sql, lock
+    def __init__(self, db: sqlite3.Connection, sql: str, lock: threading.Lock, path: Path | str = ""):
+        self._db, self._sql, self._lock, self._path = db, sql, lock, path
         self._queued: list[_Pending] = []
         self._queue_lock = threading.Lock()
 
@@ -58,7 +74,8 @@ class GroupCommit:
                 for item in batch:
                     item.error, item.done = error, True
         if pending.error is not None:
-            raise pending.error
+            with full_disk_refused(self._path):
+                raise pending.error
         return pending.rowid
 
 

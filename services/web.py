@@ -1,13 +1,22 @@
-"""What every HTTP service shares: ``/health``, ``/metrics``, problem-details errors."""
+"""What every HTTP service shares: ``/health``, ``/metrics``, problem-details errors, and how
+uvicorn serves it.
+
+Proxy headers: ``X-Forwarded-Proto`` decides whether a request came over HTTPS (Basic auth is
+refused otherwise) and ``X-Forwarded-For`` which address the login throttle counts, so they
+are believed only from the addresses in ``TRUSTED_PROXIES`` — by default from nobody, not
+even 127.0.0.1, which uvicorn trusts unless told otherwise.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 
 from services import metrics
+from services.config import Settings
 from services.query.problems import install_problem_handlers
 
 
@@ -33,3 +42,16 @@ def create_app(title: str, routers: list[APIRouter], on_shutdown: list[Callable[
     for router in routers:
         app.include_router(router)
     return app
+
+
+def uvicorn_config(app: FastAPI, settings: Settings, port: int) -> uvicorn.Config:
+    """How every service is served (entry points and tests that run a real server)."""
+    trusted = [address.strip() for address in settings.trusted_proxies.split(",") if address.strip()]
+    return uvicorn.Config(
+        app, host=settings.host, port=port, log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers propagate to the one handler services.logs installed
+        proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None)
+
+
+def serve(app: FastAPI, settings: Settings, port: int) -> None:
+    uvicorn.Server(uvicorn_config(app, settings, port)).run()

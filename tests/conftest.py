@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from urllib.request import parse_http_list, parse_keqv_list
 
 import pytest
 from fastapi.testclient import TestClient
@@ -79,3 +81,16 @@ def kafka_bootstrap_servers() -> Iterator[str]:
     """A real single-node KRaft broker for the session; $KAFKA_BOOTSTRAP_SERVERS, if set, is used instead."""
     with kafka_bootstrap() as servers:
         yield servers
+
+
+def digest_header(user: str, password: str, method: str, uri: str, challenge: str, nc: int = 1) -> str:
+    """An Authorization header as RFC 7616 clients compute it (MD5, qop=auth), for nonce count ``nc``."""
+    params = parse_keqv_list(parse_http_list(challenge.removeprefix("Digest ")))
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    ha1_, ha2 = md5(f"{user}:{params['realm']}:{password}"), md5(f"{method}:{uri}")
+    response = md5(f"{ha1_}:{params['nonce']}:{nc:08x}:abc:auth:{ha2}")
+    return (f'Digest username="{user}", realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", '
+            f'qop=auth, nc={nc:08x}, cnonce="abc", response="{response}"')

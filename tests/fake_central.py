@@ -66,9 +66,7 @@ import hashlib
 import json
 import re
 import secrets
-import socket
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,10 +75,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import uvicorn
 from defusedxml import ElementTree as SafeET
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+
+from tests.serving import serving
 
 REVIEW_STATES = (None, "hasIssues", "edited", "approved", "rejected")
 _FILTERABLE = {
@@ -647,19 +646,6 @@ def create_app(central: FakeCentral) -> FastAPI:
 @contextmanager
 def served(fake: FakeCentral) -> Iterator[FakeCentral]:
     """``fake`` answered by uvicorn on a free localhost port in a thread; its ``base_url`` set."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(fake), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "fake Central did not start"
-        time.sleep(0.01)
-    fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
+    with serving(create_app(fake), lifespan="off") as base_url:
+        fake.base_url = base_url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()

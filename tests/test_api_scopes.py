@@ -76,11 +76,11 @@ def secured(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path, keys_file
         stack.close()
 
 
-def as_(stack: EmbeddedStack, key: str | None, header: str = "bearer") -> TestClient:
+def as_(stack: EmbeddedStack, key: str | None, header: str = "bearer", address: str = "testclient") -> TestClient:
     if key is None:
-        return TestClient(stack.app)
+        return TestClient(stack.app, client=(address, 50000))
     return TestClient(stack.app, headers={"Authorization": f"Bearer {key}"} if header == "bearer"
-                      else {"X-API-Key": key})
+                      else {"X-API-Key": key}, client=(address, 50000))
 
 
 def v1_paths(stack: EmbeddedStack) -> dict[str, set[str]]:
@@ -110,8 +110,10 @@ def test_the_loop_below_covers_every_endpoint(secured: EmbeddedStack):
 
 
 def test_no_key_or_an_unknown_key_gets_401_everywhere(secured: EmbeddedStack):
-    for path in v1_paths(secured):
-        for client in (as_(secured, None), as_(secured, "tvk_not-a-key"), as_(secured, "tvk_not-a-key", "header")):
+    for n, path in enumerate(v1_paths(secured)):
+        address = f"10.0.0.{n}"  # one address per path: more wrong keys from one address are braked (429)
+        for client in (as_(secured, None, address=address), as_(secured, "tvk_not-a-key", address=address),
+                       as_(secured, "tvk_not-a-key", "header", address=address)):
             response = client.get(url(path))
             assert refused(response, 401, "Authorization") and response.headers["www-authenticate"].startswith(
                 "Bearer")

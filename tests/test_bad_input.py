@@ -4,7 +4,7 @@ what was accepted before stays accepted. The README's table lists the same cases
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -45,6 +45,14 @@ BOMB = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
 XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
        b'<visit_log id="visit_log"><notes>&x;</notes></visit_log>')
 
+def _chunks(size: int) -> Iterator[bytes]:
+    """A multipart body of ``size`` bytes and more, sent without a Content-Length."""
+    yield b'--b\r\nContent-Disposition: form-data; name="xml_submission_file"; filename="s.xml"\r\n\r\n'
+    for _ in range(size // 65536 + 1):
+        yield b"x" * 65536
+    yield b"\r\n--b--\r\n"
+
+
 CORPUS = [
     Case("no X-OpenRosa-Version header", 400, "openrosa_version_missing",
          lambda c, x, lib: c.post("/submission", headers={"X-OpenRosa-Version": ""},
@@ -57,6 +65,17 @@ CORPUS = [
     Case("body over MAX_SUBMISSION_BYTES", 413, "too_large",
          lambda c, x, lib: c.post("/submission", files={"xml_submission_file": ("s.xml", b"x" * 10_485_761,
                                                                                   "text/xml")})),
+    Case("body over MAX_SUBMISSION_BYTES sent chunked (no Content-Length)", 413, "too_large",
+         lambda c, x, lib: c.post("/submission", content=_chunks(10_485_761), headers={
+             "Content-Type": "multipart/form-data; boundary=b"})),
+    Case("more than 100 files in one request", 400, "too_many_parts",
+         lambda c, x, lib: c.post("/submission", files=[
+             ("xml_submission_file", ("s.xml", _xml(x, lib, "uuid:b3"), "text/xml")),
+             *((f"p{n}.jpg", (f"p{n}.jpg", b"\xff\xd8", "image/jpeg")) for n in range(101))])),
+    Case("more than 20 fields in one request", 400, "too_many_parts",
+         lambda c, x, lib: c.post("/submission", files={"xml_submission_file": ("s.xml", _xml(x, lib, "uuid:b4"),
+                                                                                "text/xml")},
+                                  data={f"f{n}": "x" for n in range(21)})),
     Case("attachment of a refused type", 415, "attachment_type",
          lambda c, x, lib: c.post("/submission", files=[
              ("xml_submission_file", ("s.xml", _xml(x, lib, "uuid:b5"), "text/xml")),

@@ -73,7 +73,7 @@ def odk(pyodk_config: Path, tmp_path: Path) -> Client:
 def poller(odk: Client, stack: EmbeddedStack, tmp_path: Path) -> Callable[..., CentralPoller]:
     def make(page_size: int = 250, service=None) -> CentralPoller:
         return CentralPoller(odk, service or stack.service, tmp_path / "central" / "cursor.json", PROJECT, FORM,
-                             PULL, page_size, attachment_store=stack.ledger.keep_raw)
+                             PULL, page_size, attachment_store=stack.ledger.blobs.stage_bytes)
     return make
 
 
@@ -255,7 +255,7 @@ def test_attachments_are_fetched_checked_and_handed_to_the_intake(central, polle
 
     assert counts(result) == {"rows": 1, "accepted": 1, "attachments_fetched": 1, "attachments_missing": 1}
     digest = hashlib.sha256(photo).hexdigest()
-    assert stack.ledger.raw(digest) == photo
+    assert stack.ledger.blobs.read(digest) == photo
     entry = json.loads(stack.ledger.lookup("uuid:att").event_json)
     assert entry["attachments"] == [{"name": "anh-thu-vien.jpg", "sha256": digest, "size": len(photo),
                                      "media_type": "image/jpeg"}]

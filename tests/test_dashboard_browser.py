@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
-import time
 import unicodedata
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
@@ -23,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from services.bootstrap import EmbeddedStack, embedded_stack
@@ -36,7 +33,7 @@ from services.tools.load_samples import last_month_end
 from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance, multipart
 from tests.conftest import OPENROSA
-from tests.kafka.broker import free_port
+from tests.serving import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = REPO_ROOT / "build" / "screenshots" / "dashboard.png"
@@ -94,19 +91,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path) -> Iterato
     try:
         assert stack.demo_api_key, "the embedded stack makes a demo key when API_KEYS_FILE is unset"
         _load(stack)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(stack.app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}", stack.demo_api_key, stack
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with serving(stack.app) as base_url:
+            yield base_url, stack.demo_api_key, stack
     finally:
         stack.close()
 
@@ -151,8 +137,9 @@ def test_the_dashboard_shows_indicators_charts_and_rejections_and_follows_its_co
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
 
-    # `/` leads to the page; the key is taken from the URL once, kept for the tab, and removed from the URL.
-    page.goto(f"{base_url}/?key={key}&year={YEAR}")
+    # `/` leads to the page; the key is taken from the URL's fragment (never sent to the server) once, kept
+    # for the tab, and removed from the URL.
+    page.goto(f"{base_url}/?year={YEAR}#key={key}")
     _ready(page)
     assert page.url.startswith(f"{base_url}/dashboard") and "key=" not in page.url and f"year={YEAR}" in page.url
     assert page.evaluate("sessionStorage.getItem('thuvien.apiKey')") == key
@@ -252,8 +239,22 @@ def test_the_page_and_its_chart_library_are_served_from_here(served):
     assert "https://" not in page.text  # no CDN: everything comes from this server
     for path in ("/dashboard/static/dashboard.js", "/dashboard/static/dashboard.css", "/dashboard/vendor/chart.umd.js"):
         assert httpx.get(f"{base_url}{path}").status_code == 200, path
-    redirect = httpx.get(f"{base_url}/?key=abc")
-    assert redirect.status_code == 307 and redirect.headers["location"] == "/dashboard?key=abc"
+    assert httpx.get(f"{base_url}/?year=2026").headers["location"] == "/dashboard?year=2026"
+    # A link written the old way has its key moved into the fragment, which no request line carries.
+    for old in ("/?key=abc", "/dashboard?key=abc"):
+        redirect = httpx.get(f"{base_url}{old}")
+        assert redirect.status_code == 303 and redirect.headers["location"] == "/dashboard#key=abc"
+    assert httpx.get(f"{base_url}/dashboard?year=2026&key=a%2Bb").headers["location"] == \
+        "/dashboard?year=2026#key=a%2Bb"
+
+
+def test_an_old_link_with_the_key_in_the_query_still_opens_the_page(served, browser):
+    base_url, key, _stack = served
+    page = browser.new_page()
+    page.goto(f"{base_url}/dashboard?key={key}")
+    _ready(page)
+    assert "key=" not in page.url and page.evaluate("sessionStorage.getItem('thuvien.apiKey')") == key
+    page.close()
 
 
 def test_the_page_text_is_utf8_nfc():

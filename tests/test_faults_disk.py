@@ -137,11 +137,11 @@ def test_an_attachment_on_a_full_disk_gets_507_and_leaves_nothing_then_goes_in_o
     [photo] = json.loads(full_stack.ledger.lookup("uuid:disk-photo").event_json)["attachments"]
     assert (photo["name"], photo["sha256"], photo["size"]) == ("photo.jpg", hashlib.sha256(PHOTO).hexdigest(),
                                                                 len(PHOTO))
-    assert full_stack.ledger.raw(photo["sha256"]) == PHOTO
+    assert full_stack.ledger.blobs.read(photo["sha256"]) == PHOTO
     # what was accepted before the disk filled is as it was
     entry = full_stack.ledger.lookup("uuid:disk-before")
-    assert entry is not None and full_stack.ledger.raw(entry.raw_sha256) == earlier
-    assert full_stack.ledger.raw(hashlib.sha256(SMALL_PHOTO).hexdigest()) == SMALL_PHOTO
+    assert entry is not None and full_stack.ledger.blobs.read(entry.raw_sha256) == earlier
+    assert full_stack.ledger.blobs.read(hashlib.sha256(SMALL_PHOTO).hexdigest()) == SMALL_PHOTO
     assert leftovers(blobs) == []
 
 
@@ -171,7 +171,7 @@ def test_raw_xml_on_a_completely_full_disk_gets_507_then_goes_in_once(
         "start": (day - timedelta(days=1)).isoformat(), "end": day.isoformat()}).json()["series"]
     assert [(d["period"], d["visits_total"], d["reports"]) for d in series] == [
         ((day - timedelta(days=1)).isoformat(), 12, 1), (day.isoformat(), 30, 1)]
-    assert full_stack.ledger.raw(full_stack.ledger.lookup("uuid:disk-xml-before").raw_sha256) == earlier
+    assert full_stack.ledger.blobs.read(full_stack.ledger.lookup("uuid:disk-xml-before").raw_sha256) == earlier
 
 
 @contextmanager
@@ -196,7 +196,7 @@ def test_the_central_pull_stops_before_a_row_it_cannot_store_and_takes_it_once_s
         odk = Client(config_path=config, cache_path=tmp_path / "pyodk_cache.toml")
         poller = CentralPoller(odk, full_stack.service, tmp_path / "cursor.json", 7, "visit_log",
                                Account("central-pull", provinces=frozenset({"*"})), 250,
-                               attachment_store=full_stack.ledger.keep_raw)
+                               attachment_store=full_stack.ledger.blobs.stage_bytes)
 
         fill(blobs, leave_bytes=64 * 1024)
         stuck = poller.poll_once()
@@ -210,4 +210,4 @@ def test_the_central_pull_stops_before_a_row_it_cannot_store_and_takes_it_once_s
         assert done.error is None and done.accepted == 1
         assert poller.poll_once().rows == 0  # the cursor moved past it
     assert [eid for _, eid in bus_log(settings)] == ["uuid:disk-central"]
-    assert full_stack.ledger.raw(hashlib.sha256(PHOTO).hexdigest()) == PHOTO
+    assert full_stack.ledger.blobs.read(hashlib.sha256(PHOTO).hexdigest()) == PHOTO

@@ -147,7 +147,7 @@ def test_the_http_intake_never_answers_5xx_and_keeps_what_it_accepted(
     post()
 
     assert stack.ledger.lookup(instance_id) == entry
-    assert stack.ledger.raw(entry.raw_sha256) == kept
+    assert stack.ledger.blobs.read(entry.raw_sha256) == kept
     assert [e for e in stack.store.events() if e["event_id"] == instance_id] == [archived]
     assert client.get("/health").status_code == 200
 

@@ -10,7 +10,6 @@ import unicodedata
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.request import parse_http_list, parse_keqv_list
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ from services.domain.reference import Library, default_reference
 from services.intake.accounts import Account, Accounts, add_account, ha1
 from services.intake.digest import DigestAuthenticator
 from services.tools.submissions import fill_instance
-from tests.conftest import OPENROSA, visit_answers
+from tests.conftest import OPENROSA, digest_header, visit_answers
 
 DAY = today_local() - timedelta(days=2)
 
@@ -91,7 +90,7 @@ def test_attachments_are_stored_by_content_not_by_file_name(client: TestClient, 
     assert event["event_id"] == "uuid:photo"
     refs = stack.ledger.lookup("uuid:photo")
     assert refs is not None and '"name":"../../etc/passwd.jpg"' in refs.event_json
-    assert stack.ledger.raw(hashlib.sha256(JPEG).hexdigest()) == JPEG
+    assert stack.ledger.blobs.read(hashlib.sha256(JPEG).hexdigest()) == JPEG
     assert not Path("/etc/passwd.jpg").exists()
 
 
@@ -186,10 +185,13 @@ def test_digest_challenge_then_access(secured: EmbeddedStack):
 
 
 def test_basic_is_refused_over_http_and_accepted_over_https(secured: EmbeddedStack):
-    client = TestClient(secured.app, headers=OPENROSA)
     basic = {"Authorization": "Basic " + base64.b64encode(b"doi-hg:mat-khau-hg").decode()}
-    assert client.get("/formList", headers=basic).status_code == 401
-    assert client.get("/formList", headers={**basic, "X-Forwarded-Proto": "https"}).status_code == 200
+    plain = TestClient(secured.app, headers=OPENROSA)
+    assert plain.get("/formList", headers=basic).status_code == 401
+    # A client's own X-Forwarded-Proto is not HTTPS (proxies are trusted only from TRUSTED_PROXIES).
+    assert plain.get("/formList", headers={**basic, "X-Forwarded-Proto": "https"}).status_code == 401
+    tls = TestClient(secured.app, headers=OPENROSA, base_url="https://testserver")
+    assert tls.get("/formList", headers=basic).status_code == 200
 
 
 def test_a_submission_outside_the_account_provinces_gets_403_and_is_kept(secured: EmbeddedStack):
@@ -222,7 +224,7 @@ def test_a_submission_outside_the_account_provinces_gets_403_and_is_kept(secured
 def test_an_expired_nonce_is_answered_stale_and_a_wrong_uri_is_refused():
     account = Account("doi-hg", ha1("doi-hg", "thuvien-coso", "mat-khau-hg"), frozenset({"legacy:02"}))
     authenticator = DigestAuthenticator(Accounts("thuvien-coso", {"doi-hg": account}), lifetime_s=0)
-    header = _digest_header("doi-hg", "mat-khau-hg", "HEAD", "/submission", authenticator.challenge())
+    header = digest_header("doi-hg", "mat-khau-hg", "HEAD", "/submission", authenticator.challenge())
     time.sleep(1.1)
 
     stale = authenticator.authenticate("HEAD", header, https=False, uri="/submission")
@@ -230,19 +232,6 @@ def test_an_expired_nonce_is_answered_stale_and_a_wrong_uri_is_refused():
     assert "stale=true" in authenticator.challenge(stale=True)
     elsewhere = authenticator.authenticate("HEAD", header, https=False, uri="/formList")
     assert elsewhere.account is None and not elsewhere.stale
-
-
-def _digest_header(user: str, password: str, method: str, uri: str, challenge: str) -> str:
-    """An Authorization header as RFC 7616 clients compute it (MD5, qop=auth)."""
-    params = parse_keqv_list(parse_http_list(challenge.removeprefix("Digest ")))
-
-    def md5(text: str) -> str:
-        return hashlib.md5(text.encode()).hexdigest()
-
-    ha1_, ha2 = md5(f"{user}:{params['realm']}:{password}"), md5(f"{method}:{uri}")
-    response = md5(f"{ha1_}:{params['nonce']}:00000001:abc:auth:{ha2}")
-    return (f'Digest username="{user}", realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", '
-            f'qop=auth, nc=00000001, cnonce="abc", response="{response}"')
 
 
 def test_operators_list_and_redrive_dead_letters(secured: EmbeddedStack, tmp_path: Path):

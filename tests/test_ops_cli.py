@@ -12,8 +12,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 import yaml
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -45,6 +42,7 @@ from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance, multipart
 from tests.conftest import OPENROSA, visit_answers
 from tests.kafka.broker import free_port
+from tests.serving import serving
 from tests.workers import WorkerProcess, wait_until_caught_up
 
 TODAY = today_local()
@@ -445,18 +443,10 @@ def _keys_file(tmp_path: Path) -> Path:
 def served(settings: Settings) -> Iterator[tuple[EmbeddedStack, str]]:
     """The embedded stack on a real port, as operators reach it. Held edits expire at once."""
     stack = embedded_stack(replace(settings, held_timeout_hours=0.0))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(stack.app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
     try:
-        yield stack, f"http://127.0.0.1:{port}"
+        with serving(stack.app, settings) as base_url:
+            yield stack, base_url
     finally:
-        server.should_exit = True
-        thread.join(10)
         stack.close()
 
 

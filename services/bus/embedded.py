@@ -48,7 +48,7 @@ class EmbeddedBus:
             "key TEXT NOT NULL, value BLOB NOT NULL, appended_at REAL NOT NULL)")
         self._write_lock = threading.Lock()
         self._appends = GroupCommit(self._db, "INSERT INTO log (topic, key, value, appended_at) VALUES (?, ?, ?, ?)",
-                                    self._write_lock)
+                                    self._write_lock, path)
         self._drain_lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
         self._wait_s, self._max_backoff_s = wait_s, max_backoff_s

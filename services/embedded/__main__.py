@@ -13,12 +13,12 @@ import threading
 import time
 
 import httpx
-import uvicorn
 
 from services import logs
 from services.bootstrap import embedded_stack
 from services.config import Settings
 from services.tools.load_samples import load
+from services.web import serve
 
 log = logging.getLogger("services.embedded")
 
@@ -28,7 +28,7 @@ def _ready_message(base_url: str, api_key: str | None) -> str:
     if api_key:
         auth = f"-H 'Authorization: Bearer {api_key}' "
         key = (f"  API key (demo: read:all + admin; made at start-up, kept only in memory, gone when this "
-               f"process stops):\n    {api_key}\n  Dashboard: {base_url}/dashboard?key={api_key}\n")
+               f"process stops):\n    {api_key}\n  Dashboard: {base_url}/dashboard#key={api_key}\n")
     else:
         auth, key = "-H 'Authorization: Bearer <a key from API_KEYS_FILE>' ", ""
     return (f"\nReady. Try:\n  curl {auth}'{base_url}/v1/visits?scheme=legacy&province=02&granularity=month'\n"
@@ -61,8 +61,7 @@ def main() -> None:
     threading.Thread(target=_when_ready, args=(base_url, stack.demo_api_key, args.load_samples),
                      daemon=True).start()
     try:
-        uvicorn.run(stack.app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                    log_config=None)  # uvicorn's loggers propagate to the handler services.logs installed
+        serve(stack.app, settings, settings.port)
     finally:
         stack.close()
 

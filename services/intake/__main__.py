@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from services import logs
 from services.bootstrap import intake_app
 from services.config import Settings
+from services.web import serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,9 +23,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("The intake on its own publishes to Kafka: set BUS=kafka. "
                          "For the one-process stack run `python -m services.embedded` (make run).")
     logs.configure(settings)
-    # log_config=None: uvicorn's loggers propagate to the one handler services.logs installed.
-    uvicorn.run(intake_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                log_config=None)
+    serve(intake_app(settings), settings, settings.port)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ the server needs to check a response (``python -m services.intake.accounts add``
                   "central-pull": {"ha1": "…", "provinces": ["*"]}}}
 
 A scope entry is ``scheme:code``: codes are reused across schemes, so never bare. ``*``
-means every province.
+means every province. An HA1 is as good as the password for Digest, so the file is written
+0600 and a file that group or others may read is refused at start-up.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.config import check_private, write_private_json
 from services.domain.events import AdminArea
 
 DEFAULT_REALM = "thuvien-coso"
@@ -51,6 +53,7 @@ class Accounts:
 
     @classmethod
     def load(cls, path: Path) -> Accounts:
+        check_private(path, "ACCOUNTS_FILE")
         data = json.loads(path.read_text("utf-8"))
         realm = data.get("realm", DEFAULT_REALM)
         accounts = {name: Account(name, entry["ha1"], frozenset(entry.get("provinces", [])))
@@ -65,8 +68,7 @@ def add_account(path: Path, username: str, password: str, provinces: list[str]) 
     data = json.loads(path.read_text("utf-8")) if path.exists() else {"realm": DEFAULT_REALM, "accounts": {}}
     data["accounts"][username] = {"ha1": ha1(username, data.get("realm", DEFAULT_REALM), password),
                                   "provinces": provinces}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_private_json(path, data)
 
 
 def main() -> None:

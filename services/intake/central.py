@@ -75,12 +75,11 @@ from pyodk.errors import PyODKError
 
 from services import metrics
 from services.bus.base import PublishFailed
-from services.domain.errors import SubmissionRejected
-from services.domain.events import AttachmentRef
+from services.domain.errors import Refused, StorageFull
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account
-from services.intake.handler import IntakeService, OutOfScope, SubmissionConflict
-from services.intake.ledger import StorageFull
+from services.intake.blobs import IncomingFile, StagedBlob
+from services.intake.handler import IntakeService, OutOfScope
 
 if TYPE_CHECKING:
     from pyodk.client import Client
@@ -214,9 +213,10 @@ class _Version:
 class CentralPoller:
     def __init__(self, client: Client, service: IntakeService, cursor_path: Path, project_id: int, form_id: str,
                  account: Account, page_size: int = 250, *,
-                 attachment_store: Callable[[bytes], str] | None = None, overlap_s: float = 120.0):
-        """``attachment_store`` keeps bytes by content and returns their sha256 (the intake ledger's
-        ``keep_raw``); without it attachments are fetched and checked but not handed over."""
+                 attachment_store: Callable[[bytes], StagedBlob] | None = None, overlap_s: float = 120.0):
+        """``attachment_store`` stages bytes for the intake, which keeps them by content if it accepts
+        the submission (the ledger's ``blobs.stage_bytes``); without it attachments are fetched and
+        checked but not handed over."""
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self._client, self._service, self._account = client, service, account
@@ -340,8 +340,14 @@ class CentralPoller:
             return
         for version in self._versions(row):
             raw = self._get(version.xml_path).content
-            files = self._attachments(version, result) if version.may_have_attachments else []
-            self._submit(raw, files, result)
+            files: list[IncomingFile] = []
+            try:
+                if version.may_have_attachments:
+                    self._attachments(version, result, files)
+                self._submit(raw, files, result)
+            finally:  # the intake took what it accepted; an error before it leaves nothing staged
+                for file in files:
+                    file.blob.discard()
 
     def _versions(self, row: dict[str, Any]) -> list[_Version]:
         iid, system = row["__id"], row["__system"]
@@ -355,8 +361,7 @@ class CentralPoller:
                          fmt(_VERSION_ATTACHMENTS, version_id=v["instanceId"], **ids), True)
                 for v in reversed(listed)]
 
-    def _attachments(self, version: _Version, result: PollResult) -> list[AttachmentRef]:
-        refs = []
+    def _attachments(self, version: _Version, result: PollResult, files: list[IncomingFile]) -> None:
         for item in self._get(version.attachments_path).json():
             name = item["name"]
             if not item.get("exists"):
@@ -375,17 +380,15 @@ class CentralPoller:
                     self._warned_no_store = True
                 continue
             media_type = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
-            refs.append(AttachmentRef(name=name, sha256=self._store(data), size=len(data), media_type=media_type))
-        return refs
+            files.append(IncomingFile(name, media_type, self._store(data)))
 
-    def _submit(self, raw: bytes, files: Sequence[AttachmentRef], result: PollResult) -> None:
+    def _submit(self, raw: bytes, files: Sequence[IncomingFile], result: PollResult) -> None:
         try:
             accepted = self._service.submit(raw, self._account, source="central", attachments=files)
-        except SubmissionRejected as exc:
+        except StorageFull:
+            raise  # the poll stops before this row and starts again there
+        except Refused as exc:
             self._refused(exc.code, str(exc), result)
-            return
-        except (SubmissionConflict, OutOfScope) as exc:
-            self._refused(exc.reason.code, exc.reason.text(), result)
             return
         if accepted.kind == "new":
             replaced = parse_submission(raw).deprecated_id is not None
@@ -410,7 +413,12 @@ class CentralPoller:
         candidates = [v.instance_id for v in reversed(self._versions(row))] if row["__system"].get("edits") \
             else [row["__id"]]
         for instance_id in candidates:
-            if self._service.retract(instance_id, self._account, REJECTED_CODE, REJECTED_REASON):
+            try:
+                retracted = self._service.retract(instance_id, self._account, REJECTED_CODE, REJECTED_REASON)
+            except OutOfScope as exc:  # a version outside the pull account's provinces: a dead letter
+                self._refused(exc.code, str(exc), result)
+                return
+            if retracted:
                 result.retracted += 1
                 metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome="retracted").inc()
                 return

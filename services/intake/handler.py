@@ -1,14 +1,25 @@
-"""Accepting one submission: parse → validate → deduplicate → enrich → publish → record.
+"""Accepting one submission: parse → validate → deduplicate → check scope → enrich → publish → record.
 
 No HTTP here: ``openrosa.py`` turns the outcomes into OpenRosa responses. The order is
 what makes the guarantees: the event is published (durable) before the ledger records
 it and before 201 is sent, so an acknowledged submission is never lost; a crash between
-publish and record means the phone resends, and the processors drop the duplicate.
+publish and record means the phone resends, and the processors drop the duplicate. For one
+instanceID (and the version an edit replaces) the steps run one request at a time, so of
+several racing sends exactly one wins and the others see it.
+
+Scope: an account writes only for its provinces. A new version must lie in them, and so must
+every earlier version of the chain it replaces — an edit, a retraction or a held edit released
+later could otherwise erase or move another province's figures. A refusal is a dead letter
+with the raw XML (an operator can re-drive it), and nothing changes.
+
+Attachments arrive staged (``IncomingFile``): taken into the blob store when the submission is
+accepted or held, parked when it is one part of a split upload, deleted when it is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,39 +32,50 @@ from pydantic import TypeAdapter
 from services.bus.base import Publisher, PublishFailed
 from services.clock import now_local
 from services.domain.dead_letters import DeadLetter, Rejection
-from services.domain.errors import Reason, SubmissionRejected
-from services.domain.events import AttachmentRef, Envelope, Retraction, Source, SubmissionRetracted
+from services.domain.errors import Reason, Refused, StorageFull, SubmissionRejected
+from services.domain.events import AdminArea, AttachmentRef, Envelope, Retraction, Source, SubmissionRetracted
 from services.domain.forms import FORMS, FormSpec
 from services.domain.reference import Reference
 from services.domain.submission import Submission, parse_submission
 from services.intake.accounts import ANONYMOUS, Account
+from services.intake.blobs import IncomingFile
+from services.intake.keyed_lock import KeyedLock
 from services.intake.ledger import Ledger, LedgerEntry
 
 log = logging.getLogger(__name__)
 
 
-class SubmissionConflict(Exception):
+class SubmissionConflict(Refused):
     """The instanceID is known with different answers."""
 
     def __init__(self, instance_id: str):
-        super().__init__(instance_id)
-        self.reason = Reason(
+        super().__init__(409, [Reason(
             "instance_id_conflict",
             f"Mã bản ghi {instance_id} đã được gửi với nội dung khác; hãy sửa bản ghi thay vì gửi mới.",
             f"instanceID {instance_id} was already submitted with different answers; edit it instead.",
-        )
+        )])
 
 
-class OutOfScope(Exception):
-    """The account may not submit for this library's province; the submission is kept as a dead letter."""
+class OutOfScope(Refused):
+    """The account may not write for this library's province, or for an earlier version of the chain
+    it replaces or withdraws; kept as a dead letter."""
 
-    def __init__(self, account: Account, library_id: str):
-        super().__init__(account.username)
-        self.reason = Reason(
-            "out_of_scope",
-            f"Tài khoản {account.username} không được gửi dữ liệu cho thư viện {library_id} (ngoài tỉnh được giao).",
-            f"Account {account.username} may not submit for library {library_id} (outside its provinces).",
-            "library_id")
+    def __init__(self, account: Account, library_id: str, replaces: str | None = None):
+        if replaces is None:
+            reason = Reason(
+                "out_of_scope",
+                f"Tài khoản {account.username} không được gửi dữ liệu cho thư viện {library_id} "
+                "(ngoài tỉnh được giao).",
+                f"Account {account.username} may not submit for library {library_id} (outside its provinces).",
+                "library_id")
+        else:
+            reason = Reason(
+                "out_of_scope",
+                f"Tài khoản {account.username} không được sửa hay rút bản ghi {replaces}: một phiên bản của nó "
+                "thuộc thư viện ngoài tỉnh được giao.",
+                f"Account {account.username} may not edit or withdraw {replaces}: a version of it is for a library "
+                "outside the account's provinces.", "deprecatedID")
+        super().__init__(403, [reason])
 
 
 AcceptedKind = Literal["new", "duplicate", "held", "partial"]
@@ -78,13 +100,16 @@ _ATTACHMENTS = TypeAdapter(list[AttachmentRef])
 class IntakeService:
     def __init__(self, reference: Reference, ledger: Ledger, publisher: Publisher,
                  known_forms: dict[str, str], clock: Callable[[], datetime] = now_local,
-                 held_timeout: timedelta = timedelta(days=7)):
+                 held_timeout: timedelta = timedelta(days=7), partial_timeout: timedelta = timedelta(hours=24)):
         self._reference = reference
         self._ledger = ledger
+        self._blobs = ledger.blobs
         self._publisher = publisher
         self._known_forms = known_forms  # form_id → the version served
         self._clock = clock
         self._held_timeout = held_timeout
+        self._partial_timeout = partial_timeout
+        self._locks = KeyedLock()
 
     def _spec(self, submission: Submission) -> FormSpec:
         spec = FORMS.get(submission.form_id)
@@ -112,64 +137,53 @@ class IntakeService:
             raise SubmissionConflict(submission.instance_id)
         return Accepted(submission.instance_id, submission.form_id, "duplicate" if known else "held")
 
-    def submit_part(self, raw: bytes, account: Account = ANONYMOUS,
-                    attachments: Sequence[AttachmentRef] = ()) -> Accepted:
-        """One part of a split upload (``*isIncomplete*=yes``): keep its attachments, emit nothing yet."""
-        submission = parse_submission(raw)
-        self._spec(submission)
-        done = self._duplicate_or_conflict(submission)
-        if done is not None:
-            return done
-        earlier = _ATTACHMENTS.validate_json(self._ledger.partial_attachments(submission.instance_id) or "[]")
-        merged = _merge(earlier, attachments)
-        self._ledger.keep_partial(submission.instance_id, submission.content_hash,
-                                  _ATTACHMENTS.dump_json(merged).decode(), self._clock())
-        part = Accepted(submission.instance_id, submission.form_id, "partial")
-        _log_accepted(part, submission.answer("library_id") or "", account, "openrosa")
-        return part
-
     def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa",
-               attachments: Sequence[AttachmentRef] = (), *, releasing: bool = False) -> Accepted:
-        """Accept, hold or raise SubmissionRejected / SubmissionConflict / OutOfScope / PublishFailed.
+               attachments: Sequence[IncomingFile] = (), *, incomplete: bool = False) -> Accepted:
+        """Accept, hold, keep as a part (``incomplete``: ``*isIncomplete*=yes``), or raise ``Refused``
+        (SubmissionRejected, SubmissionConflict, OutOfScope, StorageFull) or PublishFailed.
 
-        ``releasing``: a held edit whose original has arrived (its held row is not a duplicate)."""
+        A part is checked as the complete submission would be. Whatever of ``attachments`` was not
+        taken (a refusal, an error) is deleted before this returns."""
         try:
-            return self._submit(raw, account, source, attachments, releasing)
-        except (SubmissionRejected, SubmissionConflict, OutOfScope) as exc:
+            submission = parse_submission(raw)
+            with self._locks.holding(submission.instance_id, submission.deprecated_id):
+                accepted = self._submit(submission, raw, account, source, attachments, incomplete)
+        except Refused as exc:
             _log_refused(raw, exc, account, source)
             raise
+        finally:
+            for incoming in attachments:
+                incoming.blob.discard()  # a no-op for what was taken or parked
+        if accepted.kind in ("new", "duplicate"):  # duplicate: a release that failed before is retried now
+            self._release_successors(accepted.instance_id)
+        return accepted
 
-    def _submit(self, raw: bytes, account: Account, source: Source,
-                attachments: Sequence[AttachmentRef], releasing: bool = False) -> Accepted:
-        submission = parse_submission(raw)
+    def _submit(self, submission: Submission, raw: bytes, account: Account, source: Source,
+                incoming: Sequence[IncomingFile], incomplete: bool = False,
+                held_files: Sequence[AttachmentRef] = (), releasing: bool = False) -> Accepted:
         spec = self._spec(submission)
         done = self._duplicate_or_conflict(submission, releasing)
         if done is not None:
             _log_accepted(done, submission.answer("library_id") or "", account, source)
-            if done.kind == "duplicate":  # a release that failed after this one was accepted: retry it now
-                self._release_successors(submission.instance_id)
             return done
 
         now = self._clock()
         parsed = spec.parse(submission, now.date(), self._reference)
-        raw_sha = self._ledger.keep_raw(raw)
-        if not account.may_submit_for(parsed.areas):
-            error = OutOfScope(account, parsed.library_id)
-            self._publisher.publish(DeadLetter.of(
-                stage="intake", reason=error.reason, instance_id=submission.instance_id, form_id=submission.form_id,
-                library_id=parsed.library_id, submitter=account.username, content_hash=submission.content_hash,
-                raw=raw, recorded_at=now))
-            raise error
+        predecessor = self._ledger.lookup(submission.deprecated_id) if submission.deprecated_id else None
+        self._check_scope(account, submission, raw, parsed.library_id, parsed.areas, predecessor, now)
+        if incomplete:
+            return self._keep_part(submission, parsed.library_id, account, source, incoming, now)
 
-        earlier = _ATTACHMENTS.validate_json(self._ledger.partial_attachments(submission.instance_id) or "[]")
-        files = _merge(earlier, attachments)
+        files = _merge(self._take_files(submission.instance_id, incoming), held_files)
+        raw_sha = self._blobs.keep(raw)
         root_id = submission.instance_id
         if submission.deprecated_id:
-            predecessor = self._ledger.lookup(submission.deprecated_id)
             if predecessor is None:
-                # An edit of a version not received yet (phones send out of order): hold it, durably.
+                # An edit of a version not received yet (phones send out of order): hold it, durably,
+                # with the account's provinces, checked against the chain once the original comes.
                 self._ledger.hold(submission.instance_id, submission.deprecated_id, submission.content_hash,
-                                  raw_sha, account.username, source, _ATTACHMENTS.dump_json(files).decode(), now)
+                                  raw_sha, account.username, json.dumps(sorted(account.provinces)), source,
+                                  _ATTACHMENTS.dump_json(files).decode(), now)
                 self._ledger.forget_partial(submission.instance_id)
                 held = Accepted(submission.instance_id, submission.form_id, "held")
                 _log_accepted(held, parsed.library_id, account, source)
@@ -188,47 +202,134 @@ class IntakeService:
         self._ledger.forget_partial(submission.instance_id)
         accepted = Accepted(submission.instance_id, submission.form_id, "new")
         _log_accepted(accepted, parsed.library_id, account, source)
-        self._release_successors(submission.instance_id)
         return accepted
 
+    def _check_scope(self, account: Account, submission: Submission, raw: bytes, library_id: str,
+                     areas: list[AdminArea], predecessor: LedgerEntry | None, now: datetime) -> None:
+        """The new version's areas, then every earlier version's of the chain it replaces."""
+        if not account.may_submit_for(areas):
+            error = OutOfScope(account, library_id)
+        elif predecessor is not None and not self._may_rewrite(account, predecessor.root_id):
+            error = OutOfScope(account, library_id, replaces=submission.deprecated_id)
+        else:
+            return
+        self._publisher.publish(DeadLetter.of(
+            stage="intake", reason=error.reasons[0], instance_id=submission.instance_id, form_id=submission.form_id,
+            library_id=library_id, submitter=account.username, content_hash=submission.content_hash,
+            raw=raw, recorded_at=now))
+        raise error
+
+    def _may_rewrite(self, account: Account, root_id: str) -> bool:
+        if "*" in account.provinces:
+            return True
+        return all(account.may_submit_for(Envelope.model_validate_json(version.event_json).areas)
+                   for version in self._ledger.chain(root_id))
+
+    def _keep_part(self, submission: Submission, library_id: str, account: Account, source: Source,
+                   incoming: Sequence[IncomingFile], now: datetime) -> Accepted:
+        """One part of a split upload: park its attachments until the last part comes; emit nothing yet."""
+        earlier = _ATTACHMENTS.validate_json(self._ledger.partial_attachments(submission.instance_id) or "[]")
+        for file in incoming:
+            self._blobs.park(submission.instance_id, file.blob)
+        merged = _merge(earlier, [file.ref() for file in incoming])
+        self._ledger.keep_partial(submission.instance_id, submission.content_hash,
+                                  _ATTACHMENTS.dump_json(merged).decode(), now)
+        part = Accepted(submission.instance_id, submission.form_id, "partial")
+        _log_accepted(part, library_id, account, source)
+        return part
+
+    def _take_files(self, instance_id: str, incoming: Sequence[IncomingFile]) -> list[AttachmentRef]:
+        """The earlier parts' attachments and this request's, moved into the blob store."""
+        taken = []
+        for ref in _ATTACHMENTS.validate_json(self._ledger.partial_attachments(instance_id) or "[]"):
+            if self._blobs.adopt_parked(instance_id, ref.sha256):
+                taken.append(ref)
+            else:
+                log.error("attachment %s of split upload %s is missing; the submission goes on without it",
+                          ref.name, instance_id, extra={"event_id": instance_id})
+        for file in incoming:
+            self._blobs.commit(file.blob)
+        return _merge(taken, [file.ref() for file in incoming])
+
     def _release_successors(self, instance_id: str) -> None:
-        """Submit the edits held for ``instance_id``, which is now accepted. The held row goes only
-        once its edit is published and recorded: if that fails (broker down), it stays held and the
-        next resend of ``instance_id`` or ``expire_held`` tries again — the original, already
-        durable, keeps its 201."""
+        """Submit the edits held for ``instance_id``, which is now accepted, as the account that sent
+        each (its provinces when held, checked now against the whole chain). The held row goes only
+        once its edit is published and recorded, or refused into the dead letters: if that fails (the
+        broker is down, the disk full), it stays held and the next resend of ``instance_id`` or the
+        sweep tries again — the original, already durable, keeps its 201."""
         for held in self._ledger.held(waiting_for=instance_id):
-            # Scope was checked when it was held; the account keeps its name as submitter.
-            account = Account(held["username"], provinces=frozenset({"*"}))
+            provinces = json.loads(held["provinces"]) if held["provinces"] else []
+            account = Account(held["username"], provinces=frozenset(provinces))
             files = _ATTACHMENTS.validate_json(held["attachments"])
+            raw = self._blobs.read(held["raw_sha256"])
             try:
-                self.submit(self._ledger.raw(held["raw_sha256"]), account, held["source"], files,  # type: ignore[arg-type]
-                            releasing=True)
-            except PublishFailed:
-                log.warning("held edit %s not released yet: the bus did not take it", held["instance_id"],
+                submission = parse_submission(raw)
+                with self._locks.holding(held["instance_id"], instance_id):
+                    if not self._ledger.held(instance_id=held["instance_id"]):
+                        continue  # released meanwhile by another request
+                    try:
+                        self._submit(submission, raw, account, held["source"], (),  # type: ignore[arg-type]
+                                     held_files=files, releasing=True)
+                    except Refused as exc:
+                        self._dead_letter_held(held, raw, exc)
+                    self._ledger.release(held["instance_id"])
+            except (PublishFailed, StorageFull):
+                log.warning("held edit %s not released yet: it could not be made durable", held["instance_id"],
                             extra={"event_id": held["instance_id"]})
-                continue
-            self._ledger.release(held["instance_id"])
+
+    def _dead_letter_held(self, held: dict[str, str], raw: bytes, exc: Refused) -> None:
+        """A held edit refused on release: kept as a dead letter (OutOfScope has written its own)."""
+        _log_refused(raw, exc, Account(held["username"]), held["source"])
+        if isinstance(exc, OutOfScope):
+            return
+        submission = parse_submission(raw)
+        self._publisher.publish(DeadLetter.of(
+            stage="intake", reason=exc.reasons[0], instance_id=held["instance_id"], form_id=submission.form_id,
+            library_id=submission.answer("library_id") or "", submitter=held["username"],
+            content_hash=held["content_hash"], raw=raw, recorded_at=self._clock()))
+
+    def sweep(self) -> None:
+        """What runs every few minutes: held edits past their time, split uploads never finished,
+        files a crash left half-received."""
+        self.expire_held()
+        self.expire_partials()
+        self._blobs.forget_stale_incoming()
 
     def expire_held(self) -> int:
         """Send edits whose predecessor never came within the timeout to the dead letters."""
         now = self._clock()
         expired = self._ledger.held(held_before=now - self._held_timeout)
+        came = []
         for held in expired:
-            if self._ledger.lookup(held["deprecated_id"]) is not None:  # its original came; a release failed
-                self._release_successors(held["deprecated_id"])
-                continue
-            raw = self._ledger.raw(held["raw_sha256"])
-            submission = parse_submission(raw)
-            reason = Reason(
-                "predecessor_missing",
-                f"Bản sửa {held['instance_id']} chờ bản gốc {held['deprecated_id']} quá hạn mà bản gốc chưa tới.",
-                f"Edit {held['instance_id']} waited for {held['deprecated_id']} past the timeout; it never came.")
-            self._publisher.publish(DeadLetter.of(
-                stage="intake", reason=reason, instance_id=held["instance_id"], form_id=submission.form_id,
-                library_id=submission.answer("library_id") or "", submitter=held["username"],
-                content_hash=held["content_hash"], raw=raw, recorded_at=now))
-            self._ledger.release(held["instance_id"])
+            with self._locks.holding(held["instance_id"], held["deprecated_id"]):
+                if not self._ledger.held(instance_id=held["instance_id"]):
+                    continue
+                if self._ledger.lookup(held["deprecated_id"]) is not None:  # its original came; a release failed
+                    came.append(held["deprecated_id"])
+                    continue
+                raw = self._blobs.read(held["raw_sha256"])
+                submission = parse_submission(raw)
+                reason = Reason(
+                    "predecessor_missing",
+                    f"Bản sửa {held['instance_id']} chờ bản gốc {held['deprecated_id']} quá hạn mà bản gốc chưa tới.",
+                    f"Edit {held['instance_id']} waited for {held['deprecated_id']} past the timeout; it never came.")
+                self._publisher.publish(DeadLetter.of(
+                    stage="intake", reason=reason, instance_id=held["instance_id"], form_id=submission.form_id,
+                    library_id=submission.answer("library_id") or "", submitter=held["username"],
+                    content_hash=held["content_hash"], raw=raw, recorded_at=now))
+                self._ledger.release(held["instance_id"])
+        for instance_id in came:
+            self._release_successors(instance_id)
         return len(expired)
+
+    def expire_partials(self) -> int:
+        """Forget split uploads whose last part never came within the timeout, and their files."""
+        stale = self._ledger.partials_before(self._clock() - self._partial_timeout)
+        for instance_id in stale:
+            with self._locks.holding(instance_id):
+                self._ledger.forget_partial(instance_id)
+            log.info("unfinished split upload expired", extra={"event_id": instance_id})
+        return len(stale)
 
     def record_rejection(self, status: int, reasons: list[Reason], form_id: str, instance_id: str,
                          account: Account) -> None:
@@ -250,20 +351,30 @@ class IntakeService:
     def retract(self, instance_id: str, account: Account, reason_code: str, reason: str) -> bool:
         """Withdraw an accepted submission's chain (e.g. rejected in Central's review).
 
-        Returns False when there is nothing to do: unknown instanceID, or already retracted.
+        Returns False when there is nothing to do: unknown instanceID, or already retracted. Raises
+        OutOfScope (and keeps a dead letter) when a version of the chain is outside the account's provinces.
         """
-        entry = self._ledger.lookup(instance_id)
-        if entry is None or entry.retracted:
-            return False
-        original = Envelope.model_validate_json(entry.event_json)
-        retraction = SubmissionRetracted(
-            **original.model_dump(include={"root_id", "form_id", "form_version", "occurred_on", "library_id",
-                                           "areas", "source"}),
-            event_id=f"{instance_id}#retracted", submitted_at=self._clock(), submitter=account.username,
-            content_hash=hashlib.sha256(f"retract|{instance_id}|{reason_code}".encode()).hexdigest(),
-            payload=Retraction(retracts_event_type=original.event_type, reason_code=reason_code, reason=reason))
-        self._publisher.publish(retraction)
-        self._ledger.mark_retracted(instance_id)
+        with self._locks.holding(instance_id):
+            entry = self._ledger.lookup(instance_id)
+            if entry is None or entry.retracted:
+                return False
+            original = Envelope.model_validate_json(entry.event_json)
+            if not self._may_rewrite(account, entry.root_id):
+                error = OutOfScope(account, original.library_id, replaces=instance_id)
+                self._publisher.publish(DeadLetter.of(
+                    stage="intake", reason=error.reasons[0], instance_id=f"{instance_id}#retracted",
+                    form_id=original.form_id, library_id=original.library_id, submitter=account.username,
+                    content_hash=entry.content_hash, raw=self._blobs.read(entry.raw_sha256),
+                    recorded_at=self._clock()))
+                raise error
+            retraction = SubmissionRetracted(
+                **original.model_dump(include={"root_id", "form_id", "form_version", "occurred_on", "library_id",
+                                               "areas", "source"}),
+                event_id=f"{instance_id}#retracted", submitted_at=self._clock(), submitter=account.username,
+                content_hash=hashlib.sha256(f"retract|{instance_id}|{reason_code}".encode()).hexdigest(),
+                payload=Retraction(retracts_event_type=original.event_type, reason_code=reason_code, reason=reason))
+            self._publisher.publish(retraction)
+            self._ledger.mark_retracted(instance_id)
         log.info("submission retracted", extra={"event_id": retraction.event_id, "retracts": instance_id,
                                                 "form_id": original.form_id, "library_id": original.library_id,
                                                 "reason": reason_code})
@@ -278,13 +389,12 @@ def _log_accepted(accepted: Accepted, library_id: str, account: Account, source:
                                            "submitter": account.username})
 
 
-def _log_refused(raw: bytes, exc: Exception, account: Account, source: str) -> None:
+def _log_refused(raw: bytes, exc: Refused, account: Account, source: str) -> None:
     try:  # as much as the submission says about itself; nothing if it does not parse
         submission = parse_submission(raw)
         event_id, form_id, library_id = submission.instance_id, submission.form_id, submission.answer("library_id")
     except Exception:
         event_id = form_id = library_id = ""
-    reason = exc.code if isinstance(exc, SubmissionRejected) else exc.reason.code  # type: ignore[attr-defined]
     log.info("submission refused", extra={"event_id": event_id, "form_id": form_id, "library_id": library_id or "",
-                                          "kind": "refused", "reason": reason, "source": source,
+                                          "kind": "refused", "reason": exc.code, "source": source,
                                           "submitter": account.username})

@@ -1,15 +1,19 @@
 """The OpenRosa face of the intake, as ODK Collect speaks it.
 
 - Every request must carry ``X-OpenRosa-Version: 1.0`` (else 400); every response carries it.
-- With accounts configured, every request needs Digest authentication (Basic over HTTPS only).
+- With accounts configured, every request needs Digest authentication (Basic over HTTPS only);
+  wrong credentials are braked per account and per address (429 with ``Retry-After``).
 - ``GET /formList``: the OpenRosa xforms list, each form's md5 hash and URLs.
 - ``GET /forms/{id}.xml``, ``GET /forms/{id}/manifest``, ``GET /forms/{id}/media/{file}``.
 - ``HEAD /submission`` → 204 with ``X-OpenRosa-Accept-Content-Length``.
 - ``POST /submission`` (multipart, part ``xml_submission_file``, attachments by file name,
   ``*isIncomplete*=yes`` on all but the last part of a split upload) → 201 with an
-  ``OpenRosaResponse`` only once the event is durable; every error carries an
-  ``OpenRosaResponse`` message a field worker can read (Vietnamese / English); a full disk
-  (``StorageFull``) is 507 Insufficient Storage, with nothing recorded.
+  ``OpenRosaResponse`` only once the event is durable. Every refusal (``Refused``: the body's
+  limits, the submission's rules, a full disk) is answered here, in one place, with an
+  ``OpenRosaResponse`` message a field worker can read (Vietnamese / English).
+
+Nothing that blocks runs on the event loop: the body is read as it arrives (``upload.py``),
+files are written, and submissions and refusals recorded, in worker threads.
 """
 
 from __future__ import annotations
@@ -17,42 +21,30 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from services import metrics
 from services.bus.base import PublishFailed
-from services.domain.errors import Reason, SubmissionRejected
-from services.domain.events import AttachmentRef
+from services.domain.errors import Reason, Refused
 from services.intake.accounts import ANONYMOUS, Account
 from services.intake.catalogue import FormCatalogue
 from services.intake.digest import DigestAuthenticator
-from services.intake.handler import IntakeService, OutOfScope, SubmissionConflict
-from services.intake.ledger import Ledger, StorageFull
+from services.intake.handler import IntakeService
+from services.intake.ledger import Ledger
+from services.intake.upload import Limits, UploadRefused, read_upload, too_large
+from services.login_throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
 OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0"}
 XML = "text/xml; charset=utf-8"
-SUBMISSION_PART = "xml_submission_file"
-INCOMPLETE_FIELD = "*isIncomplete*"
-# What a field form attaches: photos, audio and video notes, signatures, small documents.
 _INSTANCE_ID = re.compile(rb"<(?:\w+:)?instanceID>([^<]{1,200})</(?:\w+:)?instanceID>")
-ATTACHMENT_TYPES = frozenset({
-    "image/jpeg", "image/png", "image/webp", "audio/mpeg", "audio/mp4", "audio/amr", "audio/ogg", "audio/wav",
-    "video/mp4", "video/3gpp", "text/csv", "application/pdf",
-})
-
-
-@dataclass(frozen=True)
-class Limits:
-    submission_bytes: int
-    attachment_bytes: int
+_BUS_UNAVAILABLE = Refused(503, [Reason(
+    "bus_unavailable", "Máy chủ tạm thời không lưu được bản gửi; Collect sẽ gửi lại sau.",
+    "The server cannot store submissions right now; Collect will retry.")], retry_after=30)
 
 
 def openrosa_response(status: int, text: str, nature: str, headers: dict[str, str] | None = None) -> Response:
@@ -62,23 +54,33 @@ def openrosa_response(status: int, text: str, nature: str, headers: dict[str, st
     return Response(body, status_code=status, media_type=XML, headers={**OPENROSA_HEADERS, **(headers or {})})
 
 
-def _refuse(status: int, reasons: list[Reason], form_id: str, headers: dict[str, str] | None = None) -> Response:
-    metrics.SUBMISSIONS_REJECTED.labels(form_id=form_id or "unknown", status=str(status), reason=reasons[0].code).inc()
-    return openrosa_response(status, " | ".join(r.text() for r in reasons), "submit_error", headers)
+def _answer(refused: Refused, form_id: str, headers: dict[str, str] | None = None) -> Response:
+    """A refusal as Collect reads it: the status, the reasons in both languages, when to retry."""
+    metrics.SUBMISSIONS_REJECTED.labels(form_id=form_id or "unknown", status=str(refused.status),
+                                        reason=refused.code).inc()
+    extra = dict(headers or {})
+    if refused.retry_after is not None:
+        extra["Retry-After"] = str(refused.retry_after)
+    return openrosa_response(refused.status, " | ".join(r.text() for r in refused.reasons), "submit_error", extra)
 
 
 def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Ledger, limits: Limits,
-                    authenticator: DigestAuthenticator | None = None) -> APIRouter:
+                    authenticator: DigestAuthenticator | None = None,
+                    throttle: LoginThrottle | None = None) -> APIRouter:
     router = APIRouter(tags=["OpenRosa (ODK Collect)"])
+    throttle = throttle or LoginThrottle()
 
-    def refuse(status: int, reasons: list[Reason], raw: bytes, account: Account,
-               headers: dict[str, str] | None = None) -> Response:
-        """Refuse a submission and record why (for operators), without letting the record fail it."""
+    async def refuse(refused: Refused, raw: bytes, account: Account) -> Response:
+        """Answer a refusal; one of the submission (4xx) is also recorded for operators, off the event
+        loop (recording commits to the log), without letting the record change the answer. A body
+        refused before its end is not read further: ``Connection: close``, or uvicorn would drain it."""
         form_id = form_id_hint(raw)
-        found = _INSTANCE_ID.search(raw[:20000])
-        instance_id = found.group(1).decode("utf-8", "replace") if found else ""
-        service.record_rejection(status, reasons, form_id, instance_id, account)
-        return _refuse(status, reasons, form_id, headers)
+        if refused.status < 500:
+            found = _INSTANCE_ID.search(raw[:20000])
+            instance_id = found.group(1).decode("utf-8", "replace") if found else ""
+            await run_in_threadpool(service.record_rejection, refused.status, refused.reasons, form_id,
+                                    instance_id, account)
+        return _answer(refused, form_id, {"Connection": "close"} if isinstance(refused, UploadRefused) else None)
 
     def form_id_hint(raw: bytes) -> str:
         """Form id for metric labels: only ids we serve, so a client cannot grow the label set."""
@@ -86,21 +88,31 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
         return next((f for f in catalogue.forms if f' id="{f}"' in head), "unknown")
 
     def guard(request: Request) -> Account | Response:
-        """The OpenRosa header, then the account (Digest; Basic over HTTPS only)."""
+        """The OpenRosa header, then the account (Digest; Basic over HTTPS only), braked on guessing."""
         if request.headers.get("X-OpenRosa-Version") != "1.0":
-            return _refuse(400, [Reason(
+            return _answer(Refused(400, [Reason(
                 "openrosa_version_missing", "Thiếu tiêu đề X-OpenRosa-Version: 1.0; hãy dùng ODK Collect.",
-                "Missing header X-OpenRosa-Version: 1.0; use ODK Collect or an OpenRosa client.")], "")
+                "Missing header X-OpenRosa-Version: 1.0; use ODK Collect or an OpenRosa client.")]), "")
         if authenticator is None:
             return ANONYMOUS
-        https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        address = request.client.host if request.client else "unknown"
+        header = request.headers.get("authorization")
+        if header and (wait := throttle.retry_after(address, authenticator.claimed_username(header))):
+            return _answer(Refused(429, [Reason(
+                "too_many_failures", f"Sai mật khẩu quá nhiều lần; hãy thử lại sau {wait} giây.",
+                f"Too many wrong passwords; try again in {wait} seconds.")], retry_after=wait), "")
+        # The request's own scheme: X-Forwarded-Proto counts only from TRUSTED_PROXIES (services/web.py).
+        https = request.url.scheme == "https"
         uri = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        result = authenticator.authenticate(request.method, request.headers.get("authorization"), https, uri)
+        result = authenticator.authenticate(request.method, header, https, uri)
         if result.account is not None:
+            throttle.succeeded(result.account.username)
             return result.account
-        return _refuse(401, [Reason(
+        if result.failed:
+            throttle.failed("intake", result.method, address, result.username or None)
+        return _answer(Refused(401, [Reason(
             "unauthorized", "Cần đăng nhập bằng tài khoản của đội (tên và mật khẩu trong cài đặt máy chủ).",
-            "Sign in with your team account (user name and password in the server settings).")], "",
+            "Sign in with your team account (user name and password in the server settings).")]), "",
             {"WWW-Authenticate": authenticator.challenge(stale=result.stale)})
 
     @router.get("/formList")
@@ -168,70 +180,41 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
         if isinstance(who := guard(request), Response):
             return who
         account = who
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return refuse(415, [Reason(
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("multipart/form-data"):
+            return await refuse(Refused(415, [Reason(
                 "not_multipart", "Bản gửi phải là multipart/form-data với phần xml_submission_file.",
-                "A submission must be multipart/form-data with an xml_submission_file part.")], b"", account)
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > limits.submission_bytes:
-            return refuse(413, [_too_large("Bản gửi", "Submission", declared, limits.submission_bytes)], b"", account)
+                "A submission must be multipart/form-data with an xml_submission_file part.")]), b"", account)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limits.submission_bytes:  # said so up front: not read at all
+            return await refuse(UploadRefused(413, too_large("Bản gửi", "Submission", limits.submission_bytes,
+                                                             int(declared))), b"", account)
         try:
-            form = await request.form(max_part_size=limits.submission_bytes)
-        except MultiPartException as exc:
-            return refuse(400, [Reason("multipart_malformed", f"Phần multipart lỗi: {exc.message}",
-                                       f"Malformed multipart body: {exc.message}")], b"", account)
-        part = form.get(SUBMISSION_PART)
-        if not isinstance(part, UploadFile):
-            return refuse(400, [Reason(
-                "no_submission_file", f"Thiếu phần '{SUBMISSION_PART}' trong bản gửi.",
-                f"The multipart body has no '{SUBMISSION_PART}' file part.")], b"", account)
-        raw = await part.read()
-        form_id = form_id_hint(raw)
-        metrics.SUBMISSION_BYTES.labels(form_id=form_id).observe(declared or len(raw))
-
-        attachments: list[AttachmentRef] = []
-        for key, value in form.multi_items():
-            if key == SUBMISSION_PART or not isinstance(value, UploadFile):
-                continue
-            media_type = (value.content_type or "").split(";")[0].strip().lower()
-            if media_type not in ATTACHMENT_TYPES:
-                return refuse(415, [Reason(
-                    "attachment_type", f"Loại tệp đính kèm '{media_type}' không được nhận ({value.filename}).",
-                    f"Attachment type '{media_type}' is not accepted ({value.filename}).")], raw, account)
-            data = await value.read()
-            if len(data) > limits.attachment_bytes:
-                return refuse(413, [_too_large(f"Tệp {value.filename}", f"Attachment {value.filename}",
-                                               len(data), limits.attachment_bytes)], raw, account)
-            # Stored under its digest; the phone's file name is kept as a label only, never as a path.
-            try:
-                digest = await run_in_threadpool(ledger.keep_raw, data)
-            except StorageFull as exc:
-                return _storage_full(exc, form_id)
-            attachments.append(AttachmentRef(name=value.filename or key, sha256=digest, size=len(data),
-                                             media_type=media_type))
-
-        incomplete = str(form.get(INCOMPLETE_FIELD, "")).lower() == "yes"
+            upload = await read_upload(request.stream(), content_type, limits, ledger.blobs)
+        except UploadRefused as exc:
+            return await refuse(exc, exc.raw, account)
+        except Refused as exc:  # StorageFull while writing an attachment
+            log.error("submission refused: %s", exc)
+            return await refuse(exc, b"", account)
+        if upload.xml is None:
+            upload.discard()
+            return await refuse(Refused(400, [Reason(
+                "no_submission_file", "Thiếu phần 'xml_submission_file' trong bản gửi.",
+                "The multipart body has no 'xml_submission_file' file part.")]), b"", account)
+        form_id = form_id_hint(upload.xml)
+        metrics.SUBMISSION_BYTES.labels(form_id=form_id).observe(upload.size)
         try:
-            if incomplete:
-                accepted = await run_in_threadpool(service.submit_part, raw, account, attachments)
-            else:
-                accepted = await run_in_threadpool(service.submit, raw, account, "openrosa", attachments)
-        except SubmissionRejected as exc:
-            return refuse(400, exc.reasons, raw, account)
-        except SubmissionConflict as exc:
-            return refuse(409, [exc.reason], raw, account)
-        except OutOfScope as exc:
-            return refuse(403, [exc.reason], raw, account)
-        except StorageFull as exc:
-            return _storage_full(exc, form_id)
+            accepted = await run_in_threadpool(service.submit, upload.xml, account, "openrosa", upload.files,
+                                               incomplete=upload.incomplete)
+        except Refused as exc:
+            if exc.status >= 500:
+                log.error("submission refused: %s", exc)
+            return await refuse(exc, upload.xml, account)
         except PublishFailed as exc:
             log.error("publish failed: %s", exc)
-            return _refuse(503, [Reason(
-                "bus_unavailable", "Máy chủ tạm thời không lưu được bản gửi; Collect sẽ gửi lại sau.",
-                "The server cannot store submissions right now; Collect will retry.")], form_id,
-                {"Retry-After": "30"})
+            return await refuse(_BUS_UNAVAILABLE, upload.xml, account)
         metrics.SUBMISSIONS_ACCEPTED.labels(form_id=accepted.form_id, kind=accepted.kind).inc()
-        metrics.ATTACHMENTS.labels(form_id=accepted.form_id).inc(len(attachments))
+        metrics.ATTACHMENTS.labels(form_id=accepted.form_id).inc(len(upload.files))
         return openrosa_response(201, _ACCEPTED_TEXT[accepted.kind], "submit_success")
 
     return router
@@ -243,17 +226,3 @@ _ACCEPTED_TEXT = {
     "held": "Đã nhận bản sửa; sẽ áp dụng khi bản gốc tới. / Edit received; it applies once the original arrives.",
     "partial": "Đã nhận một phần; hãy gửi tiếp phần còn lại. / Part received; send the rest.",
 }
-
-
-def _storage_full(exc: StorageFull, form_id: str) -> Response:
-    """507: the disk is full. Nothing was recorded or published (like 503), so Collect keeps the
-    submission and a later resend, once space is freed, is a first submission."""
-    log.error("storage full: %s", exc)
-    return _refuse(507, [Reason(
-        "storage_full", "Máy chủ hết dung lượng lưu trữ; bản gửi vẫn ở trên máy, hãy gửi lại sau.",
-        "The server is out of storage space; the submission stays on the phone, send it again later.")], form_id)
-
-
-def _too_large(what_vi: str, what_en: str, size: int, limit: int) -> Reason:
-    return Reason("too_large", f"{what_vi} quá lớn ({size} byte, tối đa {limit}).",
-                  f"{what_en} too large ({size} bytes, at most {limit}).")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from services import logs
 from services.bootstrap import query_app
 from services.config import Settings
+from services.web import serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,8 +19,7 @@ def main(argv: list[str] | None = None) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     settings = Settings.from_env()
     logs.configure(settings)
-    uvicorn.run(query_app(settings), host=settings.host, port=settings.query_port,
-                log_level=settings.log_level.lower(), log_config=None)
+    serve(query_app(settings), settings, settings.query_port)
 
 
 if __name__ == "__main__":

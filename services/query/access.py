@@ -42,11 +42,13 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from services.config import check_private, write_private_json
 from services.domain.events import Scheme
 from services.domain.reference import REFERENCE_DIR, Reference, default_reference
+from services.login_throttle import LoginThrottle
 from services.query.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,7 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def read_keys_file(path: Path) -> dict[str, Principal]:
+    check_private(path, "API_KEYS_FILE")
     data = json.loads(path.read_text("utf-8"))
     if not isinstance(data, dict):
         raise ValueError("the API keys file must be a JSON object: sha256(key) → {name, scopes}")
@@ -222,15 +225,21 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKeyHe
                        description="The same key in an `X-API-Key` header.")
 
 
-def authenticator(keys: ApiKeys) -> Callable[..., Principal]:
-    def principal(bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+def authenticator(keys: ApiKeys, throttle: LoginThrottle) -> Callable[..., Principal]:
+    def principal(request: Request,
+                  bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
                   api_key: Annotated[str | None, Security(_header)] = None) -> Principal:
         key = api_key or (bearer.credentials if bearer else None)
         if not key:
             raise Problem(401, "API key required", "Send Authorization: Bearer <key> or X-API-Key: <key>.",
                           "Authorization", _CHALLENGE)
+        address = request.client.host if request.client else "unknown"
+        if wait := throttle.retry_after(address):
+            raise Problem(429, "Too many wrong API keys", f"Too many wrong API keys from this address; try again "
+                          f"in {wait} seconds.", "Authorization", {"Retry-After": str(wait)})
         found = keys.lookup(key.strip())
         if found is None:
+            throttle.failed("query", "api_key", address)
             raise Problem(401, "Unknown API key", "The API key is not valid (revoked, or mistyped).",
                           "Authorization", _CHALLENGE)
         return found
@@ -277,23 +286,15 @@ def add_key(path: Path, name: str, scopes: list[str], reference: Reference | Non
     data = json.loads(path.read_text("utf-8")) if path.exists() else {}
     key = new_key()
     data[hash_key(key)] = {"name": name, "scopes": checked}
-    _write(path, data)
+    write_private_json(path, data)
     return key
 
 
 def revoke_key(path: Path, name: str) -> int:
     data = json.loads(path.read_text("utf-8"))
     kept = {digest: entry for digest, entry in data.items() if entry.get("name") != name}
-    _write(path, kept)
+    write_private_json(path, kept)
     return len(data) - len(kept)
-
-
-def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    tmp.chmod(0o600)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

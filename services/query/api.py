@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
 
 from services.domain.reference import Reference
+from services.login_throttle import LoginThrottle
 from services.query import models
 from services.query.access import ApiKeys, Principal, administrator, authenticator, describe, reader
 from services.query.admin_api import admin_router
@@ -55,11 +56,12 @@ def reject_unknown_parameters(request: Request) -> None:
                       f"{', '.join(sorted(known)) or 'none'}", unknown[0])
 
 
-def query_router(store: Store, reference: Reference, keys: ApiKeys, *, rotation_loan_days: int = 90) -> APIRouter:
-    """Every ``/v1`` route over ``store`` and ``reference``, guarded by ``keys``."""
+def query_router(store: Store, reference: Reference, keys: ApiKeys, throttle: LoginThrottle, *,
+                 rotation_loan_days: int = 90) -> APIRouter:
+    """Every ``/v1`` route over ``store`` and ``reference``, guarded by ``keys`` (wrong keys braked by ``throttle``)."""
     aggregates = Aggregates(store, reference)
     places = Places(reference, aggregates)
-    authenticated = authenticator(keys)
+    authenticated = authenticator(keys, throttle)
     read, admin = reader(authenticated), administrator(authenticated)
 
     router = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_parameters)])

@@ -2,7 +2,10 @@
 
 - **JSON** by default; **CSV** with ``format=csv`` or ``Accept: text/csv``: streamed, UTF-8 with a
   byte-order mark (Excel then shows Vietnamese), a header row, every row (no cap). The CSV's rows
-  are the JSON's rows, nested fields flattened with dots (``areas.legacy.province_code``).
+  are the JSON's rows, nested fields flattened with dots (``areas.legacy.province_code``). A text
+  cell a spreadsheet would run as a formula (it begins with ``=``, ``+``, ``-``, ``@``, a tab or a
+  carriage return: a library's name, an instanceID a phone chose) gets a leading ``'``, OWASP's
+  rule against CSV injection; numbers stay numbers.
 - **Caching** (aggregates): a strong ``ETag`` computed from the representation, ``Cache-Control:
   private, max-age=60``, ``304 Not Modified`` on a matching ``If-None-Match``.
 - **Pagination** of long lists: ``page_size`` and an opaque ``page_token`` (the last sort key of the
@@ -18,6 +21,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -106,17 +110,31 @@ def flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def neutralised(text: str) -> str:
+    """Text a spreadsheet will show as text, never evaluate: ``'`` before a formula's first character."""
+    if text.startswith(_FORMULA_START) and not _NUMBER.match(text):
+        return "'" + text
+    return text
+
+
 def cell(value: Any) -> str:
-    """A CSV cell: empty for null, true/false, ISO dates, JSON for lists, the number as JSON writes it."""
+    """A CSV cell: empty for null, true/false, ISO dates, JSON for lists, the number as JSON writes it,
+    text neutralised against formula injection."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value
+        return neutralised(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
-    return json.dumps(value, ensure_ascii=False, default=_default)
+    if isinstance(value, int | float | Decimal):
+        return json.dumps(value, default=_default)
+    return neutralised(json.dumps(value, ensure_ascii=False, default=_default))  # a list: JSON text
 
 
 # --- content negotiation and caching -----------------------------------------------------------------

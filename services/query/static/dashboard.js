@@ -362,14 +362,14 @@
     return parts.flat();
   }
 
-  // --- the key: once from ?key=, then sessionStorage, else a small form ------------------------
+  // --- the key: once from #key= (a fragment never reaches the server, nor its logs), then
+  // sessionStorage, else a small form -------------------------------------------------------
   function takeKeyFromUrl() {
-    const fromUrl = params.get("key");
+    const fragment = new URLSearchParams(window.location.hash.slice(1));
+    const fromUrl = fragment.get("key");
     if (fromUrl) {
       sessionStorage.setItem(KEY_STORAGE, fromUrl.trim());
-      params.delete("key");
-      const rest = params.toString();
-      window.history.replaceState(null, "", `${window.location.pathname}${rest ? `?${rest}` : ""}`);
+      window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}`);
     }
     return sessionStorage.getItem(KEY_STORAGE);
   }
