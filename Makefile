@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NPM    ?= npm
 CHARTS := build/static/chart.umd.js
 
-.PHONY: run test bench lint forms static schemas kafka-jars topics worker intake query clean
+.PHONY: run test check bench lint forms static schemas kafka-jars topics worker intake query clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ run: $(STAMP) forms static  ## the one-process embedded stack on http://127.0.0.
 test: $(STAMP) kafka-jars static  ## lint, then every test (a real Kafka broker is started by the harness)
 	$(VENV)/bin/ruff check services tests bench
 	$(PY) -m pytest
+
+# The inner loop, under a minute: lint, the domain, the intake's refusals, the query API's security.
+CHECK_TESTS := tests/test_domain.py tests/test_reference_data.py tests/test_schemas.py tests/test_config_docs.py \
+               tests/test_bad_input.py tests/test_openrosa.py tests/test_security_query.py
+
+check: $(STAMP)  ## lint and the fast tests (make test stays the whole suite)
+	$(VENV)/bin/ruff check services tests bench
+	$(PY) -m pytest -q $(CHECK_TESTS)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_ARGS  ?= --scale full
