@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -12,6 +14,7 @@ from urllib.request import parse_http_list, parse_keqv_list
 import pytest
 from fastapi.testclient import TestClient
 
+from services import logs
 from services.bootstrap import EmbeddedStack, embedded_stack
 from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library, default_reference
@@ -74,6 +77,19 @@ def visit_answers(library: Library, day: date, total: int = 40, loans: int = 25)
         "virtual_visits": 3, "loans": loans, "renewals": 2, "new_registrations": 1,
     }
     return {k: str(v) for k, v in values.items()}
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """The process's logging as an entry point configures it (JSON, INFO), into a buffer."""
+    root = logging.getLogger()
+    level, stream = root.level, io.StringIO()
+    handler = logs.configure(level="INFO", log_format="json", stream=stream)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

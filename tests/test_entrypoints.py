@@ -9,7 +9,6 @@ import logging
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from importlib import import_module
 
@@ -115,19 +114,6 @@ def test_text_format_and_an_unknown_format_is_refused():
         Settings.from_env(log_format="xml")
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         logs.formatter("xml")
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """The process's logging as an entry point configures it (JSON, INFO), into a buffer."""
-    root = logging.getLogger()
-    level, stream = root.level, io.StringIO()
-    handler = logs.configure(level="INFO", log_format="json", stream=stream)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def _lines(stream: io.StringIO) -> list[dict]:

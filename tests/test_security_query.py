@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from services import logs
 from services.bootstrap import EmbeddedStack, embedded_stack
 from services.clock import today_local
 from services.config import REPO_ROOT, Settings
@@ -63,20 +61,6 @@ def test_guessing_api_keys_from_one_address_is_locked_out(stack: EmbeddedStack):
 
 
 # --- 6. no API key in any log line ----------------------------------------------------------------------------------
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    import logging
-
-    root = logging.getLogger()
-    level, stream = root.level, io.StringIO()
-    handler = logs.configure(level="INFO", log_format="json", stream=stream)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-
 
 def test_the_dashboard_link_and_every_request_leave_the_key_out_of_the_logs(
         stack: EmbeddedStack, settings: Settings, json_logs: io.StringIO):
