@@ -75,7 +75,8 @@ class LoginThrottle:
                 failures.last_at = now
                 threshold = self._policy.per_account if key.startswith("account:") else self._policy.per_address
                 if failures.count >= threshold:
-                    seconds = min(self._policy.lockout_s * 2 ** (failures.count - threshold), MAX_LOCKOUT_S)
+                    doublings = min(failures.count - threshold, 20)  # past the cap anyway; no float overflow
+                    seconds = min(self._policy.lockout_s * 2 ** doublings, MAX_LOCKOUT_S)
                     failures.locked_until = now + seconds
                     locked.append((key, seconds))
                 self._keys[key] = failures

@@ -14,6 +14,7 @@ python-multipart (the parser Starlette uses) does the parsing.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -89,7 +90,8 @@ class _Part:
 
 
 class _Reader:
-    """python-multipart's callbacks, building an ``Upload``; file bytes are queued and written by ``read``."""
+    """python-multipart's callbacks, building an ``Upload``; file bytes are queued here and written by
+    ``flush``, which ``read_upload`` runs in a worker thread."""
 
     def __init__(self, limits: Limits, blobs: BlobStore):
         self.limits, self.blobs, self.upload = limits, blobs, Upload()
@@ -116,8 +118,8 @@ class _Reader:
         part = self.part
         _, options = parse_options_header(part.headers.get(b"content-disposition", b""))
         part.name = options.get(b"name", b"").decode("utf-8", "replace")
-        if b"filename" in options:
-            part.filename = options[b"filename"].decode("utf-8", "replace")
+        if b"filename" in options:  # a label only, never a path; Vietnamese in NFC like every other text
+            part.filename = unicodedata.normalize("NFC", options[b"filename"].decode("utf-8", "replace"))
         part.media_type = parse_options_header(part.headers.get(b"content-type", b""))[0].decode("latin-1")
         if part.name == SUBMISSION_PART:
             return
