@@ -33,7 +33,8 @@ def test_every_alert_uses_exported_metrics_and_says_what_to_do():
     exported |= {f"{name}_total" for name in exported}
     rules = [rule for group in yaml.safe_load(RULES.read_text("utf-8"))["groups"] for rule in group["rules"]]
     assert {r["alert"] for r in rules} >= {"ConsumerLagHigh", "DeadLettersArriving", "IntakeServerErrors",
-                                           "StoreInsertFailures", "RotationBatchesOverdue", "CentralPollLagging"}
+                                           "StoreInsertFailures", "RotationBatchesOverdue", "CentralPollLagging",
+                                           "CredentialsBeingGuessed"}
     for rule in rules:
         names = set(re.findall(r"\b([a-z_]+(?:_total|_seconds|_lag|_overdue))\b", rule["expr"]))
         assert names and names <= exported, (rule["alert"], names - exported)
