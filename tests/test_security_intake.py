@@ -104,7 +104,7 @@ def openrosa_refusal(response: httpx.Response, status: int, *says: str) -> None:
         assert text in response.text, (text, response.text)
 
 
-def staged_or_parked(stack: EmbeddedStack, settings: Settings) -> list[Path]:
+def staged_or_parked(settings: Settings) -> list[Path]:
     """Files of submissions not accepted: staged in ``raw/incoming`` or parked in ``raw/partial``."""
     raw = settings.state_dir / "raw"
     return [p for folder in ("incoming", "partial") for p in (raw / folder).rglob("*") if p.is_file()]
@@ -202,7 +202,7 @@ def test_a_chunked_body_over_the_limit_is_stopped_at_the_limit_and_leaves_nothin
     openrosa_refusal(response, 413, "quá lớn", "too large")
     # Reading stopped at the limit: the client could not push the rest (socket buffers aside).
     assert sent[0] < 50 * MIB, sent[0]
-    assert staged_or_parked(stack, settings) == [] and blobs(settings) == set()
+    assert staged_or_parked(settings) == [] and blobs(settings) == set()
     assert stack.ledger.lookup(f"uuid:chunked-{where}") is None
 
 
@@ -362,7 +362,7 @@ def test_a_part_of_a_split_upload_is_checked_as_the_whole_submission(
     openrosa_refusal(_part_post(client, xml), status)
     assert _rejections(client).get((str(status), reason), 0) == before + 1
     assert stack.ledger.partial_attachments("uuid:bad-part") is None
-    assert staged_or_parked(stack, settings) == [] and blobs(settings) == set()
+    assert staged_or_parked(settings) == [] and blobs(settings) == set()
 
 
 def test_a_part_outside_the_accounts_provinces_is_refused_and_kept_as_a_dead_letter(
@@ -370,7 +370,7 @@ def test_a_part_outside_the_accounts_provinces_is_refused_and_kept_as_a_dead_let
     xml = report(xform, LAI_CHAU, "uuid:foreign-part", 12)
     openrosa_refusal(_part_post(team(secured, "doi-hg"), xml), 403, "doi-hg")
     assert secured.ledger.partial_attachments("uuid:foreign-part") is None
-    assert staged_or_parked(secured, settings) == []
+    assert staged_or_parked(settings) == []
     assert [letter["instance_id"] for letter in secured.store.dead_letters()] == ["uuid:foreign-part"]
 
 
@@ -380,13 +380,13 @@ def test_an_unfinished_split_upload_expires_with_its_files(settings: Settings, x
         client = TestClient(stack.app, headers=OPENROSA)
         xml = report(xform, HA_GIANG, "uuid:abandoned", 12)
         assert _part_post(client, xml).status_code == 201
-        assert len(staged_or_parked(stack, settings)) == 1 and stack.ledger.partial_attachments("uuid:abandoned")
+        assert len(staged_or_parked(settings)) == 1 and stack.ledger.partial_attachments("uuid:abandoned")
         assert stack.service.expire_partials() == 1
-        assert staged_or_parked(stack, settings) == [] and stack.ledger.partial_attachments("uuid:abandoned") is None
+        assert staged_or_parked(settings) == [] and stack.ledger.partial_attachments("uuid:abandoned") is None
         assert visits(stack, HA_GIANG) == 0
         # The phone sends it whole later: it is a first submission, with what that request carries.
         assert _part_post(client, xml, incomplete=False).status_code == 201
-        assert visits(stack, HA_GIANG) == 12 and staged_or_parked(stack, settings) == []
+        assert visits(stack, HA_GIANG) == 12 and staged_or_parked(settings) == []
     finally:
         stack.close()
 
@@ -401,7 +401,7 @@ def test_the_attachments_of_a_refused_submission_are_deleted(client: TestClient,
     openrosa_refusal(_part_post(client, conflicting, photo=b"\xff\xd8second", incomplete=False), 409)
     assert blobs(settings) == {hashlib.sha256(b"\xff\xd8first").hexdigest(),
                                stack.ledger.lookup("uuid:twice").raw_sha256}
-    assert staged_or_parked(stack, settings) == []
+    assert staged_or_parked(settings) == []
 
 
 # --- 9. racing sends of one instanceID: one 201, and everything agrees on the winner ------------------------------

@@ -35,10 +35,6 @@ _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 STALE_INCOMING_S = 3600.0  # far longer than any request takes to arrive
 
 
-def no_space(exc: OSError) -> bool:
-    return exc.errno in _NO_SPACE
-
-
 @dataclass
 class StagedBlob:
     """A file being received: hashed and counted as it is written to ``incoming/``."""
@@ -96,7 +92,7 @@ class IncomingFile:
 
 
 def _storage_error(exc: OSError, path: Path) -> Exception:
-    return StorageFull(f"no space to store {path.name} in {path.parent}: {exc}") if no_space(exc) else exc
+    return StorageFull(f"no space to store {path.name} in {path.parent}: {exc}") if exc.errno in _NO_SPACE else exc
 
 
 class BlobStore:

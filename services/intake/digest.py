@@ -79,9 +79,6 @@ class NonceCounts:
         for nonce in [n for n, (_, issued) in self._highest.items() if issued < oldest]:
             del self._highest[nonce]
 
-    def __len__(self) -> int:
-        return len(self._highest)
-
 
 class DigestAuthenticator:
     def __init__(self, accounts: Accounts, secret: bytes | None = None, lifetime_s: int = NONCE_LIFETIME_S):
