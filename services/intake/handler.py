@@ -213,11 +213,19 @@ class IntakeService:
             error = OutOfScope(account, library_id, replaces=submission.deprecated_id)
         else:
             return
-        self._publisher.publish(DeadLetter.of(
-            stage="intake", reason=error.reasons[0], instance_id=submission.instance_id, form_id=submission.form_id,
-            library_id=library_id, submitter=account.username, content_hash=submission.content_hash,
-            raw=raw, recorded_at=now))
+        self._dead_letter(error.reasons[0], submission, raw, account.username, library_id=library_id, at=now)
         raise error
+
+    def _dead_letter(self, reason: Reason, submission: Submission, raw: bytes, submitter: str, *,
+                     instance_id: str | None = None, library_id: str | None = None,
+                     at: datetime | None = None) -> None:
+        """Keep what the intake could not apply, with the raw XML, for an operator to read and re-drive."""
+        if library_id is None:
+            library_id = submission.answer("library_id") or ""
+        self._publisher.publish(DeadLetter.of(
+            stage="intake", reason=reason, instance_id=instance_id or submission.instance_id,
+            form_id=submission.form_id, library_id=library_id, submitter=submitter,
+            content_hash=submission.content_hash, raw=raw, recorded_at=at or self._clock()))
 
     def _may_rewrite(self, account: Account, root_id: str) -> bool:
         if "*" in account.provinces:
@@ -280,13 +288,8 @@ class IntakeService:
     def _dead_letter_held(self, held: dict[str, str], raw: bytes, exc: Refused) -> None:
         """A held edit refused on release: kept as a dead letter (OutOfScope has written its own)."""
         _log_refused(raw, exc, Account(held["username"]), held["source"])
-        if isinstance(exc, OutOfScope):
-            return
-        submission = parse_submission(raw)
-        self._publisher.publish(DeadLetter.of(
-            stage="intake", reason=exc.reasons[0], instance_id=held["instance_id"], form_id=submission.form_id,
-            library_id=submission.answer("library_id") or "", submitter=held["username"],
-            content_hash=held["content_hash"], raw=raw, recorded_at=self._clock()))
+        if not isinstance(exc, OutOfScope):
+            self._dead_letter(exc.reasons[0], parse_submission(raw), raw, held["username"])
 
     def sweep(self) -> None:
         """What runs every few minutes: held edits past their time, split uploads never finished,
@@ -308,15 +311,11 @@ class IntakeService:
                     came.append(held["deprecated_id"])
                     continue
                 raw = self._blobs.read(held["raw_sha256"])
-                submission = parse_submission(raw)
                 reason = Reason(
                     "predecessor_missing",
                     f"Bản sửa {held['instance_id']} chờ bản gốc {held['deprecated_id']} quá hạn mà bản gốc chưa tới.",
                     f"Edit {held['instance_id']} waited for {held['deprecated_id']} past the timeout; it never came.")
-                self._publisher.publish(DeadLetter.of(
-                    stage="intake", reason=reason, instance_id=held["instance_id"], form_id=submission.form_id,
-                    library_id=submission.answer("library_id") or "", submitter=held["username"],
-                    content_hash=held["content_hash"], raw=raw, recorded_at=now))
+                self._dead_letter(reason, parse_submission(raw), raw, held["username"], at=now)
                 self._ledger.release(held["instance_id"])
         for instance_id in came:
             self._release_successors(instance_id)
@@ -361,11 +360,9 @@ class IntakeService:
             original = Envelope.model_validate_json(entry.event_json)
             if not self._may_rewrite(account, entry.root_id):
                 error = OutOfScope(account, original.library_id, replaces=instance_id)
-                self._publisher.publish(DeadLetter.of(
-                    stage="intake", reason=error.reasons[0], instance_id=f"{instance_id}#retracted",
-                    form_id=original.form_id, library_id=original.library_id, submitter=account.username,
-                    content_hash=entry.content_hash, raw=self._blobs.read(entry.raw_sha256),
-                    recorded_at=self._clock()))
+                raw = self._blobs.read(entry.raw_sha256)
+                self._dead_letter(error.reasons[0], parse_submission(raw), raw, account.username,
+                                  instance_id=f"{instance_id}#retracted", library_id=original.library_id)
                 raise error
             retraction = SubmissionRetracted(
                 **original.model_dump(include={"root_id", "form_id", "form_version", "occurred_on", "library_id",
