@@ -1,9 +1,10 @@
 """Wiring, in one place: which adapters each service gets, embedded or distributed.
 
 - ``embedded_stack``: one process: intake + processors + query on one FastAPI app,
-  the SQLite log as bus, chDB as store.
+  the SQLite log as bus, chDB as store; the processors are ``processors/embedded.py``'s runner
+  of the declared pipeline.
 - ``intake_app`` / ``query_app``: the distributed services (Kafka bus; ClickHouse server).
-  The faust worker wires itself in ``services/processors/worker.py`` from the same pieces.
+  The faust worker runs the same declared pipeline (``services/processors/worker.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI
 
 from services.bus.base import Publisher
-from services.bus.embedded import EmbeddedBus, Subscription
+from services.bus.embedded import EmbeddedLog
 from services.bus.kafka import KafkaPublisher
-from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, VISIT_EVENTS
 from services.config import Settings
 from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
@@ -33,8 +33,7 @@ from services.intake.ledger import Ledger
 from services.intake.openrosa import openrosa_router
 from services.intake.upload import Limits
 from services.login_throttle import LoginThrottle, ThrottlePolicy
-from services.processors import daily_visits, event_archive, rotation
-from services.processors.sqlite_state import SqliteState
+from services.processors.embedded import EmbeddedRunner
 from services.query.access import ApiKeys
 from services.query.api import query_router
 from services.query.dashboard import dashboard_router
@@ -103,9 +102,9 @@ class Periodic:
 class EmbeddedStack:
     app: FastAPI
     store: Store
-    bus: EmbeddedBus
+    bus: EmbeddedLog
+    processors: EmbeddedRunner
     ledger: Ledger
-    states: list[SqliteState]
     service: IntakeService
     # The query API's demo key (read:all + admin) when API_KEYS_FILE is unset: made at start-up,
     # kept only in this process's memory; None when the keys come from the file.
@@ -115,9 +114,8 @@ class EmbeddedStack:
     def close(self) -> None:
         if self.expiry is not None:
             self.expiry.stop()
+        self.processors.close()
         self.bus.close()
-        for state in self.states:
-            state.close()
         self.ledger.close()
         self.store.close()
 
@@ -132,21 +130,13 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     reference = default_reference(settings.libraries_file)
     store = Store(settings.store_dsn)
     store.migrate()
-    bus = EmbeddedBus(settings.state_dir / "bus.sqlite")
-    states = [SqliteState(settings.state_dir / f"processor-{name}.sqlite")
-              for name in (daily_visits.NAME, event_archive.NAME, rotation.NAME)]
-    bus.subscribe(Subscription(daily_visits.NAME, (VISIT_EVENTS.name,), states[0],
-                               lambda st, batch: daily_visits.process_batch(st, store, batch),
-                               batch_size=settings.processor_batch_rows))
-    archived = (*(t.name for t in EVENT_TOPICS.values()), DEAD_LETTERS.name, REJECTIONS.name)
-    bus.subscribe(Subscription(event_archive.NAME, archived,
-                               states[1], lambda _st, batch: event_archive.archive_batch(store, batch),
-                               batch_size=settings.processor_batch_rows))
-    bus.subscribe(Subscription(rotation.NAME, (EVENT_TOPICS["rotation_moved"].name,), states[2],
-                               lambda st, batch: rotation.process_batch(st, store, batch),
-                               batch_size=settings.processor_batch_rows))
-    bus.drain()  # whatever was accepted before a crash and not yet processed
-    bus.start()
+    bus = EmbeddedLog(settings.state_dir / "bus.sqlite")
+    processors = EmbeddedRunner(bus, store, settings.state_dir, settings.processor_batch_rows)
+    processors.drain()  # whatever was accepted before a crash and not yet processed
+    processors.start()
+    # 201 means durable, not yet folded: a read (the API, the dashboard, a tool) first waits, bounded,
+    # for what was accepted before it, so whoever submitted sees it.
+    store.read_barrier = lambda: processors.caught_up(settings.embedded_read_wait_s)
     ledger = Ledger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, bus, ledger)
     expiry = Periodic(service.sweep, 300)
@@ -156,7 +146,7 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
         query_router(store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days),
         dashboard_router(),
     ], on_shutdown=[expiry.stop])
-    return EmbeddedStack(app, store, bus, ledger, states, service, demo_key, expiry)
+    return EmbeddedStack(app, store, bus, processors, ledger, service, demo_key, expiry)
 
 
 def intake_app(settings: Settings) -> FastAPI:

@@ -89,8 +89,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CENTRAL_POLL_INTERVAL_S", "60", "Seconds between two polls of ODK Central."),
     Setting("CENTRAL_ACCOUNT", "central-pull", "Intake account pulled submissions are recorded under (its provinces "
             "apply if it is in `ACCOUNTS_FILE`, else every province)."),
-    Setting("PROCESSOR_BATCH_ROWS", "500", "Distributed worker: flush to the store after this many events…"),
-    Setting("PROCESSOR_BATCH_MS", "500", "…or after this many milliseconds, whichever comes first."),
+    Setting("PROCESSOR_BATCH_ROWS", "5000", "Processors (both modes): fold and write at most this many events at "
+            "once…"),
+    Setting("PROCESSOR_BATCH_MS", "200", "…and the distributed worker waits at most this many milliseconds to fill "
+            "a batch."),
+    Setting("EMBEDDED_READ_WAIT_S", "2", "Embedded stack: how long a query waits for the processors to reach what "
+            "the intake accepted before it (201 means durable; this makes it visible to the next read)."),
     Setting("PROCESSOR_GROUP", "thuvien-processors", "Workers' consumer group (faust app id); a new one replays."),
     Setting("FAUST_STORE", "memory://", "faust table storage (`memory://` or `rocksdb://`)."),
     Setting("FAUST_SESSION_TIMEOUT_S", "30", "How soon a dead worker's partitions move to the others."),
@@ -138,8 +142,9 @@ class Settings:
     central_forms: str = "visit_log"
     central_poll_interval_s: float = 60.0
     central_account: str = "central-pull"
-    processor_batch_rows: int = 500
-    processor_batch_ms: int = 500
+    processor_batch_rows: int = 5000
+    processor_batch_ms: int = 200
+    embedded_read_wait_s: float = 2.0
     processor_group: str = "thuvien-processors"
     faust_store: str = "memory://"
     faust_session_timeout_s: float = 30.0

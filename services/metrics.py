@@ -38,7 +38,7 @@ EVENTS_PROCESSED = Counter(
 )
 ROWS_INSERTED = Counter("store_rows_inserted_total", "Rows written to the store, by table.", ["table"])
 STORE_WRITE_SECONDS = Histogram(
-    "store_write_seconds", "Time to write one processor batch to the store, by table (both modes).", ["table"],
+    "store_write_seconds", "Time to write one processor batch to the store, by processor (both modes).", ["processor"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 STORE_INSERT_FAILURES = Counter("store_insert_failures_total", "Failed writes to the store, by table.", ["table"])

@@ -95,7 +95,7 @@ def _stream_with_kills(worker: WorkerProcess, first: Settings, rng: random.Rando
         sender.join()
         assert failures == []
 
-    wait_until_caught_up(worker, topics)
+    wait_until_caught_up(worker)
 
 
 
@@ -121,7 +121,7 @@ def test_sigkilled_worker_and_replay_give_the_oracle_answers(settings: Settings,
     replay = _settings(settings, tmp_path, kafka_bootstrap_servers, prefix, "replay", "replayed-store")
     replayer = WorkerProcess(replay, tmp_path / "replay.log").start()
     try:
-        wait_until_caught_up(replayer, topics)
+        wait_until_caught_up(replayer)
     finally:
         replayer.stop()
     _assert_store_equals_oracle(replay.store_dsn, oracle)

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.config import TIMEZONE
-from services.domain.daily_visits import fold_visit_event
+from services.domain.daily_visits import VisitChain, fold_batch
 from services.domain.errors import SubmissionRejected
+from services.domain.events import Retraction, SubmissionRetracted
 from services.domain.forms.visit_log import VisitCounts, VisitLogged, parse
 from services.domain.reference import default_reference
 from services.domain.submission import parse_submission
-
-
-class DictState:
-    def __init__(self) -> None:
-        self.data: dict[str, dict[str, Any]] = {}
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self.data[key] = value
-
+from tests.oracle import Area, Oracle
 
 REFERENCE = default_reference()
 LIBRARY = next(iter(REFERENCE.libraries.values()))
@@ -44,55 +35,152 @@ def event(event_id: str, day: date, total: int, root_id: str | None = None, answ
 DAY = date(2026, 10, 5)
 
 
+class Chains:
+    """The visit chains as the store keeps them, and the library-day sums its view makes of them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, VisitChain] = {}
+        self.position = 0
+
+    def fold(self, *events: object) -> list[str]:
+        batch = []
+        for e in events:
+            self.position += 1
+            batch.append((self.position, e))
+        return self.fold_at(batch)
+
+    def fold_at(self, batch: list[tuple[int, object]]) -> list[str]:
+        folded = fold_batch(self.rows, batch)
+        self.rows.update(folded.chains)
+        return [outcome for _, outcome, _ in folded.outcomes]
+
+    def days(self) -> dict[date, tuple[int, int, datetime | None]]:
+        """day → (visits_total, reports, first reported) over the counted chains."""
+        out: dict[date, tuple[int, int, datetime | None]] = {}
+        for c in self.rows.values():
+            if c.counted:
+                total, reports, first = out.get(c.day, (0, 0, None))
+                firsts = [t for t in (first, c.first_reported_at) if t is not None]
+                out[c.day] = (total + c.counts["visits_total"], reports + 1, min(firsts, default=None))
+        return out
+
+
+def retraction_of(version: VisitLogged, at: datetime) -> SubmissionRetracted:
+    base = version.model_dump(exclude={"event_type", "payload", "event_id", "submitted_at", "content_hash"})
+    return SubmissionRetracted(**base, event_id=f"{version.root_id}#retracted", submitted_at=at,
+                               content_hash="f" * 64, payload=Retraction(
+                                   retracts_event_type="visit_logged", reason_code="central_rejected",
+                                   reason="rejected in review"))
+
+
 def test_events_on_the_same_day_add_up():
-    state = DictState()
-    fold_visit_event(state, event("a", DAY, 10), 1)
-    result = fold_visit_event(state, event("b", DAY, 5), 2)
-    [row] = result.rows
-    assert (row.counts["visits_total"], row.reports, row.version) == (15, 2, 2)
+    chains = Chains()
+    assert chains.fold(event("a", DAY, 10), event("b", DAY, 5)) == ["applied", "applied"]
+    assert chains.days()[DAY][:2] == (15, 2)
 
 
-def test_a_redelivered_event_rewrites_the_same_totals():
-    state = DictState()
-    first = fold_visit_event(state, event("a", DAY, 10), 1)
-    again = fold_visit_event(state, event("a", DAY, 10), 1)
-    assert again.outcome == "duplicate"
-    assert again.rows[0].counts == first.rows[0].counts and again.rows[0].reports == 1
+def test_a_redelivered_event_changes_nothing():
+    chains = Chains()
+    chains.fold(event("a", DAY, 10))
+    before = dict(chains.rows)
+    assert chains.fold(event("a", DAY, 10)) == ["duplicate"]
+    assert chains.rows == before
 
 
 def test_same_id_other_answers_is_a_conflict_and_changes_nothing():
-    state = DictState()
-    fold_visit_event(state, event("a", DAY, 10), 1)
-    result = fold_visit_event(state, event("a", DAY, 99, answers_hash="b"), 2)
-    assert result.outcome == "conflict" and result.rows == []
-    chains = state.get(f"day:{LIBRARY.library_id}|{DAY}")["chains"]
-    assert [c["counts"]["visits_total"] for c in chains.values()] == [10]
+    chains = Chains()
+    chains.fold(event("a", DAY, 10))
+    assert chains.fold(event("a", DAY, 99, answers_hash="b")) == ["conflict"]
+    assert chains.days()[DAY][:2] == (10, 1)
 
 
-def test_an_edit_moving_the_date_retracts_the_old_day():
-    state = DictState()
-    fold_visit_event(state, event("v1", DAY, 10), 1)
-    result = fold_visit_event(state, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b"), 2)
-    assert result.outcome == "replaced"
-    by_day = {row.day: row for row in result.rows}
-    assert by_day[DAY].counts["visits_total"] == 0 and by_day[DAY].reports == 0
-    assert by_day[date(2026, 9, 30)].counts["visits_total"] == 12
+def test_an_edit_moving_the_date_moves_the_chain():
+    chains = Chains()
+    chains.fold(event("v1", DAY, 10))
+    assert chains.fold(event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b")) == ["replaced"]
+    assert chains.days() == {date(2026, 9, 30): (12, 1, datetime(2026, 11, 25, tzinfo=TIMEZONE))}
     # The superseded version arriving late is ignored.
-    assert fold_visit_event(state, event("v1", DAY, 10), 3).outcome == "stale"
+    assert chains.fold(event("v1", DAY, 10)) == ["stale"]
+    assert DAY not in chains.days()
 
 
-def test_a_day_keeps_when_its_reports_were_first_accepted_across_edits():
+def test_a_chain_keeps_when_it_was_first_accepted_across_edits():
     """Timeliness counts a month as reported when its first visit log came, not its last edit."""
-    state, first_at = DictState(), datetime(2026, 10, 6, 18, tzinfo=TIMEZONE)
-    fold_visit_event(state, event("v1", DAY, 10, submitted_at=first_at), 1)
-    edit = event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b",
-                 submitted_at=datetime(2026, 11, 20, 9, tzinfo=TIMEZONE))
-    moved = {row.day: row for row in fold_visit_event(state, edit, 2).rows}
-    assert moved[date(2026, 9, 30)].first_reported_at == first_at  # the edit moved the chain, not its first time
-    assert moved[DAY].first_reported_at is None and moved[DAY].reports == 0
-    later = event("w1", date(2026, 9, 30), 3, answers_hash="c", submitted_at=datetime(2026, 10, 1, tzinfo=TIMEZONE))
-    (row,) = fold_visit_event(state, later, 3).rows
-    assert row.reports == 2 and row.first_reported_at == datetime(2026, 10, 1, tzinfo=TIMEZONE)
+    chains, first_at = Chains(), datetime(2026, 10, 6, 18, tzinfo=TIMEZONE)
+    chains.fold(event("v1", DAY, 10, submitted_at=first_at))
+    chains.fold(event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b",
+                      submitted_at=datetime(2026, 11, 20, 9, tzinfo=TIMEZONE)))
+    assert chains.days()[date(2026, 9, 30)] == (12, 1, first_at)  # the edit moved the chain, not its first time
+    earlier = datetime(2026, 10, 1, tzinfo=TIMEZONE)
+    chains.fold(event("w1", date(2026, 9, 30), 3, answers_hash="c", submitted_at=earlier))
+    assert chains.days()[date(2026, 9, 30)] == (15, 2, earlier)  # the day's earliest chain
+
+
+def test_a_batch_folded_again_from_the_same_state_gives_the_same_rows():
+    """A worker killed after its store write, before its commit, folds the batch again."""
+    chains = Chains()
+    chains.fold(event("v1", DAY, 10))
+    batch = [(2, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b")), (3, event("w", DAY, 4))]
+    first = fold_batch(chains.rows, batch).chains
+    chains.rows.update(first)
+    assert fold_batch(chains.rows, batch).chains == {}  # the written rows already hold it: nothing to rewrite
+    before = Chains()
+    before.fold_at([(1, event("v1", DAY, 10))])
+    assert fold_batch(before.rows, batch).chains == first  # the write lost: the same rows again, same seq
+
+
+def test_a_retraction_withdraws_the_chain_once():
+    chains = Chains()
+    v2 = event("v2", DAY, 12, root_id="v1", answers_hash="b", submitted_at=datetime(2026, 11, 26, tzinfo=TIMEZONE))
+    chains.fold(event("v1", DAY, 10), v2)
+    retraction = retraction_of(v2, datetime(2026, 11, 27, tzinfo=TIMEZONE))
+    assert chains.fold(retraction) == ["retracted"]
+    assert chains.days() == {}
+    assert chains.fold(retraction) == ["duplicate"]
+    assert chains.fold(v2) == ["stale"]
+    assert chains.days() == {}
+
+
+# --- the fold alone against the oracle: any interleaving and duplication of a chain's versions -----------
+
+_ANSWERS = "abcdef"
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[list[tuple[int, object]], list[tuple[int, object]]]:
+    """Up to three chains, each with up to four versions (edits moving day and totals) and maybe a
+    retraction, accepted in order; then delivered in any order, each any number of times (≥ 1)."""
+    log: list[tuple[int, object]] = []
+    accepted = datetime(2026, 11, 1, 8, tzinfo=TIMEZONE)
+    for chain in range(draw(st.integers(1, 3))):
+        root = f"uuid:c{chain}"
+        for version in range(draw(st.integers(1, 4))):
+            accepted += timedelta(minutes=draw(st.integers(0, 2)))  # equal times: the log position decides
+            event_id = root if version == 0 else f"{root}-v{version + 1}"
+            log.append((len(log) + 1, event(event_id, DAY + timedelta(days=draw(st.integers(0, 2))),
+                                            draw(st.integers(0, 50)), root_id=root,
+                                            answers_hash=_ANSWERS[version], submitted_at=accepted)))
+        if draw(st.booleans()):
+            accepted += timedelta(minutes=draw(st.integers(0, 2)))
+            log.append((len(log) + 1, retraction_of(log[-1][1], accepted)))  # type: ignore[arg-type]
+    copies = [pair for pair in log for _ in range(draw(st.integers(1, 3)))]
+    return log, draw(st.permutations(copies))
+
+
+@settings(max_examples=300, deadline=None)
+@given(deliveries(), st.integers(1, 5))
+def test_any_interleaving_and_duplication_gives_the_oracles_totals(delivered, batch_size: int):
+    log, order = delivered
+    chains = Chains()
+    for start in range(0, len(order), batch_size):
+        chains.fold_at(order[start:start + batch_size])
+    oracle = Oracle(log, REFERENCE)
+    area = Area("legacy", library_id=LIBRARY.library_id)
+    expected = {row["period"]: (row["visits_total"], row["reports"])
+                for row in oracle.visits(area, None, None, "day")}
+    assert {d.isoformat(): totals[:2] for d, totals in chains.days().items()} == expected
+    firsts = {c.root_id: c.first_reported_at for c in chains.rows.values() if c.counted}
+    assert firsts == {root: oracle._first_accepted(root) for root in oracle._current}
 
 
 SUBMISSION = b"""<?xml version='1.0' encoding='UTF-8'?>
@@ -145,39 +233,3 @@ def test_malformed_xml_is_refused_with_a_reason():
     with pytest.raises(SubmissionRejected) as caught:
         parse_submission(b"<visit_log id='visit_log'><unclosed></visit_log>")
     assert caught.value.code == "xml_malformed"
-
-
-def test_a_half_persisted_edit_is_completed_by_its_redelivery():
-    """A worker killed mid-write may persist the new day but not the old day's retraction."""
-    state = DictState()
-    fold_visit_event(state, event("v1", DAY, 10), 1)
-    old_index = dict(state.get("sub:v1"))
-    fold_visit_event(state, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b"), 2)
-    # Undo the retraction and the index update, as if only the new day's key reached the changelog.
-    state.data[f"day:{LIBRARY.library_id}|{DAY}"]["chains"]["v1"] = {
-        "event_id": "v1", "content_hash": "a" * 64, "counts": event("v1", DAY, 10).payload.model_dump(),
-        "versions": ["v1"]}
-    state.data["sub:v1"] = old_index
-
-    again = fold_visit_event(state, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b"), 2)
-
-    by_day = {row.day: (row.counts["visits_total"], row.reports) for row in again.rows}
-    assert by_day == {date(2026, 9, 30): (12, 1), DAY: (0, 0)}
-
-
-def test_a_retraction_withdraws_the_chain_once():
-    from services.domain.daily_visits import retract_visit_chain
-    from services.domain.events import Retraction, SubmissionRetracted
-
-    state = DictState()
-    fold_visit_event(state, event("v1", DAY, 10), 1)
-    fold_visit_event(state, event("v2", DAY, 12, root_id="v1", answers_hash="b"), 2)
-    base = event("v2", DAY, 0, root_id="v1").model_dump(exclude={"event_type", "payload"})
-    retraction = SubmissionRetracted(**base, payload=Retraction(
-        retracts_event_type="visit_logged", reason_code="central_rejected", reason="rejected in review"))
-
-    result = retract_visit_chain(state, retraction, 3)
-    assert result.outcome == "retracted"
-    assert (result.rows[0].counts["visits_total"], result.rows[0].reports) == (0, 0)
-    assert retract_visit_chain(state, retraction, 3).outcome == "duplicate"
-    assert fold_visit_event(state, event("v2", DAY, 12, root_id="v1", answers_hash="b"), 2).outcome == "stale"

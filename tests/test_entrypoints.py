@@ -121,7 +121,7 @@ def _lines(stream: io.StringIO) -> list[dict]:
 
 
 def test_a_submissions_instance_id_is_in_the_intake_processor_and_store_write_log_lines(
-        client: TestClient, library: Library, json_logs: io.StringIO):
+        client: TestClient, stack, library: Library, json_logs: io.StringIO):
     xform = client.get("/forms/visit_log.xml").content
     day = date.today() - timedelta(days=3)
     accepted = "uuid:7a1b0c2d-0000-4000-8000-000000000001"
@@ -130,6 +130,7 @@ def test_a_submissions_instance_id_is_in_the_intake_processor_and_store_write_lo
     refused = "uuid:7a1b0c2d-0000-4000-8000-000000000002"
     unknown = visit_answers(library, day) | {"library_id": "LIB-XX-9999"}
     assert client.post("/submission", files=multipart(fill_instance(xform, unknown, refused))).status_code == 400
+    assert stack.processors.caught_up()
 
     lines = _lines(json_logs)
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
@@ -137,13 +138,12 @@ def test_a_submissions_instance_id_is_in_the_intake_processor_and_store_write_lo
     intake = [line for line in about if line["logger"] == "services.intake.handler"]
     assert [(i["message"], i["form_id"], i["library_id"], i["kind"]) for i in intake] == [
         ("submission accepted", "visit_log", library.library_id, "new")]
-    folded = [line for line in about if line["message"] == "event folded"]
-    assert [(f["logger"], f["outcome"]) for f in folded] == [("services.processors.daily_visits", "applied")]
-    written = {line["table"]: line for line in about if line["message"] == "batch written"}
-    assert set(written) == {"visits_library_daily", "events"}, written
-    assert written["visits_library_daily"]["rows"] == 1 and written["events"]["rows"] == 1
-    # (Embedded, the processors run inside publish, so their lines come before the intake's "accepted",
-    # which is logged once the event is durable; in distributed mode they come from the worker, later.)
+    # One line per processor batch (not per event): what it folded, how, and the rows it wrote.
+    written = {line["processor"]: line for line in about if line["message"] == "batch written"}
+    assert set(written) == {"daily_visits", "event_archive"}, written
+    assert written["daily_visits"]["logger"] == "services.processors.runner"
+    assert written["daily_visits"]["outcomes"] == {"applied": 1} and written["daily_visits"]["rows"]["visit_chains"] == 1
+    assert written["event_archive"]["rows"]["events"] == 1
 
     refusals = [line for line in lines if line.get("event_id") == refused]
     assert {(r["message"], r.get("reason")) for r in refusals} >= {("submission refused", "library_unknown")}

@@ -270,7 +270,7 @@ def test_broker_outage_answers_503_and_loses_nothing(settings: Settings, tmp_pat
         worker_settings = _settings(settings, tmp_path, bootstrap, prefix, "worker", f"chdb://{tmp_path / 'store'}")
         worker = WorkerProcess(worker_settings, tmp_path / "worker.log").start()
         try:
-            wait_until_caught_up(worker, _topics(prefix))
+            wait_until_caught_up(worker)
         finally:
             worker.stop()
         _assert_store_equals_oracle(worker_settings.store_dsn, bootstrap, prefix, accepted)
@@ -341,7 +341,7 @@ def test_workers_join_die_and_leave_under_load(settings: Settings, tmp_path: Pat
             senders.join()
             assert {o.status for o in senders.outcomes} == {201}
             accepted = senders.accepted()
-        wait_until_caught_up(a, topics)
+        wait_until_caught_up(a)
     finally:
         a.stop()
         b.stop()
@@ -398,7 +398,7 @@ def test_store_disk_full_for_a_minute(settings: Settings, tmp_path: Path, kafka_
                 senders.join()
                 assert {o.status for o in senders.outcomes} == {201}
                 accepted = senders.accepted()
-            wait_until_caught_up(worker, topics)
+            wait_until_caught_up(worker)
             assert _wait_for_gauge_zero(worker)
         finally:
             if filler is not None:

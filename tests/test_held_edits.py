@@ -12,7 +12,7 @@ import pytest
 
 from services.bus.base import PublishFailed
 from services.bus.codec import Message
-from services.bus.embedded import EmbeddedBus
+from services.bus.embedded import EmbeddedLog
 from services.clock import now_local, today_local
 from services.domain.reference import Library, default_reference
 from services.intake.handler import IntakeService
@@ -25,7 +25,7 @@ class UnreachableWhileDown:
     """The real embedded log behind a switch: while ``down``, publishing fails as with a broker
     that does not ack (``PublishFailed``), before anything is written."""
 
-    def __init__(self, bus: EmbeddedBus):
+    def __init__(self, bus: EmbeddedLog):
         self.bus, self.down = bus, False
 
     def publish(self, event: Message) -> None:
@@ -39,7 +39,7 @@ class UnreachableWhileDown:
 
 @pytest.fixture
 def intake(tmp_path: Path, forms_dir: Path):
-    bus = EmbeddedBus(tmp_path / "bus.sqlite")
+    bus = EmbeddedLog(tmp_path / "bus.sqlite")
     ledger = Ledger(tmp_path / "state")
     xform = (forms_dir / "visit_log.xml").read_bytes()
     version = re.search(rb'id="visit_log"[^>]*version="([^"]+)"', xform).group(1).decode()  # type: ignore[union-attr]
@@ -51,7 +51,7 @@ def intake(tmp_path: Path, forms_dir: Path):
     bus.close()
 
 
-def drop_after_first(bus: EmbeddedBus) -> list[Message]:
+def drop_after_first(bus: EmbeddedLog) -> list[Message]:
     """From now on the bus takes one more event and then fails (the broker drops right after);
     returns the list of events offered, and ``bus.publish = real`` restores it."""
     real, offered = bus.publish, []

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from services.config import REPO_ROOT, Settings
-from services.ops.broker import group_lag, watermarks
+from services.ops.broker import group_lag, watermarks, worker_input_topics
 from services.ops.replay import processed_offsets
 from tests.kafka.broker import die_with_parent
 
@@ -90,11 +90,13 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
     return {tp: high for tp, (_low, high) in watermarks(settings, topics, timeout_s=10).items() if high > 0}
 
 
-def wait_until_caught_up(worker: WorkerProcess, topics: list[str], timeout_s: float = 180) -> None:
-    """Until every message is written to the store: the group's committed offsets reach the log end,
+def wait_until_caught_up(worker: WorkerProcess, timeout_s: float = 180) -> None:
+    """Until every message the worker's group reads (the events, and its own internal topics) is
+    written to the store: the group's committed offsets reach the log end,
     or the worker's own processed offsets do (faust's commit bookkeeping can stall on a gap after a
     rebalance — faust-streaming issues #606, #318 — while processing goes on; replays then repeat,
     harmlessly, what was written)."""
+    topics = worker_input_topics(worker.settings)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert worker.alive(), f"worker died:\n{worker.log_tail()}"

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from services import logs
-from services.bus.topics import TOPICS, Topic, changelog_topics
+from services.bus.topics import TOPICS, Topic, group_topics
 from services.config import Settings
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,12 @@ log = logging.getLogger(__name__)
 
 def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: int = 1,
                   topics: tuple[Topic, ...] = TOPICS, timeout_s: float = 30.0, group: str | None = None) -> list[str]:
-    """Create the missing topics (and, given the workers' ``group``, their changelogs); return those created now."""
+    """Create the missing topics (and, given the workers' ``group``, its internal topics and changelogs);
+    return those created now."""
     if group is not None:
-        topics = (*topics, *changelog_topics(group))
+        from services.processors.pipeline import STATE_TABLES  # the pipeline declares which tables exist
+
+        topics = (*topics, *group_topics(group, STATE_TABLES))
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": log})  # librdkafka lines via logging
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [

@@ -10,10 +10,12 @@ from pydantic import BaseModel
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.forms import EVENT_MODELS
+from services.domain.rotation import BatchChange
 
-Message = Envelope | DeadLetter | Rejection
+Message = Envelope | DeadLetter | Rejection | BatchChange
 _MODELS: dict[str, type[BaseModel]] = {
-    **EVENT_MODELS, "submission_retracted": SubmissionRetracted, "dead_letter": DeadLetter, "rejection": Rejection}
+    **EVENT_MODELS, "submission_retracted": SubmissionRetracted, "dead_letter": DeadLetter, "rejection": Rejection,
+    "rotation_batch_change": BatchChange}
 
 
 def encode(event: Message) -> bytes:

@@ -1,4 +1,11 @@
-"""Kafka topic layout, declared once. Keys are ``library_id`` so one library's events stay in order."""
+"""Kafka topic layout, declared once, and what each message is keyed by.
+
+Keys are what the consuming state is about, chosen when the event is published: a submission's
+events (every version and its retraction) are keyed by their chain's ``root_id``, so one partition,
+hence one worker, holds a chain whatever library or day an edit moves it to. Book rotation needs a
+second key, the batch: its chain stage publishes each movement's placement to ``rotation.batches``
+keyed by ``batch_id`` (a repartition topic), where the batch stage folds it. Why keys at publish
+time and not a repartition of everything: ``schemas/AGGREGATES.md``, "Partitioning"."""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from dataclasses import dataclass
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.forms import FORMS
+from services.domain.rotation import BatchChange
 
 
 @dataclass(frozen=True)
@@ -21,7 +29,8 @@ class Topic:
         return f"{prefix}{self.name}"
 
 
-EVENT_PARTITIONS = 6
+# 12: the many-worker test runs 4 workers over them; more partitions than workers leaves room to grow.
+EVENT_PARTITIONS = 12
 
 # One topic per event kind, named after it; retractions travel on their form's topic so
 # they stay in order with the versions they retract.
@@ -37,32 +46,49 @@ DEAD_LETTERS = Topic("deadletters", partitions=1, retention_ms=-1,
 REJECTIONS = Topic("rejections", partitions=1, retention_ms=180 * 24 * 3600 * 1000,
                    purpose="Submissions the intake turned away (4xx) and why, for operators.")
 
-TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS)
+ROTATION_BATCHES = Topic("rotation.batches", partitions=EVENT_PARTITIONS, retention_ms=-1,
+                         purpose="Book-rotation movements placed in or withdrawn from a batch, keyed by batch_id "
+                                 "(the rotation chain stage's output, the batch stage's input).")
 
-# The faust tables of services/processors/worker.py. Their changelog topics are declared
-# here too and made before any worker starts: left to faust, a consumer group can join
-# while the new topics still show 0 partitions, and the first table write then fails.
-DAILY_VISITS_TABLE = "daily_visits-state"
-ROTATION_TABLE = "rotation-state"
-
-
-def changelog_topics(group: str) -> tuple[Topic, ...]:
-    """Changelogs of the workers' tables for consumer group ``group`` (compacted: latest value per key)."""
-    return tuple(Topic(f"{group}-{table}-changelog", partitions=EVENT_PARTITIONS, retention_ms=-1,
-                       cleanup_policy="compact", purpose=f"Changelog of the {table} faust table.")
-                 for table in (DAILY_VISITS_TABLE, ROTATION_TABLE))
-TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS, "rejection": REJECTIONS}
+TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS)  # what the intake writes
+INTERNAL_TOPICS: tuple[Topic, ...] = (ROTATION_BATCHES,)  # what the processors write, per consumer group
 
 
-def topic_for(event: Envelope | DeadLetter | Rejection) -> Topic:
+
+def group_topics(group: str, tables: tuple[str, ...]) -> tuple[Topic, ...]:
+    """The topics of the workers' consumer group ``group``: the internal topics, named after the group
+    (as faust names its own), so that a replay under a new group never mixes its messages with the
+    live ones; and the changelogs of its faust ``tables`` (compacted: latest value per key). Made
+    before any worker starts: left to faust, a consumer group can join while the new topics still
+    show 0 partitions, and the first table write then fails."""
+    internal = tuple(Topic(f"{group}-{t.name}", t.partitions, t.retention_ms, t.cleanup_policy, t.purpose)
+                     for t in INTERNAL_TOPICS)
+    return (*internal, *(Topic(f"{group}-{table}-changelog", partitions=EVENT_PARTITIONS, retention_ms=-1,
+                               cleanup_policy="compact", purpose=f"Changelog of the {table} faust table.")
+                         for table in tables))
+
+
+def internal_topic_name(topic: Topic, prefix: str, group: str) -> str:
+    """An internal topic's name in Kafka for consumer group ``group`` (see ``group_topics``)."""
+    return f"{prefix}{group}-{topic.name}"
+
+
+TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS, "rejection": REJECTIONS,
+                                         "rotation_batch_change": ROTATION_BATCHES}
+
+
+def topic_for(event: Envelope | DeadLetter | Rejection | BatchChange) -> Topic:
     """The topic an event goes to: its kind's, or for a retraction the retracted form's."""
     if isinstance(event, SubmissionRetracted):
         return TOPIC_BY_EVENT_TYPE[event.payload.retracts_event_type]
     return TOPIC_BY_EVENT_TYPE[event.event_type]
 
 
-def key_for(event: Envelope | DeadLetter | Rejection) -> str:
-    """Partition key: the library, so one library's events stay in order."""
+def key_for(event: Envelope | DeadLetter | Rejection | BatchChange) -> str:
+    """Partition key: what the consuming state is about. A submission's chain (``root_id``) for
+    events, a batch for rotation placements; the instanceID for dead letters and rejections."""
+    if isinstance(event, BatchChange):
+        return event.batch_id
     if isinstance(event, Envelope):
-        return event.library_id or event.event_id
-    return event.library_id or event.instance_id
+        return event.root_id
+    return event.instance_id or event.library_id

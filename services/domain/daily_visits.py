@@ -1,38 +1,44 @@
-"""Fold visit events into visits per library per day, by event time.
+"""Fold visit events into one state per report chain; the store sums chains into library-days.
 
-The state is a plain key→dict mapping behind the ``State`` port: a SQLite file in
-embedded mode, faust tables (with changelog topics) in distributed mode. Each call
-returns the rows whose totals changed, each carrying the full current totals for its
-(library, day), so writing them is an idempotent upsert: a re-delivered event writes
-the same row again and nothing is counted twice.
+The unit of state is a report chain (its first instanceID, ``root_id``): every version of a
+chain and its retraction travel under that key, so one worker sees all of them, whichever
+library or day an edit moves the report to. A chain's state is also its row in the store
+(``visit_chains``), and visits per library per day are the store's sum over current chains:
+no worker ever holds a library-day, so nothing splits when a chain moves.
 
-State keys:
-- ``day:<library_id>|<yyyy-mm-dd>``: the contributions of every submission chain counted
-  on that library-day, by root_id. Totals are always summed from them, never stored
-  apart, so each key is consistent on its own: a worker killed while its changelog was
-  half-written may persist some keys and not others, and re-delivery converges.
-- ``sub:<root_id>``: where a chain is counted (its day key), which versions it has had and
-  when its first version was accepted, so an edit can find and retract the earlier version
-  even when the day changed, and the day keeps the chain's first acceptance (timeliness).
+The chain's current version is the one accepted last (``submitted_at``, then log position),
+as ``current_facts`` and the oracle define it; a retraction counts as a version that withdraws
+the chain. So the result depends on the set of versions seen, never on their arrival order
+or on how many times each arrived. Each change bumps ``seq``, the row's version in the store
+(``ReplacingMergeTree(seq)``): the same events folded again from the same state give the same
+rows, so a batch written twice (a crash before its offsets were committed) changes nothing.
+
+Pure: the caller loads the chains a batch touches, folds, and writes the chains it returns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from services.domain.events import SubmissionRetracted
-from services.domain.forms.visit_log import COUNT_FIELDS, VisitLogged
+from services.domain.forms.visit_log import COUNT_FIELDS, EVENT_TYPE, VisitLogged
 
-
-class State(Protocol):
-    def get(self, key: str) -> dict[str, Any] | None: ...
-    def put(self, key: str, value: dict[str, Any]) -> None: ...
+Outcome = Literal["applied", "replaced", "duplicate", "stale", "conflict", "retracted"]
+_NO_COUNTS = {name: 0 for name in COUNT_FIELDS}
 
 
 @dataclass(frozen=True)
-class DailyVisitsRow:
+class VisitChain:
+    """One report chain as it stands: what counts now (``counted``) and what it has seen."""
+
+    root_id: str
+    event_id: str  # the current version (or the retraction that withdrew the chain)
+    submitted_at: datetime  # when the current version was accepted
+    position: int  # its log position (the tie-break after submitted_at)
+    counted: bool  # False once the current version is a retraction
     library_id: str
     day: date
     province_legacy: str
@@ -40,122 +46,91 @@ class DailyVisitsRow:
     province_2025: str
     commune_2025: str
     counts: dict[str, int]
-    reports: int  # visit-log submissions contributing to this day
-    version: int  # log position of the last event applied: higher wins in the store
-    # When the earliest of those submissions was first accepted (its chain's first version):
-    # the reporting-timeliness indicator reads it; None when no submission counts on the day.
-    first_reported_at: datetime | None = None
-
-
-Outcome = Literal["applied", "replaced", "duplicate", "stale", "conflict", "retracted"]
+    first_reported_at: datetime | None  # the chain's first version's acceptance (reporting timeliness)
+    versions: dict[str, str] = field(default_factory=dict)  # every version seen: event_id → content hash
+    seq: int = 1  # bumped on every change: the row's version in the store
 
 
 @dataclass(frozen=True)
-class FoldResult:
-    outcome: Outcome
-    rows: list[DailyVisitsRow]
-    detail: str = ""
+class Folded:
+    """What a batch changed: the chains to write, and each event's outcome."""
+
+    chains: dict[str, VisitChain]
+    outcomes: list[tuple[object, Outcome, str]]  # (event, outcome, detail) in the order folded
 
 
-def _day_key(library_id: str, day: str) -> str:
-    return f"day:{library_id}|{day}"
+def is_visit_event(event: object) -> bool:
+    return isinstance(event, VisitLogged) or (
+        isinstance(event, SubmissionRetracted) and event.payload.retracts_event_type == EVENT_TYPE)
 
 
-def _empty_day(library_id: str, day: str, areas: list[str]) -> dict[str, Any]:
-    return {"library_id": library_id, "day": day, "areas": areas, "chains": {}}
-
-
-def _row(day_state: dict[str, Any], version: int) -> DailyVisitsRow:
-    chains = day_state["chains"].values()
-    p_legacy, c_legacy, p_2025, c_2025 = day_state["areas"]
-    return DailyVisitsRow(
-        library_id=day_state["library_id"],
-        day=date.fromisoformat(day_state["day"]),
-        province_legacy=p_legacy,
-        commune_legacy=c_legacy,
-        province_2025=p_2025,
-        commune_2025=c_2025,
-        counts={name: sum(chain["counts"][name] for chain in chains) for name in COUNT_FIELDS},
-        reports=len(day_state["chains"]),
-        version=version,
-        first_reported_at=min((datetime.fromisoformat(c["first"]) for c in chains if c.get("first")), default=None),
-    )
-
-
-def _earliest(*times: str | None) -> str:
-    """The earliest of ISO timestamps (state written before they were kept has none)."""
-    return min((t for t in times if t), key=datetime.fromisoformat)
-
-
-def _remove(state: State, key: str, root_id: str) -> dict[str, Any] | None:
-    """Take the chain out of a day key; return the day state if it changed."""
-    day_state = state.get(key)
-    if day_state is None or root_id not in day_state["chains"]:
-        return None
-    chains = {k: v for k, v in day_state["chains"].items() if k != root_id}
-    day_state = {**day_state, "chains": chains}
-    state.put(key, day_state)
-    return day_state
-
-
-def fold_visit_event(state: State, event: VisitLogged, position: int) -> FoldResult:
-    """Apply one event at log ``position`` (offset) to ``state``; return the rows to upsert.
-
-    Writes go target day first, then the earlier day's retraction, then the chain's index: a
-    crash can persist any prefix of them, and the event's re-delivery completes the rest.
-    """
+def _areas(event: VisitLogged | SubmissionRetracted) -> dict[str, str]:
     legacy, current = event.area("legacy"), event.area("2025")
-    areas = [legacy.province_code, legacy.commune_code, current.province_code, current.commune_code]
-    target = _day_key(event.library_id, event.occurred_on.isoformat())
-    sub_key = f"sub:{event.root_id}"
-    index = state.get(sub_key) or {"day_key": None, "versions": [], "retracted": False}
-    accepted = event.submitted_at.isoformat()
-    day_state = state.get(target) or _empty_day(event.library_id, event.occurred_on.isoformat(), areas)
-    here = day_state["chains"].get(event.root_id)
-    touched: dict[str, dict[str, Any]] = {}
-    known = set(index["versions"]) | set(here["versions"] if here else [])
-
-    if here is not None and here["event_id"] == event.event_id:
-        if here["content_hash"] != event.content_hash:
-            return FoldResult("conflict", [], f"instanceID {event.event_id} was seen with other answers")
-        outcome: Outcome = "duplicate"  # re-delivery: rewrite the rows, in case a write was lost in a crash
-        touched[target] = day_state
-    elif event.event_id in known:
-        return FoldResult("stale", [], f"{event.event_id} was already replaced or retracted")
-    else:
-        outcome = "replaced" if here is not None or (index["day_key"] and not index["retracted"]) else "applied"
-        first = _earliest(index.get("first"), here and here.get("first"), accepted)
-        chains = {**day_state["chains"], event.root_id: {
-            "event_id": event.event_id, "content_hash": event.content_hash, "counts": event.payload.model_dump(),
-            "versions": sorted(known | {event.event_id}), "first": first}}
-        day_state = {**day_state, "areas": areas, "chains": chains}
-        state.put(target, day_state)
-        touched[target] = day_state
-
-    # The chain counts on its current day only: retract it from the day of an earlier version.
-    previous = index["day_key"]
-    if previous and previous != target:
-        changed = _remove(state, previous, event.root_id)
-        if changed is not None:
-            touched[previous] = changed
-    first = day_state["chains"].get(event.root_id, {}).get("first") or index.get("first") or accepted
-    wanted = {"day_key": target, "versions": sorted(known | {event.event_id}), "retracted": False, "first": first}
-    if index != wanted:
-        state.put(sub_key, wanted)
-    return FoldResult(outcome, [_row(d, position) for d in touched.values()])
+    return {"province_legacy": legacy.province_code, "commune_legacy": legacy.commune_code,
+            "province_2025": current.province_code, "commune_2025": current.commune_code}
 
 
-def retract_visit_chain(state: State, event: SubmissionRetracted, position: int) -> FoldResult:
-    """Withdraw a submission chain's contribution (e.g. rejected in Central's review)."""
-    sub_key = f"sub:{event.root_id}"
-    index = state.get(sub_key)
-    if index is None:
-        return FoldResult("stale", [], f"nothing to retract for {event.root_id}")
-    key = index["day_key"]
-    day_state = state.get(key)
-    if index["retracted"]:
-        return FoldResult("duplicate", [_row(day_state, position)] if day_state else [])
-    changed = _remove(state, key, event.root_id) if key else None
-    state.put(sub_key, {**index, "retracted": True})
-    rows = [_row(changed or day_state, position)] if (changed or day_state) else []
-    return FoldResult("retracted", rows)
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+def _new_version(chain: VisitChain | None, event: VisitLogged, position: int) -> VisitChain:
+    versions = {**(chain.versions if chain else {}), event.event_id: event.content_hash}
+    first = _earliest(chain.first_reported_at if chain else None, event.submitted_at)
+    return VisitChain(root_id=event.root_id, event_id=event.event_id, submitted_at=event.submitted_at,
+                      position=position, counted=True, library_id=event.library_id, day=event.occurred_on,
+                      counts=event.payload.model_dump(), first_reported_at=first, versions=versions,
+                      seq=chain.seq + 1 if chain else 1, **_areas(event))
+
+
+def _later(event: object, position: int, chain: VisitChain) -> bool:
+    return (event.submitted_at, position) > (chain.submitted_at, chain.position)  # type: ignore[attr-defined]
+
+
+def fold_event(chain: VisitChain | None, event: VisitLogged | SubmissionRetracted, position: int
+               ) -> tuple[VisitChain | None, Outcome, str]:
+    """The chain after one event at log ``position``; ``None`` only while nothing was ever seen."""
+    if isinstance(event, SubmissionRetracted):
+        if chain is not None and chain.event_id == event.event_id and not chain.counted:
+            return chain, "duplicate", ""
+        if chain is not None and not _later(event, position, chain):
+            return chain, "stale", f"{event.event_id} is older than {chain.event_id}"
+        # Kept even with nothing to withdraw yet: a version accepted before it, arriving late, stays out.
+        base = chain or VisitChain(root_id=event.root_id, event_id=event.event_id, submitted_at=event.submitted_at,
+                                   position=position, counted=False, library_id=event.library_id,
+                                   day=event.occurred_on, counts=dict(_NO_COUNTS), first_reported_at=None,
+                                   seq=0, **_areas(event))
+        withdrawn = replace(base, event_id=event.event_id, submitted_at=event.submitted_at, position=position,
+                            counted=False, seq=base.seq + 1)
+        return withdrawn, ("retracted" if chain is not None and chain.counted else "stale"), (
+            "" if chain is not None else f"nothing to retract yet for {event.root_id}")
+    seen = chain.versions.get(event.event_id) if chain else None
+    if chain is not None and seen is not None:
+        if seen != event.content_hash:
+            return chain, "conflict", f"instanceID {event.event_id} was seen with other answers"
+        if chain.event_id == event.event_id and chain.counted:
+            return chain, "duplicate", ""
+        return chain, "stale", f"{event.event_id} was already replaced or retracted"
+    if chain is not None and not _later(event, position, chain):
+        # An older version arriving late: remembered (its first acceptance may be the chain's), not counted.
+        older = replace(chain, versions={**chain.versions, event.event_id: event.content_hash},
+                        first_reported_at=_earliest(chain.first_reported_at, event.submitted_at), seq=chain.seq + 1)
+        return older, "stale", f"{event.event_id} is older than {chain.event_id}"
+    outcome: Outcome = "replaced" if chain is not None and chain.counted else "applied"
+    return _new_version(chain, event, position), outcome, ""
+
+
+def fold_batch(chains: Mapping[str, VisitChain], batch: Iterable[tuple[int, object]]) -> Folded:
+    """Fold a batch of events over the chains it touches (as loaded); return those it changed."""
+    current = dict(chains)
+    changed: dict[str, VisitChain] = {}
+    outcomes: list[tuple[object, Outcome, str]] = []
+    for position, event in batch:
+        if not is_visit_event(event):
+            continue
+        before = current.get(event.root_id)  # type: ignore[attr-defined]
+        after, outcome, detail = fold_event(before, event, position)  # type: ignore[arg-type]
+        if after is not None and after is not before:
+            current[after.root_id] = changed[after.root_id] = after
+        outcomes.append((event, outcome, detail))
+    return Folded(changed, outcomes)

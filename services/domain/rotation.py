@@ -34,11 +34,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from services.domain.daily_visits import State
+from pydantic import BaseModel, ConfigDict
+
 from services.domain.dead_letters import DeadLetter
 from services.domain.errors import Reason
 from services.domain.events import SubmissionRetracted
 from services.domain.forms.rotation_movement import EVENT_TYPE, RotationMoved
+from services.domain.state import State
 
 REASON_CODE = "rotation_invalid_transition"
 Status = Literal["none", "dispatched", "received", "returned"]
@@ -381,83 +383,147 @@ def _result(outcome: Outcome, parts: list[tuple[list[RotationBatchRow], list[Rot
                       [c for p in parts for c in p[2]], detail)
 
 
-# --- folding events --------------------------------------------------------------------------------
+# --- folding events: stage 1, per submission chain ------------------------------------------------
 
 
-def fold_rotation_event(state: State, event: RotationMoved, position: int, now: datetime) -> FoldResult:
-    """Apply one movement at log ``position``; ``now`` stamps the dead letters it opens or closes."""
+class BatchChange(BaseModel):
+    """A chain's movement placed in, or withdrawn from, one batch: what the chain stage (keyed by
+    root_id) tells the batch stage (keyed by batch_id), through the ``rotation.batches`` topic.
+
+    ``chain_seq`` counts the chain's changes: the batch stage keeps the highest it has applied per
+    chain, so a change delivered twice, or late behind a newer one, changes nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: Literal["rotation_batch_change"] = "rotation_batch_change"
+    batch_id: str
+    root_id: str
+    chain_seq: int
+    movement: dict[str, Any] | None  # the current version (``_entry``), or None: withdrawn from this batch
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    outcome: Outcome
+    changes: list[BatchChange]
+    detail: str = ""
+
+
+def _placements(sub: dict[str, Any]) -> list[BatchChange]:
+    """The chain's placement in every batch it was ever in, as it stands (re-sent on a re-delivery:
+    the changes of the first delivery may not have reached the batch stage before a crash)."""
+    return [BatchChange(batch_id=b, root_id=sub["root_id"], chain_seq=sub["seq"],
+                        movement=sub["entry"] if b == sub["batch_id"] else None) for b in sub["batches"]]
+
+
+def _load_chain(state: State, root_id: str) -> dict[str, Any]:
+    return _load(state, f"sub:{root_id}") or {**_new_chain(), "root_id": root_id, "seq": 0, "entry": None}
+
+
+def fold_chain_event(state: State, event: RotationMoved, position: int) -> ChainResult:
+    """Stage 1: which version of a movement's chain counts, and the batch changes that follow."""
     sub_key = f"sub:{event.root_id}"
-    sub = _load(state, sub_key) or _new_chain()
+    sub = _load_chain(state, event.root_id)
     seen = sub["versions"].get(event.event_id)
     if seen is not None:
         if seen != event.content_hash:
-            return FoldResult("conflict", [], [], [], f"instanceID {event.event_id} was seen with other answers")
+            return ChainResult("conflict", [], f"instanceID {event.event_id} was seen with other answers")
         current = sub["current"]
         if current is not None and current["event_id"] == event.event_id:
-            return _result("duplicate", [_rewrite(_load(state, f"batch:{b}")) for b in sub["batches"]])
-        return FoldResult("stale", [], [], [], f"{event.event_id} is not the chain's current version")
+            return ChainResult("duplicate", _placements(sub))
+        return ChainResult("stale", [], f"{event.event_id} is not the chain's current version")
     sub["versions"][event.event_id] = event.content_hash
     mine = (event.submitted_at.isoformat(), position)
     current = sub["current"]
     if current is not None and not _later(mine, (current["submitted_at"], current["position"])):
         state.put(sub_key, sub)
-        return FoldResult("stale", [], [], [], f"{event.event_id} is older than {current['event_id']}")
-
-    parts = []
+        return ChainResult("stale", [], f"{event.event_id} is older than {current['event_id']}")
+    sub["seq"] += 1
+    changes = []
     old_batch_id, new_batch_id = sub["batch_id"], event.payload.batch_id
     if old_batch_id is not None and old_batch_id != new_batch_id:
-        parts.append(_withdraw(state, old_batch_id, event.root_id, now))
-    batch_key = f"batch:{new_batch_id}"
-    batch = _load(state, batch_key) or _new_batch(new_batch_id)
-    batch["movements"][event.root_id] = _entry(event, position)
-    batch["removed"].pop(event.root_id, None)
-    parts.append(_recompute(batch, now))
-    state.put(batch_key, batch)
+        changes.append(BatchChange(batch_id=old_batch_id, root_id=event.root_id, chain_seq=sub["seq"], movement=None))
+    sub["entry"] = _entry(event, position)
+    changes.append(BatchChange(batch_id=new_batch_id, root_id=event.root_id, chain_seq=sub["seq"],
+                               movement=sub["entry"]))
     sub["current"] = {"event_id": event.event_id, "submitted_at": mine[0], "position": position, "kind": "version"}
     sub["batch_id"] = new_batch_id
     if new_batch_id not in sub["batches"]:
         sub["batches"].append(new_batch_id)
     state.put(sub_key, sub)
-    return _result("replaced" if current is not None else "applied", parts)
+    return ChainResult("replaced" if current is not None else "applied", changes)
 
 
-def _withdraw(state: State, batch_id: str, root_id: str, now: datetime
-              ) -> tuple[list[RotationBatchRow], list[RotationMovementRow], list[LetterChange]]:
-    key = f"batch:{batch_id}"
-    batch = _load(state, key)
-    if batch is None or root_id not in batch["movements"]:
-        return [], [], []
-    batch["removed"][root_id] = batch["movements"].pop(root_id)
-    parts = _recompute(batch, now)
-    state.put(key, batch)
-    return parts
-
-
-def retract_rotation_chain(state: State, event: SubmissionRetracted, position: int, now: datetime) -> FoldResult:
-    """Withdraw a movement's chain (rejected in Central's review): the batch is walked without it."""
+def retract_chain(state: State, event: SubmissionRetracted, position: int) -> ChainResult:
+    """Stage 1 for a retraction (rejected in Central's review): the chain leaves its batch."""
     sub_key = f"sub:{event.root_id}"
-    sub = _load(state, sub_key) or _new_chain()
+    sub = _load_chain(state, event.root_id)
     current = sub["current"]
     if current is not None and current["event_id"] == event.event_id:
-        return _result("duplicate", [_rewrite(_load(state, f"batch:{b}")) for b in sub["batches"]])
+        return ChainResult("duplicate", _placements(sub))
     mine = (event.submitted_at.isoformat(), position)
     if current is not None and not _later(mine, (current["submitted_at"], current["position"])):
-        return FoldResult("stale", [], [], [], f"{event.event_id} is older than {current['event_id']}")
+        return ChainResult("stale", [], f"{event.event_id} is older than {current['event_id']}")
     # Recorded even with nothing to withdraw yet: a version accepted before it, arriving late, stays out.
-    parts = [_withdraw(state, sub["batch_id"], event.root_id, now)] if sub["batch_id"] else []
+    sub["seq"] += 1
+    changes = [BatchChange(batch_id=sub["batch_id"], root_id=event.root_id, chain_seq=sub["seq"], movement=None)
+               ] if sub["batch_id"] else []
     sub["current"] = {"event_id": event.event_id, "submitted_at": mine[0], "position": position,
                       "kind": "retraction"}
-    sub["batch_id"] = None
+    sub["batch_id"], sub["entry"] = None, None
     state.put(sub_key, sub)
     if current is None:
-        return FoldResult("stale", [], [], [], f"nothing to retract yet for {event.root_id}")
-    return _result("retracted", parts)
+        return ChainResult("stale", [], f"nothing to retract yet for {event.root_id}")
+    return ChainResult("retracted", changes)
+
+
+def fold_chain(state: State, event: object, position: int) -> ChainResult | None:
+    """Stage 1 for any event of the rotation topic; None for events that are not the rotation's."""
+    if isinstance(event, RotationMoved):
+        return fold_chain_event(state, event, position)
+    if isinstance(event, SubmissionRetracted) and event.payload.retracts_event_type == EVENT_TYPE:
+        return retract_chain(state, event, position)
+    return None
+
+
+# --- folding events: stage 2, per batch -------------------------------------------------------------
+
+
+def apply_batch_change(state: State, change: BatchChange, now: datetime) -> FoldResult:
+    """Stage 2: a chain's movement placed in or withdrawn from the batch; every row of the batch.
+    ``now`` stamps the dead letters it opens or closes."""
+    key = f"batch:{change.batch_id}"
+    batch = _load(state, key) or _new_batch(change.batch_id)
+    seqs: dict[str, int] = batch.setdefault("seqs", {})
+    known = seqs.get(change.root_id, 0)
+    if change.chain_seq < known:
+        return FoldResult("stale", [], [], [], f"an older change of {change.root_id}")
+    if change.chain_seq == known:
+        return _result("duplicate", [_rewrite(batch)])
+    seqs[change.root_id] = change.chain_seq
+    if change.movement is not None:
+        batch["movements"][change.root_id] = change.movement
+        batch["removed"].pop(change.root_id, None)
+        outcome: Outcome = "applied"
+    elif change.root_id in batch["movements"]:
+        batch["removed"][change.root_id] = batch["movements"].pop(change.root_id)
+        outcome = "retracted"
+    else:  # withdrawn before it arrived here: remembered, so that the late placement stays out
+        state.put(key, batch)
+        return FoldResult("stale", [], [], [], f"{change.root_id} is not in batch {change.batch_id}")
+    parts = _recompute(batch, now)
+    state.put(key, batch)
+    return _result(outcome, [parts])
 
 
 def fold(state: State, event: object, position: int, now: datetime) -> FoldResult | None:
-    """Fold any event of the rotation topic; None for events that are not the rotation's."""
-    if isinstance(event, RotationMoved):
-        return fold_rotation_event(state, event, position, now)
-    if isinstance(event, SubmissionRetracted) and event.payload.retracts_event_type == EVENT_TYPE:
-        return retract_rotation_chain(state, event, position, now)
-    return None
+    """Both stages over one state, for one partition (tests, and a reader of the whole log): the
+    chain's outcome, with the rows of every batch its changes touched."""
+    chain = fold_chain(state, event, position)
+    if chain is None:
+        return None
+    if chain.outcome in ("conflict", "stale") and not chain.changes:
+        return FoldResult(chain.outcome, [], [], [], chain.detail)
+    parts = [apply_batch_change(state, change, now) for change in chain.changes]
+    return FoldResult(chain.outcome, [r for p in parts for r in p.batches], [r for p in parts for r in p.movements],
+                      [c for p in parts for c in p.letters], chain.detail)

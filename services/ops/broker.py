@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaExcepti
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from services.bus.admin import ensure_topics
-from services.bus.topics import TOPICS, Topic, changelog_topics
+from services.bus.topics import INTERNAL_TOPICS, TOPICS, Topic, group_topics, internal_topic_name
 from services.config import TIMEZONE, Settings
 
 log = logging.getLogger(__name__)
@@ -23,13 +23,19 @@ _rdkafka_log = logging.getLogger("librdkafka")  # librdkafka's own lines through
 
 
 def declared_topics(group: str) -> tuple[Topic, ...]:
-    """Every topic the pipeline needs: the event, dead-letter and rejection topics, and ``group``'s changelogs."""
-    return (*TOPICS, *changelog_topics(group))
+    """Every topic the pipeline needs: the event, dead-letter and rejection topics, and ``group``'s own
+    (internal topics and changelogs)."""
+    from services.processors.pipeline import STATE_TABLES
+
+    return (*TOPICS, *group_topics(group, STATE_TABLES))
 
 
-def worker_input_topics(settings: Settings) -> list[str]:
-    """The topics the faust worker consumes (prefixed): its consumer group's offsets live on these."""
-    return [t.named(settings.kafka_topic_prefix) for t in TOPICS]
+def worker_input_topics(settings: Settings, group: str | None = None) -> list[str]:
+    """The topics the faust worker of ``group`` (default PROCESSOR_GROUP) consumes, prefixed: its consumer
+    group's offsets live on these."""
+    group = group or settings.processor_group
+    prefix = settings.kafka_topic_prefix
+    return [*(t.named(prefix) for t in TOPICS), *(internal_topic_name(t, prefix, group) for t in INTERNAL_TOPICS)]
 
 
 def group_id(settings: Settings, group: str) -> str:

@@ -8,7 +8,8 @@ in the log when the replay began, and is stopped. Progress comes from the worker
 ``processor_processed_offset`` (its ``/metrics``) and the group's commits.
 
 Embedded: the SQLite log (``bus.sqlite``) is read from a position into fresh processor state
-(``--state-dir``) and the fresh store, by the subscriptions the embedded stack wires.
+(``--state-dir``) and the fresh store, by the embedded stack's runner of the declared pipeline
+(``services/processors/embedded.py``).
 
 The fold state starts empty either way: replayed from a date or an offset, an edit whose
 original lies before it is applied as if new. ``--from-beginning`` rebuilds everything.
@@ -24,7 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -33,13 +34,11 @@ from typing import IO
 import httpx
 
 from services.bus.admin import ensure_topics
-from services.bus.embedded import EmbeddedBus, Subscription
-from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, VISIT_EVENTS
+from services.bus.embedded import EmbeddedLog
 from services.config import REPO_ROOT, SETTINGS, TIMEZONE, Settings
 from services.ops import broker
 from services.ops.progress import Progress
-from services.processors import daily_visits, event_archive, rotation
-from services.processors.sqlite_state import SqliteState
+from services.processors.embedded import EmbeddedRunner, state_files
 from services.store.clickhouse import Store
 
 # ------------------------------------------------------------------------------ shared
@@ -188,7 +187,8 @@ def distributed_replay(settings: Settings, *, to_store: str, group: str, from_of
     if group == settings.processor_group:
         print(f"error: {group} is the running workers' group (PROCESSOR_GROUP); give a new one", file=out)
         return 2
-    topics = broker.worker_input_topics(settings)
+    topics = broker.worker_input_topics(settings, group)
+    internal = [t for t in topics if t not in broker.worker_input_topics(settings, settings.processor_group)]
     try:
         already = broker.committed_offsets(settings, group, topics)
     except LookupError:  # a topic is missing: made below, and then nothing can be committed on it yet
@@ -229,6 +229,9 @@ def distributed_replay(settings: Settings, *, to_store: str, group: str, from_of
                 print(f"error: the worker exited ({worker.process.returncode if worker.process else '?'}):\n"
                       f"{worker.log_tail()}", file=out)
                 return 1
+            # The group's internal topics fill as the replay goes: their end moves with it.
+            ends.update({tp: high for tp, (_low, high) in broker.watermarks(settings, internal).items()})
+            target = Target(start, ends)
             processed = {tp: offset + 1 for tp, offset in worker.processed().items()}
             committed = broker.committed_offsets(settings, group, topics)
             reached = {tp: max(processed.get(tp, 0), committed.get(tp, 0)) for tp in ends}
@@ -254,20 +257,6 @@ def distributed_replay(settings: Settings, *, to_store: str, group: str, from_of
 
 
 # ------------------------------------------------------------------------------ embedded
-
-
-def embedded_subscriptions(store: Store, states: dict[str, SqliteState], batch_rows: int) -> list[Subscription]:
-    """The embedded stack's subscriptions (``services.bootstrap.embedded_stack`` wires the same;
-    ``tests/test_ops_cli.py`` checks the two agree)."""
-    archived = (*(t.name for t in EVENT_TOPICS.values()), DEAD_LETTERS.name, REJECTIONS.name)
-    return [
-        Subscription(daily_visits.NAME, (VISIT_EVENTS.name,), states[daily_visits.NAME],
-                     lambda st, batch: daily_visits.process_batch(st, store, batch), batch_size=batch_rows),
-        Subscription(event_archive.NAME, archived, states[event_archive.NAME],
-                     lambda _st, batch: event_archive.archive_batch(store, batch), batch_size=batch_rows),
-        Subscription(rotation.NAME, (EVENT_TOPICS["rotation_moved"].name,), states[rotation.NAME],
-                     lambda st, batch: rotation.process_batch(st, store, batch), batch_size=batch_rows),
-    ]
 
 
 def log_start_position(log_path: Path, *, from_offset: int | None, from_date: date | None) -> int | None:
@@ -306,9 +295,8 @@ def embedded_replay(settings: Settings, *, log_path: Path, state_dir: Path, to_s
                     progress: Progress | None = None) -> int:
     out = out or sys.stdout
     progress = progress or Progress()
-    names = (daily_visits.NAME, event_archive.NAME, rotation.NAME)
-    state_files = [state_dir / f"processor-{name}.sqlite" for name in names]
-    if any(path.exists() for path in state_files):
+    files = [*state_files(state_dir).values(), state_dir / "internal.sqlite"]
+    if any(path.exists() for path in files):
         print(f"error: --state-dir {state_dir} already holds processor state: give a new directory", file=out)
         return 2
     problem = fresh_store_problem(to_store)
@@ -326,36 +314,37 @@ def embedded_replay(settings: Settings, *, log_path: Path, state_dir: Path, to_s
 
     store = Store(to_store)
     store.migrate()
-    states = {name: SqliteState(path) for name, path in zip(names, state_files, strict=True)}
-    bus = EmbeddedBus(log_path)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = EmbeddedLog(log_path)
+    runner = EmbeddedRunner(log, store, state_dir, settings.processor_batch_rows)
     try:
-        subscriptions = embedded_subscriptions(store, states, settings.processor_batch_rows)
-        totals = {s.name: _count_from(log_path, s.topics, first) for s in subscriptions}
+        totals: dict[str, int | None] = {}
+        for sub in runner.subscriptions:
+            if sub.log is log:  # the events' log: from ``first``; the internal one is rebuilt from its start
+                with sub.state.transaction(sub.processor.name, first - 1):
+                    pass
+                totals[sub.processor.name] = _count_from(log_path, sub.topics, first)
+            else:
+                totals[sub.processor.name] = None
         done = dict.fromkeys(totals, 0)
 
-        def counted(sub: Subscription) -> Callable[[SqliteState, Sequence[tuple[int, object]]], object]:
-            handle = sub.handle
+        def text() -> str:
+            return "replay: " + ", ".join(f"{n} {done[n]}" + (f"/{t}" if t is not None else "")
+                                          for n, t in totals.items())
 
-            def run(state: SqliteState, batch: Sequence[tuple[int, object]]) -> object:
-                result = handle(state, batch)
-                done[sub.name] += len(batch)
-                progress.update("replay: " + ", ".join(f"{n} {done[n]}/{totals[n]}" for n in totals))
-                return result
-            return run
+        def counted(name: str, n: int) -> None:
+            done[name] += n
+            progress.update(text())
 
-        for sub in subscriptions:
-            with sub.state.transaction(sub.name, first - 1):  # start after the position before ``first``
-                pass
-            bus.subscribe(replace(sub, handle=counted(sub)))
+        runner.on_batch = counted
         started = time.monotonic()
-        bus.drain()
-        progress.done("replay: " + ", ".join(f"{n} {done[n]}/{totals[n]}" for n in totals))
+        runner.drain()
+        progress.done(text())
         print(f"done: log {log_path} from position {first} replayed into {to_store} in "
               f"{time.monotonic() - started:.1f}s; processor state in {state_dir}", file=out)
     finally:
-        bus.close()
-        for state in states.values():
-            state.close()
+        runner.close()
+        log.close()
         store.close()
     print(f"store: {_store_summary(to_store)}", file=out)
     return 0

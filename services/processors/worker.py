@@ -3,11 +3,14 @@
 Run: ``python -m services.processors.worker`` (BUS is implicitly kafka; STORE_DSN is the
 ClickHouse server, or a chDB path this process then owns).
 
-Delivery is at-least-once. Events are taken in batches (``PROCESSOR_BATCH_ROWS`` /
-``PROCESSOR_BATCH_MS``); faust acks a batch's offsets only after this code returns from it,
-and the store write is retried until it succeeds, so offsets never pass unwritten rows.
-Fold state lives in a faust table with a changelog topic; a batch replayed after a crash
-finds its events already folded and rewrites identical rows (ReplacingMergeTree by version).
+The Kafka runner of the declared pipeline (``pipeline.py``): one agent per group of topics read by
+the same processors (``pipeline.consumer_groups``), each running those processors over batches
+through ``runner.py``, as the embedded runner does. Delivery is at-least-once. Events are taken in
+batches (``PROCESSOR_BATCH_ROWS`` / ``PROCESSOR_BATCH_MS``); faust acks a batch's offsets only after
+this code returns from it, and the store write is retried until it succeeds, so offsets never pass
+unwritten rows. Local state lives in a faust table per agent (changelog topic), written once per key
+per batch; the visits' chains live in the store. A batch replayed after a crash finds its events
+already folded and rewrites identical rows (ReplacingMergeTree by version).
 """
 
 from __future__ import annotations
@@ -24,42 +27,44 @@ import faust
 from aiohttp import web
 
 from services import logs, metrics
-from services.bus.codec import decode
-from services.bus.topics import (
-    DAILY_VISITS_TABLE,
-    DEAD_LETTERS,
-    EVENT_PARTITIONS,
-    EVENT_TOPICS,
-    REJECTIONS,
-    ROTATION_TABLE,
-    VISIT_EVENTS,
-)
-from services.clock import now_local
+from services.bus.codec import decode, encode
+from services.bus.topics import EVENT_PARTITIONS, INTERNAL_TOPICS, Topic, internal_topic_name, key_for, topic_for
 from services.config import Settings
-from services.processors import event_archive, rotation
-from services.processors.daily_visits import NAME, FoldedBatch, fold_event, write_batch
-from services.processors.retry import until_written
+from services.processors import runner
+from services.processors.pipeline import Processor, consumer_groups, state_table
 from services.store.clickhouse import Store
 
 log = logging.getLogger(__name__)
 
 
 class TableState:
-    """The fold's ``State`` port over a faust table."""
+    """The fold's ``State`` port over a faust table, written once per key per batch.
+
+    Puts are kept until ``flush``, which writes each changed key to the table once, as the current
+    event of that key's partition: faust sends a table write to the changelog partition of the
+    "current event", and a state key is ``<kind>:<message key>`` (the state is keyed by what its
+    input is partitioned by), so the batch's event with that message key is the right one."""
 
     def __init__(self, table: faust.Table):
-        self._table = table
+        self.table = table
+        self._dirty: dict[str, dict[str, Any]] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
-        return self._table.get(key)
+        return self._dirty[key] if key in self._dirty else self.table.get(key)
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self._table[key] = value
+        self._dirty[key] = value
+
+    def flush(self, stream: faust.Stream, by_message_key: dict[str, Any]) -> None:
+        for key, value in self._dirty.items():
+            stream._set_current_event(by_message_key[key.split(":", 1)[1]])
+            self.table[key] = value
+        self._dirty.clear()
 
 
-async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+async def _in_thread(fn: Any, *args: Any) -> Any:
     """Store I/O blocks: keep it off the event loop that drives Kafka heartbeats."""
-    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
 
 
 class SkippedOffsets:
@@ -70,18 +75,18 @@ class SkippedOffsets:
     crash); an event beyond it means a gap, which is read straight from Kafka and folded first.
     Offsets on the event topics are contiguous: no transactions, no compaction."""
 
-    def __init__(self, bootstrap_servers: str, state: TableState):
+    def __init__(self, bootstrap_servers: str, table: faust.Table):
         self._bootstrap = bootstrap_servers
-        self._state = state
+        self._table = table  # written directly: the caller has made the partition's event current
 
     def expected(self, topic: str, partition: int) -> int | None:
-        entry = self._state.get(f"next:{topic}:{partition}")
+        entry = self._table.get(f"next:{topic}:{partition}")
         return entry["offset"] if entry else None
 
     def advance(self, topic: str, partition: int, offset: int) -> None:
         expected = self.expected(topic, partition)
         if expected is None or offset + 1 > expected:
-            self._state.put(f"next:{topic}:{partition}", {"offset": offset + 1})
+            self._table[f"next:{topic}:{partition}"] = {"offset": offset + 1}
 
     def read(self, topic: str, partition: int, start: int, end: int) -> list[tuple[int, bytes]]:
         """Messages ``[start, end)`` of one partition, read with a plain consumer outside the group."""
@@ -130,12 +135,6 @@ def _with_skipped(stream: faust.Stream, events: list[Any], skipped: SkippedOffse
     return pairs
 
 
-def _write_all(*writes: tuple[Any, ...]) -> None:
-    """Each ``(write, store, batch, table)`` in turn, each retried until the store takes it."""
-    for write, *args, table in writes:
-        until_written(write, *args, table=table)
-
-
 _processed: dict[tuple[str, int], int] = {}  # highest offset written to the store, per partition
 
 
@@ -154,6 +153,35 @@ class QuietWorker(faust.Worker):
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
+
+
+def _agent(settings: Settings, store: Store, processors: tuple[Processor, ...], table: faust.Table | None,
+           outputs: dict[str, faust.TopicT]) -> Any:
+    """The agent running ``processors`` (one topic group of the pipeline) over batches of its stream:
+    decode the batch, then per processor load → fold → write (retried) → emit, then ack the batch."""
+    state = TableState(table) if table is not None else None
+    skipped = SkippedOffsets(settings.kafka_bootstrap_servers, table) if table is not None else None
+
+    async def run(stream: faust.Stream) -> None:
+        within = settings.processor_batch_ms / 1000
+        async for events in stream.take_events(settings.processor_batch_rows, within=within):
+            batch = _with_skipped(stream, events, skipped) if skipped else [
+                (e.message.offset, (e, decode(e.value))) for e in events]
+            decoded = [(offset, message) for offset, (_event, message) in batch]
+            by_key = {key_for(message): event for _, (event, message) in batch}  # an event of each key's partition
+            for processor in processors:
+                loaded = await _in_thread(runner.load, processor, store, decoded)
+                folded = runner.fold(processor, decoded, state if processor.state == "local" else None, loaded)
+                if state is not None:
+                    state.flush(stream, by_key)
+                await _in_thread(runner.write, processor, store, folded)
+                for message in folded.emit:
+                    await outputs[topic_for(message).name].send(key=key_for(message).encode(), value=encode(message))
+                if folded.emit:  # on the broker before the batch counts as processed (a replay watches for them)
+                    await stream.app.producer.flush()
+            _mark_processed(events)
+
+    return run
 
 
 def create_worker_app(settings: Settings) -> faust.App:
@@ -178,66 +206,22 @@ def create_worker_app(settings: Settings) -> faust.App:
     app.producer.buffer.max_messages = max(100, 4 * settings.processor_batch_rows)
     store = Store(settings.store_dsn)
     store.migrate()
-    prefix = settings.kafka_topic_prefix
+    prefix, group = settings.kafka_topic_prefix, settings.processor_group
+
+    def topic_name(topic: Topic) -> str:
+        return internal_topic_name(topic, prefix, group) if topic in INTERNAL_TOPICS else topic.named(prefix)
 
     def raw_topic(*names: str) -> faust.TopicT:
         return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
-    def batches(stream: faust.Stream):  # noqa: ANN202 - faust's async generator of event lists
-        return stream.take_events(settings.processor_batch_rows, within=settings.processor_batch_ms / 1000)
-
-    # Each topic feeds exactly one agent, which also archives what it reads: two agents sharing a
-    # topic must both ack a message before its offset commits, and one stalled agent stalls both.
-
-    # Visits per library per day (services/domain/daily_visits.py), state in a faust table.
-    visit_state = TableState(app.Table(DAILY_VISITS_TABLE, default=None, partitions=VISIT_EVENTS.partitions,
-                                       key_type=str))  # values: plain JSON dicts (a value_type must be a Record)
-
-    visit_skipped = SkippedOffsets(settings.kafka_bootstrap_servers, visit_state)
-
-    @app.agent(raw_topic(VISIT_EVENTS.named(prefix)), name=f"{NAME}-agent")
-    async def fold(stream: faust.Stream) -> None:
-        async for events in batches(stream):
-            folded, archived = FoldedBatch(), []
-            for offset, (event, message) in _with_skipped(stream, events, visit_skipped):
-                # Table writes go to the changelog partition of the "current event"; inside a
-                # batch faust only knows the last one, so point it at each event in turn.
-                stream._set_current_event(event)
-                archived.append((offset, message))
-                fold_event(visit_state, offset, message, folded)
-            await _in_thread(_write_all, (write_batch, store, folded, "visits_library_daily"),
-                             (event_archive.archive_batch, store, archived, "events"))
-            _mark_processed(events)
-
-    # Book rotation: the batch state machine (services/domain/rotation.py), its own table.
-    rotation_topic = EVENT_TOPICS["rotation_moved"]
-    rotation_state = TableState(app.Table(ROTATION_TABLE, default=None, partitions=rotation_topic.partitions,
-                                          key_type=str))
-
-    rotation_skipped = SkippedOffsets(settings.kafka_bootstrap_servers, rotation_state)
-
-    @app.agent(raw_topic(rotation_topic.named(prefix)), name=f"{rotation.NAME}-agent")
-    async def rotate(stream: faust.Stream) -> None:
-        async for events in batches(stream):
-            folded, archived, now = rotation.FoldedBatch(), [], now_local()
-            for offset, (event, message) in _with_skipped(stream, events, rotation_skipped):
-                stream._set_current_event(event)  # as above: each table write to its event's partition
-                archived.append((offset, message))
-                rotation.fold_event(rotation_state, offset, message, folded, now)
-            await _in_thread(_write_all, (rotation.write_batch, store, folded, "rotation_batches"),
-                             (event_archive.archive_batch, store, archived, "events"))
-            _mark_processed(events)
-
-    # Every other event kind and the dead letters: archived only.
-    others = [t.named(prefix) for t in (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS)
-              if t not in (VISIT_EVENTS, rotation_topic)]
-
-    @app.agent(raw_topic(*others), name=f"{event_archive.NAME}-agent")
-    async def archive(stream: faust.Stream) -> None:
-        async for events in batches(stream):
-            batch = [(event.message.offset, decode(event.value)) for event in events]
-            await _in_thread(_write_all, (event_archive.archive_batch, store, batch, "events"))
-            _mark_processed(events)
+    outputs = {t.name: raw_topic(topic_name(t)) for t in INTERNAL_TOPICS}
+    for topics, processors in consumer_groups():
+        table_name = state_table(processors, topics)
+        table = (app.Table(table_name, default=None, partitions=topics[0].partitions, key_type=str)
+                 if table_name else None)  # values: plain JSON dicts (a value_type must be a Record)
+        name = f"{'+'.join(p.name for p in processors)}-agent"
+        app.agent(raw_topic(*(topic_name(t) for t in topics)), name=name)(_agent(settings, store, processors, table,
+                                                                                 outputs))
 
     @app.timer(interval=10.0)
     async def report_lag() -> None:

@@ -1,6 +1,7 @@
 """Aggregates and indicators read from the store, as defined in ``schemas/AGGREGATES.md``.
 
-SQL does the summing over ``visits_library_daily`` (processor-maintained) and the
+SQL does the summing over ``visit_chains`` (one row per visit-log chain, kept by the
+daily-visits processor; counted chains are summed per period and area here) and the
 ``current_facts`` view (current version of every submission chain); the ratios, the
 registry at a date and the targets are plain domain code (``services/domain``).
 """
@@ -39,9 +40,8 @@ def _json_int(name: str) -> str:
 
 
 RETRACTED = "submission_retracted"
-# The visit-log chains with a version in the year ({year:UInt16}): the only ones whose current version can be in it.
-_VISIT_CHAINS_OF_YEAR = ("root_id IN (SELECT root_id FROM events WHERE event_type = 'visit_logged' "
-                         "AND toYear(occurred_on) = {year:UInt16})")
+# Visit-log chains as they stand, the withdrawn left out (schemas/clickhouse/010_visit_chains.sql).
+COUNTED_CHAINS = "(SELECT * FROM visit_chains FINAL WHERE counted)"
 _COORDINATION_FORMS = ("rotation_moved", "mobile_session_held", "reading_promotion_held")
 
 
@@ -99,10 +99,10 @@ class Aggregates:
         if library_type:
             clauses.append("library_id IN {library_ids:Array(String)}")
             params["library_ids"] = self.libraries_of_type(library_type, end)
-        sums = ", ".join(f"toInt64(sum({c})) AS {c}" for c in (*COUNT_FIELDS, "reports"))
+        sums = ", ".join(f"toInt64(sum({c})) AS {c}" for c in COUNT_FIELDS)
         return self.store.select(
-            f"SELECT {period_sql('day', granularity)} AS period, {sums} FROM visits_library_daily FINAL "
-            f"WHERE {' AND '.join(clauses)} GROUP BY period HAVING reports > 0 ORDER BY period", params)
+            f"SELECT {period_sql('day', granularity)} AS period, {sums}, toInt64(count()) AS reports "
+            f"FROM {COUNTED_CHAINS} WHERE {' AND '.join(clauses)} GROUP BY period ORDER BY period", params)
 
     def mobile_sessions(self, area: AreaFilter, start: date, end: date,
                         granularity: Granularity) -> list[dict[str, Any]]:
@@ -154,7 +154,7 @@ class Aggregates:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.store.select(
             "SELECT toYear(day) AS year, library_id, toInt64(sum(visits_total)) AS visits "
-            f"FROM visits_library_daily FINAL {where} GROUP BY year, library_id HAVING sum(reports) > 0", params)
+            f"FROM {COUNTED_CHAINS} {where} GROUP BY year, library_id", params)
         by_year: dict[int, dict[str, int]] = defaultdict(dict)
         for row in rows:
             by_year[row["year"]][row["library_id"]] = row["visits"]
@@ -326,21 +326,11 @@ class Aggregates:
 
 
     def _first_reports(self, year: int) -> list[dict[str, Any]]:
-        """(library, month) → when its first counted visit log was first accepted, for ``year``.
-
-        From the daily rows (``first_reported_at``, kept by the processor); a year with rows
-        written before that column existed (1970 with reports) is resolved from ``events``."""
-        daily = ("SELECT library_id, toMonth(day) AS month, min(first_reported_at) AS first_accepted, "
-                 "toYear(min(first_reported_at)) = 1970 AS unknown FROM visits_library_daily FINAL "
-                 "WHERE toYear(day) = {year:UInt16} AND reports > 0 GROUP BY library_id, month")
-        rows = self.store.select(daily, {"year": year})
-        if not any(row["unknown"] for row in rows):
-            return rows
+        """(library, month) → when its first counted visit log was first accepted, for ``year``: the
+        earliest first acceptance of the chains counted that month (kept by the processor)."""
         return self.store.select(
-            "SELECT library_id, toMonth(occurred_on) AS month, min(first_submitted_at) AS first_accepted "
-            f"FROM {current_facts('visit_logged', chains=_VISIT_CHAINS_OF_YEAR)} "
-            "WHERE event_type = 'visit_logged' AND toYear(occurred_on) = {year:UInt16} "
-            "GROUP BY library_id, month", {"year": year})
+            "SELECT library_id, toMonth(day) AS month, min(first_reported_at) AS first_accepted "
+            f"FROM {COUNTED_CHAINS} WHERE toYear(day) = {{year:UInt16}} GROUP BY library_id, month", {"year": year})
 
 
 def _month_end(year: int, month: int) -> date:

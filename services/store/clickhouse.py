@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 
 from services.config import TIMEZONE
-from services.domain.daily_visits import DailyVisitsRow
+from services.domain.daily_visits import VisitChain
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
@@ -31,9 +31,9 @@ _DEAD_LETTER_COLUMNS = ["dead_letter_id", "stage", "reason_code", "reason_vi", "
 _EVENT_COLUMNS = ["event_id", "root_id", "deprecated_id", "event_type", "form_id", "form_version", "library_id",
                   "occurred_on", "submitted_at", "source", "submitter", "content_hash", "province_legacy",
                   "commune_legacy", "province_2025", "commune_2025", "payload", "version"]
-_DAILY_COLUMNS = ["library_id", "day", "province_legacy", "commune_legacy", "province_2025", "commune_2025",
-                  *COUNT_FIELDS, "reports", "version", "first_reported_at"]
-NEVER = datetime(1970, 1, 1, tzinfo=TIMEZONE)  # first_reported_at of a day no submission counts on
+_CHAIN_COLUMNS = ["root_id", "event_id", "submitted_at", "position", "counted", "library_id", "day",
+                  "province_legacy", "commune_legacy", "province_2025", "commune_2025", *COUNT_FIELDS,
+                  "first_reported_at", "version_ids", "version_hashes", "seq"]
 
 
 def normalise_dsn(dsn: str) -> str:
@@ -79,12 +79,22 @@ class AreaFilter:
             not self.commune_code or area.commune_code == self.commune_code)
 
 
+def _aware(value: datetime) -> datetime:
+    """A DateTime64 read back, in Asia/Ho_Chi_Minh (the client may hand it back naive, in UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC).astimezone(TIMEZONE)
+    return value.astimezone(TIMEZONE)
+
+
 class Store:
     def __init__(self, dsn: str):
         self.dsn = normalise_dsn(dsn)
         self._client = clickhouse_connect.get_client(dsn=self.dsn)
         # One chDB engine per process, shared by the intake, processor and query threads.
         self._lock = threading.Lock()
+        # Called before every ``select`` (the embedded stack: wait until the processors have folded
+        # what was accepted before the read). The processors' own reads (``visit_chains``) skip it.
+        self.read_barrier: Callable[[], object] | None = None
 
     def migrate(self) -> list[int]:
         with self._lock:
@@ -97,16 +107,41 @@ class Store:
         with self._lock:
             self._client.close()
 
-    def upsert_daily_visits(self, rows: Iterable[DailyVisitsRow]) -> int:
+    def upsert_visit_chains(self, chains: Iterable[VisitChain]) -> int:
         data = [
-            [r.library_id, r.day, r.province_legacy, r.commune_legacy, r.province_2025, r.commune_2025,
-             *(r.counts[name] for name in COUNT_FIELDS), r.reports, r.version, r.first_reported_at or NEVER]
-            for r in rows
+            [c.root_id, c.event_id, c.submitted_at, c.position, int(c.counted), c.library_id, c.day,
+             c.province_legacy, c.commune_legacy, c.province_2025, c.commune_2025,
+             *(c.counts[name] for name in COUNT_FIELDS), c.first_reported_at, list(c.versions),
+             list(c.versions.values()), c.seq]
+            for c in chains
         ]
         if data:
             with self._lock:
-                self._client.insert("visits_library_daily", data, column_names=_DAILY_COLUMNS)
+                self._client.insert("visit_chains", data, column_names=_CHAIN_COLUMNS)
         return len(data)
+
+    def visit_chains(self, root_ids: Iterable[str]) -> dict[str, VisitChain]:
+        """The chains with these root ids as they stand (the daily-visits processor's state)."""
+        wanted = list(root_ids)
+        if not wanted:
+            return {}
+        with self._lock:
+            result = self._client.query(
+                f"SELECT {', '.join(_CHAIN_COLUMNS)} FROM visit_chains FINAL WHERE root_id IN {{ids:Array(String)}}",
+                parameters={"ids": wanted})
+        n = len(COUNT_FIELDS)
+        chains = {}
+        for row in result.result_rows:
+            (root_id, event_id, submitted_at, position, counted, library_id, day, p_legacy, c_legacy, p_2025,
+             c_2025), counts, (first, ids, hashes, seq) = row[:11], row[11:11 + n], row[11 + n:]
+            chains[root_id] = VisitChain(
+                root_id=root_id, event_id=event_id, submitted_at=_aware(submitted_at), position=position,
+                counted=bool(counted), library_id=library_id, day=day, province_legacy=p_legacy,
+                commune_legacy=c_legacy, province_2025=p_2025, commune_2025=c_2025,
+                counts=dict(zip(COUNT_FIELDS, counts, strict=True)),
+                first_reported_at=_aware(first) if first is not None else None,
+                versions=dict(zip(ids, hashes, strict=True)), seq=seq)
+        return chains
 
     def record_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
         rows = [[getattr(letter, c) for c in _DEAD_LETTER_COLUMNS] for letter in letters]
@@ -151,6 +186,8 @@ class Store:
 
     def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a parameterised query (``{name:Type}`` placeholders), as dicts."""
+        if self.read_barrier is not None:
+            self.read_barrier()
         with self._lock:
             result = self._client.query(sql, parameters=params or {})
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]

@@ -1,0 +1,140 @@
+"""The embedded runner: every processor of the pipeline over the SQLite log, in one thread.
+
+Each processor keeps its position (and its local state, if any) in its own SQLite file,
+committed in one transaction after its batch is written to the store; a crash in between
+replays the batch, which the folds make harmless. Messages a processor emits (the rotation
+chain stage's placements) go to a second log, ``internal.sqlite`` beside the state: a replay
+into a fresh state directory then rebuilds them instead of reading the live stack's.
+
+The thread brings every processor up to the end of both logs, in batches: whatever arrived
+while it wrote the last batch goes into the next one, so the store sees a few large inserts
+under load instead of one per submission. ``publish`` does not wait for it (201 means durable);
+``caught_up`` lets a reader wait, bounded, until what was published before it is visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.bus.codec import decode
+from services.bus.embedded import EmbeddedLog
+from services.bus.topics import INTERNAL_TOPICS
+from services.processors import runner
+from services.processors.pipeline import PIPELINE, Processor
+from services.processors.sqlite_state import SqliteState
+from services.store.clickhouse import Store
+
+log = logging.getLogger(__name__)
+INTERNAL = {t.name for t in INTERNAL_TOPICS}
+
+
+@dataclass
+class Subscription:
+    processor: Processor
+    log: EmbeddedLog  # where its input is: the events' log, or the internal one
+    state: SqliteState  # its position, and its local state
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.processor.reads)
+
+
+def state_files(state_dir: Path) -> dict[str, Path]:
+    return {p.name: state_dir / f"processor-{p.name}.sqlite" for p in PIPELINE}
+
+
+class EmbeddedRunner:
+    def __init__(self, events: EmbeddedLog, store: Store, state_dir: Path, batch_rows: int = 5000,
+                 max_backoff_s: float = 30.0):
+        self.events, self.store, self.batch_rows = events, store, batch_rows
+        self.internal = EmbeddedLog(state_dir / "internal.sqlite")
+        files = state_files(state_dir)
+        self.subscriptions = [
+            Subscription(p, self.internal if {t.name for t in p.reads} <= INTERNAL else self.events,
+                         SqliteState(files[p.name])) for p in PIPELINE]
+        self._drain_lock = threading.Lock()
+        self._max_backoff_s = max_backoff_s
+        # Progress: every event position ≤ _processed is in the store.
+        self._progress = threading.Condition()
+        self._published = self._processed = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.on_batch: Callable[[str, int], None] = lambda _processor, _n: None  # progress of a replay
+        events.on_append = self._published_up_to
+
+    def _published_up_to(self, position: int) -> None:
+        with self._progress:
+            self._published = max(self._published, position)
+            self._progress.notify_all()
+
+    def start(self) -> None:
+        """Process what is already in the log, then follow it in a thread."""
+        self._published = self.events.end()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._process_forever, name="embedded-processors", daemon=True)
+            self._thread.start()
+
+    def caught_up(self, timeout_s: float = 2.0) -> bool:
+        """Wait until every event published before this call is in the store (at most ``timeout_s``)."""
+        with self._progress:
+            target = self._published
+            return self._progress.wait_for(lambda: self._processed >= target or self._stopping, timeout=timeout_s)
+
+    def _process_forever(self) -> None:
+        delay = 0.5
+        while True:
+            with self._progress:
+                self._progress.wait_for(lambda: self._published > self._processed or self._stopping, timeout=delay)
+                if self._stopping:
+                    return
+                target = self._published
+            try:
+                self.drain()
+            except Exception:
+                log.exception("processing the embedded log failed; retrying in %.1fs", delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self._max_backoff_s)
+                continue
+            delay = 0.5
+            with self._progress:
+                self._processed = max(self._processed, target)
+                self._progress.notify_all()
+
+    def drain(self) -> int:
+        """Bring every processor up to the end of both logs; the number of messages processed."""
+        done = 0
+        with self._drain_lock:
+            progressed = True
+            while progressed:  # a processor's output is another's input: go round until nothing moves
+                progressed = False
+                for sub in self.subscriptions:
+                    while entries := sub.log.read(sub.topics, sub.state.offset(sub.processor.name), self.batch_rows):
+                        self._step(sub, entries)
+                        done += len(entries)
+                        self.on_batch(sub.processor.name, len(entries))
+                        progressed = True
+        return done
+
+    def _step(self, sub: Subscription, entries: list[tuple[int, bytes]]) -> None:
+        batch = [(position, decode(value)) for position, value in entries]
+        with sub.state.transaction(sub.processor.name, entries[-1][0]) as state:
+            folded = runner.process(sub.processor, self.store, state if sub.processor.state == "local" else None,
+                                    batch)
+            # Emitted before the position commits: a crash in between emits them again, harmlessly.
+            self.internal.append_many(folded.emit)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            with self._progress:
+                self._stopping = True
+                self._progress.notify_all()
+            self._thread.join(timeout=60)
+            self._thread = None
+        for sub in self.subscriptions:
+            sub.state.close()
+        self.internal.close()

@@ -1,0 +1,229 @@
+"""The processing pipeline, declared once: the only place a processor is described.
+
+Each ``Processor`` says what it reads, what one unit of its state is about (the key its
+input is partitioned by), where that state lives, how a batch folds and how the result is
+written. In the spirit of arroyo's strategy chain (decode → fold → write → commit, one
+declaration, any backend), the runners in ``services/processors/`` execute these
+declarations and own everything around them, once: decoding a batch, retrying writes until
+the store takes them, emitting to the next topic, committing offsets, metrics and logs.
+
+- ``runner.py``: what every runner does with a batch (fold, write with retries, metrics, logs).
+- ``embedded.py``: the one-process stack and the replay of the embedded log.
+- ``worker.py``: the distributed worker (faust-streaming over Kafka); the Kafka replay runs it
+  under a new consumer group.
+
+Order matters only in the embedded runner: a processor that reads another's output comes after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from services.bus.codec import Message
+from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, ROTATION_BATCHES, VISIT_EVENTS, Topic
+from services.domain import daily_visits as visits_domain
+from services.domain import rotation as rotation_domain
+from services.domain.dead_letters import DeadLetter, Rejection
+from services.domain.errors import Reason
+from services.domain.events import Envelope
+from services.domain.state import State
+from services.store import rotation as rotation_store
+from services.store.clickhouse import Store
+
+log = logging.getLogger(__name__)
+Batch = Sequence[tuple[int, Message]]  # (log position / offset, decoded message)
+
+
+@dataclass
+class Folded:
+    """What a processor's fold made of one batch; its ``write`` takes it, the runner does the rest."""
+
+    rows: Any = None  # what the processor's write takes
+    outcomes: Counter[str] = field(default_factory=Counter)  # processor_events_processed_total{outcome}
+    event_ids: list[str] = field(default_factory=list)  # for the batch's log line
+    new_dead_letters: list[DeadLetter] = field(default_factory=list)  # opened now: counted and logged once
+    emit: list[Message] = field(default_factory=list)  # published to their topics once the write succeeded
+
+
+@dataclass(frozen=True)
+class Processor:
+    name: str
+    reads: tuple[Topic, ...]
+    keyed_by: str  # what one unit of state is about: the key its input topics are partitioned by
+    # "none": stateless; "store": kept in the store and read once per batch by ``load``; "local": a
+    # key → JSON ``State`` (SQLite embedded, a faust table distributed), restored from its changelog.
+    state: Literal["none", "store", "local"]
+    fold: Callable[[Batch, State | None, Any, datetime], Folded]  # (batch, local state, loaded, now)
+    write: Callable[[Store, Folded], dict[str, int]]  # rows written per table; raises if the store refuses
+    load: Callable[[Store, Batch], Any] | None = None
+
+
+# --- daily visits: state per report chain, kept in the store (visit_chains) --------------------------
+
+
+def _conflict_letter(event: Envelope, detail: str, now: datetime) -> DeadLetter:
+    reason = Reason("instance_id_conflict", f"Mã bản ghi trùng với nội dung khác: {detail}",
+                    f"Same instanceID with other answers: {detail}")
+    return DeadLetter.of(stage="processor", reason=reason, instance_id=event.event_id, form_id=event.form_id,
+                         library_id=event.library_id, submitter=event.submitter, content_hash=event.content_hash,
+                         raw=b"", recorded_at=now, event_json=event.model_dump_json())
+
+
+def _load_visit_chains(store: Store, batch: Batch) -> dict[str, visits_domain.VisitChain]:
+    return store.visit_chains({e.root_id for _, e in batch if visits_domain.is_visit_event(e)})  # type: ignore[union-attr]
+
+
+def _fold_visits(batch: Batch, _state: State | None, chains: Any, now: datetime) -> Folded:
+    result = visits_domain.fold_batch(chains, batch)
+    folded = Folded(rows=list(result.chains.values()))
+    for event, outcome, detail in result.outcomes:
+        folded.outcomes[outcome] += 1
+        folded.event_ids.append(event.event_id)  # type: ignore[attr-defined]
+        if outcome == "conflict":
+            folded.new_dead_letters.append(_conflict_letter(event, detail, now))  # type: ignore[arg-type]
+    return folded
+
+
+def _write_visits(store: Store, folded: Folded) -> dict[str, int]:
+    return {"dead_letters": store.record_dead_letters(folded.new_dead_letters),
+            "visit_chains": store.upsert_visit_chains(folded.rows)}
+
+
+DAILY_VISITS = Processor(
+    name="daily_visits", reads=(VISIT_EVENTS,), keyed_by="root_id (the report chain)", state="store",
+    load=_load_visit_chains, fold=_fold_visits, write=_write_visits)
+
+
+# --- the event archive: stateless --------------------------------------------------------------------
+
+
+def _fold_archive(batch: Batch, _state: State | None, _loaded: Any, _now: datetime) -> Folded:
+    events = [(p, e) for p, e in batch if isinstance(e, Envelope)]
+    letters = [e for _, e in batch if isinstance(e, DeadLetter)]
+    rejections = [e for _, e in batch if isinstance(e, Rejection)]
+    folded = Folded(rows=(events, letters, rejections), new_dead_letters=letters)
+    folded.outcomes["archived"] = len(batch)
+    folded.event_ids = [e.event_id for _, e in events]
+    return folded
+
+
+def _write_archive(store: Store, folded: Folded) -> dict[str, int]:
+    events, letters, rejections = folded.rows
+    return {"rejections": store.record_rejections(rejections), "events": store.insert_events(events),
+            "dead_letters": store.record_dead_letters(letters)}
+
+
+EVENT_ARCHIVE = Processor(
+    name="event_archive", reads=(*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS),
+    keyed_by="event_id (rows are keyed by it; no state)", state="none", fold=_fold_archive, write=_write_archive)
+
+
+# --- book rotation: two stages, a chain's versions, then a batch's movements --------------------------
+
+ROTATION_EVENTS = EVENT_TOPICS["rotation_moved"]
+
+
+def _fold_rotation_chains(batch: Batch, state: State | None, _loaded: Any, now: datetime) -> Folded:
+    assert state is not None
+    folded = Folded(rows=[])
+    for position, event in batch:
+        result = rotation_domain.fold_chain(state, event, position)
+        if result is None:
+            continue
+        folded.outcomes[result.outcome] += 1
+        folded.event_ids.append(event.event_id)  # type: ignore[union-attr]
+        folded.emit.extend(result.changes)
+        if result.outcome == "conflict":
+            folded.new_dead_letters.append(_conflict_letter(event, result.detail, now))  # type: ignore[arg-type]
+    return folded
+
+
+def _write_rotation_chains(store: Store, folded: Folded) -> dict[str, int]:
+    return {"dead_letters": store.record_dead_letters(folded.new_dead_letters)}
+
+
+ROTATION_CHAINS = Processor(
+    name="rotation_chains", reads=(ROTATION_EVENTS,), keyed_by="root_id (the movement's submission chain)",
+    state="local", fold=_fold_rotation_chains, write=_write_rotation_chains)
+
+
+@dataclass
+class _RotationRows:
+    batches: dict[str, rotation_domain.RotationBatchRow] = field(default_factory=dict)  # latest row per batch
+    movements: dict[tuple[str, str], rotation_domain.RotationMovementRow] = field(default_factory=dict)
+    letters: dict[str, rotation_domain.LetterChange] = field(default_factory=dict)  # latest per dead letter
+
+
+def _fold_rotation_batches(batch: Batch, state: State | None, _loaded: Any, now: datetime) -> Folded:
+    assert state is not None
+    rows = _RotationRows()
+    folded = Folded(rows=rows)
+    for _position, change in batch:
+        if not isinstance(change, rotation_domain.BatchChange):
+            continue
+        result = rotation_domain.apply_batch_change(state, change, now)
+        folded.outcomes[result.outcome] += 1
+        folded.event_ids.append(f"{change.batch_id}/{change.root_id}#{change.chain_seq}")
+        for row in result.batches:
+            rows.batches[row.batch_id] = row
+        for movement in result.movements:
+            rows.movements[(movement.batch_id, movement.root_id)] = movement
+        for letter in result.letters:
+            earlier = rows.letters.get(letter.letter.dead_letter_id)
+            # opened then closed within one batch: still counted as opened once
+            new = letter.new or (earlier is not None and earlier.new)
+            rows.letters[letter.letter.dead_letter_id] = rotation_domain.LetterChange(letter.letter, letter.resolved,
+                                                                                      new)
+    folded.new_dead_letters = [c.letter for c in rows.letters.values() if c.new]
+    return folded
+
+
+def _write_rotation_batches(store: Store, folded: Folded) -> dict[str, int]:
+    """Dead letters, then movements, then batches: a batch row is never ahead of its movements."""
+    rows: _RotationRows = folded.rows
+    return {"dead_letters": rotation_store.record_letters(store, list(rows.letters.values())),
+            "rotation_movements": rotation_store.upsert_movements(store, list(rows.movements.values())),
+            "rotation_batches": rotation_store.upsert_batches(store, list(rows.batches.values()))}
+
+
+ROTATION_BATCHES_STAGE = Processor(
+    name="rotation", reads=(ROTATION_BATCHES,), keyed_by="batch_id (the rotation batch)", state="local",
+    fold=_fold_rotation_batches, write=_write_rotation_batches)
+
+
+PIPELINE: tuple[Processor, ...] = (DAILY_VISITS, ROTATION_CHAINS, ROTATION_BATCHES_STAGE, EVENT_ARCHIVE)
+
+
+
+def consumer_groups(pipeline: tuple[Processor, ...] = PIPELINE
+                    ) -> list[tuple[tuple[Topic, ...], tuple[Processor, ...]]]:
+    """The topics grouped by the processors that read them, in pipeline order. A distributed worker
+    runs one agent per group, so a message is taken and acknowledged once, however many processors
+    need it (two agents on one topic must both ack a message before its offset commits)."""
+    readers: dict[Topic, list[Processor]] = {}
+    for processor in pipeline:
+        for topic in processor.reads:
+            readers.setdefault(topic, []).append(processor)
+    groups: dict[tuple[Processor, ...], list[Topic]] = {}
+    for topic, processors in readers.items():
+        groups.setdefault(tuple(processors), []).append(topic)
+    return [(tuple(topics), processors) for processors, topics in groups.items()]
+
+
+def state_table(processors: tuple[Processor, ...], topics: tuple[Topic, ...]) -> str | None:
+    """The faust table of the agent running ``processors`` over ``topics``: their local state and the
+    offsets the agent expects next. None when the topics' partition counts differ (a table is
+    co-partitioned with its agent's topics); such an agent has no local state to keep."""
+    if len({t.partitions for t in topics}) != 1:
+        if any(p.state == "local" for p in processors):
+            raise ValueError(f"{[p.name for p in processors]}: local state over topics of different partition counts")
+        return None
+    return f"{processors[0].name}-state"
+
+
+STATE_TABLES: tuple[str, ...] = tuple(t for topics, ps in consumer_groups() if (t := state_table(ps, topics)))
