@@ -273,7 +273,8 @@ class Workload:
                 "source": "openrosa",
                 "content_hash": hashlib.sha256(repr(sorted(answers.items())).encode()).hexdigest(),
                 "attachments": [], "payload": {k: int(answers[k]) for k in counts}}
-            yield answers["library_id"], json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            # keyed as services.bus.topics.key_for keys it: by the chain's root_id
+            yield record["root_id"], json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _areas(library: Library) -> tuple[AdminArea, AdminArea]:

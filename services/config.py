@@ -96,7 +96,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EMBEDDED_READ_WAIT_S", "2", "Embedded stack: how long a query waits for the processors to reach what "
             "the intake accepted before it (201 means durable; this makes it visible to the next read)."),
     Setting("PROCESSOR_GROUP", "thuvien-processors", "Workers' consumer group (faust app id); a new one replays."),
-    Setting("FAUST_STORE", "memory://", "faust table storage (`memory://` or `rocksdb://`)."),
     Setting("FAUST_SESSION_TIMEOUT_S", "30", "How soon a dead worker's partitions move to the others."),
     Setting("FAUST_WEB_PORT", "6066", "faust worker's own web port (its `/metrics` is served there)."),
     Setting("FAUST_DATA_DIR", "var/faust", "faust worker's data directory."),
@@ -146,7 +145,6 @@ class Settings:
     processor_batch_ms: int = 200
     embedded_read_wait_s: float = 2.0
     processor_group: str = "thuvien-processors"
-    faust_store: str = "memory://"
     faust_session_timeout_s: float = 30.0
     faust_web_port: int = 6066
     faust_data_dir: Path = field(default_factory=lambda: Path("var/faust"))

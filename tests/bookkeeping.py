@@ -12,7 +12,9 @@ without it (``count() > 1`` per key among the same version) would only measure m
 content (hash) the one the intake accepted, when the caller gives the hashes.
 
 Retractions (``<instanceID>#retracted``, made by Central review, never answered 201) are not
-submissions: they are left out, unless ``accepted`` names them.
+submissions: they are left out, unless ``accepted`` names them. So are the processors' own dead
+letters (stage ``processor``: a rotation movement that does not fit its batch): they are about
+events that were archived, not submissions set aside.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def assert_bookkeeping(store_or_dsn: Store | str, accepted: set[str],
     store = Store(store_or_dsn) if isinstance(store_or_dsn, str) else store_or_dsn
     try:
         event_rows = store.select("SELECT event_id, content_hash FROM events FINAL")
-        letter_rows = store.select("SELECT DISTINCT instance_id FROM dead_letters FINAL")
+        letter_rows = store.select("SELECT DISTINCT instance_id FROM dead_letters FINAL WHERE stage != 'processor'")
     finally:
         if isinstance(store_or_dsn, str):
             store.close()

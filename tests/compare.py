@@ -50,5 +50,20 @@ def compare(aggregates: Aggregates, oracle: Oracle, areas=AREAS) -> None:
     assert aggregates.visits(AreaFilter("legacy"), date(2024, 1, 1), TODAY, "year",
                              library_type="commune_public_library") == \
         oracle.visits(AreaFilter("legacy"), date(2024, 1, 1), TODAY, "year", library_type="commune_public_library")
+    compare_rotation(aggregates, oracle)
+
+
+def compare_rotation(aggregates: Aggregates, oracle: Oracle) -> None:
+    """Every rotation batch in the store is the oracle's, and no other."""
+    columns = ("status", "library_id", "dispatched_on", "received_on", "returned_on", "copies_lost", "copies_damaged",
+               "valid_movements", "invalid_movements")
+    rows = aggregates.store.select(f"SELECT batch_id, {', '.join(columns)} FROM rotation_batches FINAL")
+    # A batch whose movements were all withdrawn keeps a row with none: for the oracle, it is no batch.
+    stored = {row.pop("batch_id"): row for row in rows if row["valid_movements"] + row["invalid_movements"]}
+    expected = oracle.rotation_batches()
+    assert stored.keys() == expected.keys(), (f"only in the store: {sorted(stored.keys() - expected.keys())[:5]}, "
+                                              f"only in the oracle: {sorted(expected.keys() - stored.keys())[:5]}")
+    wrong = {b: (stored[b], expected[b]) for b in expected if stored[b] != expected[b]}
+    assert not wrong, f"{len(wrong)} rotation batches differ, e.g. {next(iter(wrong.items()))}"
 
 

@@ -19,6 +19,7 @@ from services.bootstrap import EmbeddedStack, embedded_stack
 from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library, default_reference
 from services.intake.forms import build_all
+from tests.clickhouse_http import ClickHouseServer
 from tests.kafka.broker import kafka_bootstrap
 
 OPENROSA = {"X-OpenRosa-Version": "1.0"}
@@ -90,6 +91,17 @@ def json_logs() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+@pytest.fixture
+def clickhouse_server(tmp_path: Path) -> Iterator[str]:
+    """The DSN of a ClickHouse server (chDB behind ClickHouse's HTTP interface) that several worker
+    processes can share, as they share one in production."""
+    server = ClickHouseServer(str(tmp_path / "clickhouse")).start()
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -474,3 +474,36 @@ class Oracle:
             "completeness": self._indicator("completeness", year, _fraction(received, expected), received, expected),
             "timeliness": self._indicator("timeliness", year, _fraction(on_time, expected), on_time, expected),
         }
+
+    # -- book rotation (AGGREGATES.md, "Book rotation")
+
+    def rotation_batches(self) -> dict[str, dict[str, Any]]:
+        """batch_id → the batch as its current movements make it: each movement walked in order of
+        (date, dispatched < received < returned, acceptance, instanceID) moves the batch if it may."""
+        rank = {"dispatched": 0, "received": 1, "returned": 2}
+        by_batch: dict[str, list[Envelope]] = defaultdict(list)
+        for event in self._of("rotation_moved"):
+            by_batch[_payload(event)["batch_id"]].append(event)
+        out = {}
+        for batch_id, movements in by_batch.items():
+            status, done, valid = "none", {}, []
+            for e in sorted(movements, key=lambda e: (e.occurred_on, rank[_payload(e)["movement"]], e.submitted_at,
+                                                      e.event_id)):
+                p, dispatch = _payload(e), done.get("dispatched")
+                same_origin = dispatch is not None and all(
+                    p[k] == _payload(dispatch)[k] for k in ("origin", "origin_province", "origin_library_id"))
+                ok = {"dispatched": dispatch is None,
+                      "received": status == "dispatched" and same_origin and e.library_id == dispatch.library_id,
+                      "returned": status == "received" and same_origin and e.library_id == dispatch.library_id,
+                      }[p["movement"]]
+                if ok:
+                    status, done[p["movement"]] = p["movement"], e
+                    valid.append(e)
+            out[batch_id] = {
+                "status": status, "library_id": done["dispatched"].library_id if "dispatched" in done else "",
+                **{f"{step}_on": done[step].occurred_on if step in done else None
+                   for step in ("dispatched", "received", "returned")},
+                "copies_lost": sum(_payload(e).get("copies_lost") or 0 for e in valid),
+                "copies_damaged": sum(_payload(e).get("copies_damaged") or 0 for e in valid),
+                "valid_movements": len(valid), "invalid_movements": len(movements) - len(valid)}
+        return out

@@ -142,7 +142,8 @@ def test_a_submissions_instance_id_is_in_the_intake_processor_and_store_write_lo
     written = {line["processor"]: line for line in about if line["message"] == "batch written"}
     assert set(written) == {"daily_visits", "event_archive"}, written
     assert written["daily_visits"]["logger"] == "services.processors.runner"
-    assert written["daily_visits"]["outcomes"] == {"applied": 1} and written["daily_visits"]["rows"]["visit_chains"] == 1
+    assert written["daily_visits"]["outcomes"] == {"applied": 1}
+    assert written["daily_visits"]["rows"]["visit_chains"] == 1
     assert written["event_archive"]["rows"]["events"] == 1
 
     refusals = [line for line in lines if line.get("event_id") == refused]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from services.config import REPO_ROOT, Settings
-from services.ops.broker import group_lag, watermarks, worker_input_topics
+from services.ops.broker import committed_offsets, group_lag, watermarks, worker_input_topics
 from services.ops.replay import processed_offsets
 from tests.kafka.broker import die_with_parent
 
@@ -90,20 +90,34 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
     return {tp: high for tp, (_low, high) in watermarks(settings, topics, timeout_s=10).items() if high > 0}
 
 
-def wait_until_caught_up(worker: WorkerProcess, timeout_s: float = 180) -> None:
-    """Until every message the worker's group reads (the events, and its own internal topics) is
-    written to the store: the group's committed offsets reach the log end,
-    or the worker's own processed offsets do (faust's commit bookkeeping can stall on a gap after a
+def behind(workers: list[WorkerProcess]) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """The partitions not yet written: (committed, processed by the live workers, end) of each."""
+    """Every message of the topics the workers' group reads (the events, and the group's own internal
+    topics) is written to the store when, per partition, the group has committed past it, or one of
+    the live workers has processed it (faust's commit bookkeeping can stall on a gap after a
     rebalance — faust-streaming issues #606, #318 — while processing goes on; replays then repeat,
     harmlessly, what was written)."""
-    topics = worker_input_topics(worker.settings)
+    settings = next(w for w in workers if w.alive()).settings
+    topics = worker_input_topics(settings)
+    committed = committed_offsets(settings, settings.processor_group, topics, timeout_s=10)
+    processed: dict[tuple[str, int], int] = {}
+    for worker in workers:
+        if worker.alive():
+            for tp, offset in processed_offsets(worker.settings.faust_web_port).items():
+                processed[tp] = max(processed.get(tp, -1), offset + 1)
+    return {tp: (committed.get(tp, 0), processed.get(tp, 0), end) for tp, end in end_offsets(settings, topics).items()
+            if max(committed.get(tp, 0), processed.get(tp, 0)) < end}
+
+
+def wait_until_caught_up(worker: WorkerProcess, timeout_s: float = 180, others: tuple[WorkerProcess, ...] = ()
+                         ) -> None:
+    """Until nothing is ``behind`` for the worker (and ``others`` of its group)."""
+    workers = [worker, *others]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        assert worker.alive(), f"worker died:\n{worker.log_tail()}"
-        if consumer_lag(worker.settings, topics) == 0:
-            return
-        processed, ends = processed_offsets(worker.settings.faust_web_port), end_offsets(worker.settings, topics)
-        if ends and all(processed.get(tp, -1) + 1 >= end for tp, end in ends.items()):
+        assert any(w.alive() for w in workers), "every worker died:\n" + "\n".join(w.log_tail() for w in workers)
+        if not (left := behind(workers)):
             return
         time.sleep(0.5)
-    raise AssertionError(f"lag {lag_by_partition(worker.settings, topics)} after {timeout_s}s:\n{worker.log_tail()}")
+    raise AssertionError(f"(committed, processed, end) behind after {timeout_s}s: {left}\n"
+                         + "\n".join(w.log_tail() for w in workers))

@@ -2,7 +2,7 @@
 
 ``python -m services.bus.admin`` — run before starting intake and workers; existing
 topics are left as they are, missing ones are created with the declared layout, with the
-changelog topics of the workers' consumer group (PROCESSOR_GROUP). ``thuvien topics [--apply]``
+internal topics of the workers' consumer group (PROCESSOR_GROUP). ``thuvien topics [--apply]``
 does the same and prints the layout (README, "Operations").
 """
 
@@ -23,12 +23,10 @@ log = logging.getLogger(__name__)
 
 def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: int = 1,
                   topics: tuple[Topic, ...] = TOPICS, timeout_s: float = 30.0, group: str | None = None) -> list[str]:
-    """Create the missing topics (and, given the workers' ``group``, its internal topics and changelogs);
-    return those created now."""
+    """Create the missing topics (and, given the workers' ``group``, its internal topics); return those
+    created now."""
     if group is not None:
-        from services.processors.pipeline import STATE_TABLES  # the pipeline declares which tables exist
-
-        topics = (*topics, *group_topics(group, STATE_TABLES))
+        topics = (*topics, *group_topics(group))
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": log})  # librdkafka lines via logging
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [

@@ -55,17 +55,12 @@ INTERNAL_TOPICS: tuple[Topic, ...] = (ROTATION_BATCHES,)  # what the processors 
 
 
 
-def group_topics(group: str, tables: tuple[str, ...]) -> tuple[Topic, ...]:
-    """The topics of the workers' consumer group ``group``: the internal topics, named after the group
-    (as faust names its own), so that a replay under a new group never mixes its messages with the
-    live ones; and the changelogs of its faust ``tables`` (compacted: latest value per key). Made
-    before any worker starts: left to faust, a consumer group can join while the new topics still
-    show 0 partitions, and the first table write then fails."""
-    internal = tuple(Topic(f"{group}-{t.name}", t.partitions, t.retention_ms, t.cleanup_policy, t.purpose)
-                     for t in INTERNAL_TOPICS)
-    return (*internal, *(Topic(f"{group}-{table}-changelog", partitions=EVENT_PARTITIONS, retention_ms=-1,
-                               cleanup_policy="compact", purpose=f"Changelog of the {table} faust table.")
-                         for table in tables))
+def group_topics(group: str) -> tuple[Topic, ...]:
+    """The internal topics of the workers' consumer group ``group``, named after the group (as faust
+    names its own), so that a replay under a new group never mixes its messages with the live ones.
+    Made before any worker starts, with the declared partitions."""
+    return tuple(Topic(f"{group}-{t.name}", t.partitions, t.retention_ms, t.cleanup_policy, t.purpose)
+                 for t in INTERNAL_TOPICS)
 
 
 def internal_topic_name(topic: Topic, prefix: str, group: str) -> str:

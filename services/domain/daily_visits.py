@@ -64,6 +64,11 @@ def is_visit_event(event: object) -> bool:
         isinstance(event, SubmissionRetracted) and event.payload.retracts_event_type == EVENT_TYPE)
 
 
+def is_first_version(event: object) -> bool:
+    """A chain's first version: a visit log that replaces nothing (not an edit, not a retraction)."""
+    return isinstance(event, VisitLogged) and event.deprecated_id is None and event.event_id == event.root_id
+
+
 def _areas(event: VisitLogged | SubmissionRetracted) -> dict[str, str]:
     legacy, current = event.area("legacy"), event.area("2025")
     return {"province_legacy": legacy.province_code, "commune_legacy": legacy.commune_code,

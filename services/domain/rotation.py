@@ -1,15 +1,20 @@
 """Book rotation: each batch (``batch_id``) is a state machine over its current movements.
 
-Pure: no I/O. The state is the same key→dict ``State`` port as the daily-visits fold (SQLite
-in embedded mode, a faust table in distributed mode); every value is plain JSON.
+Pure: no I/O. The state is a key→dict ``State`` port (``services/domain/state.py``); every
+value is plain JSON. Two stages, each keyed by what it is about, so that a batch whose movements
+come from different partitions (each movement is its own submission chain) is folded in one place:
 
-State keys:
-- ``sub:<root_id>``: one submission chain: the versions seen (event_id → content hash), which
-  one counts now (the latest by ``submitted_at``, then log position; a retraction counts as a
-  version that withdraws the chain) and the batch its current version belongs to.
-- ``batch:<batch_id>``: the batch's current movements by root_id (the event as JSON), the
-  movements withdrawn from it (tombstones, so their rows are deleted), its dead letters and a
-  version counter.
+1. The chain stage (``fold_chain``, keyed by ``root_id``), state ``sub:<root_id>``: the versions
+   seen (event_id → content hash), which one counts now (the latest by ``submitted_at``, then log
+   position; a retraction counts as a version that withdraws the chain), the batch its current
+   version belongs to, and ``seq``, its count of changes. It emits ``BatchChange`` messages: the
+   movement placed in its batch, or withdrawn from the batch it left (an edit into another batch,
+   a retraction).
+2. The batch stage (``apply_batch_change``, keyed by ``batch_id``), state ``batch:<batch_id>``:
+   the batch's current movements by root_id (the event as JSON), the movements withdrawn from it
+   (tombstones, so their rows are deleted), the highest ``seq`` applied per chain (so a change
+   delivered twice, or late behind a newer one, changes nothing), its dead letters and a version
+   counter.
 
 After every change the batch is recomputed from scratch: movements ordered by
 (``occurred_on``, dispatched < received < returned, ``submitted_at``, ``event_id``) walk

@@ -1,7 +1,7 @@
-"""The port a fold keeps its local state behind: key → plain JSON dict.
+"""The port a fold keeps its state behind: key → plain JSON dict.
 
-A SQLite file in embedded mode (``services/processors/sqlite_state.py``), a faust table in
-distributed mode; a dict in unit tests."""
+The runners read the keys a batch touches from the store before the fold and write those it
+changed after it (``services/processors/runner.py``); unit tests use a dict."""
 
 from __future__ import annotations
 

@@ -23,11 +23,9 @@ _rdkafka_log = logging.getLogger("librdkafka")  # librdkafka's own lines through
 
 
 def declared_topics(group: str) -> tuple[Topic, ...]:
-    """Every topic the pipeline needs: the event, dead-letter and rejection topics, and ``group``'s own
-    (internal topics and changelogs)."""
-    from services.processors.pipeline import STATE_TABLES
-
-    return (*TOPICS, *group_topics(group, STATE_TABLES))
+    """Every topic the pipeline needs: the event, dead-letter and rejection topics, and ``group``'s
+    internal topics."""
+    return (*TOPICS, *group_topics(group))
 
 
 def worker_input_topics(settings: Settings, group: str | None = None) -> list[str]:

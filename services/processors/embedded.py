@@ -1,8 +1,8 @@
 """The embedded runner: every processor of the pipeline over the SQLite log, in one thread.
 
-Each processor keeps its position (and its local state, if any) in its own SQLite file,
-committed in one transaction after its batch is written to the store; a crash in between
-replays the batch, which the folds make harmless. Messages a processor emits (the rotation
+Each processor keeps its position in its own SQLite file, committed after its batch (rows,
+emitted messages, state) is in the store; a crash in between replays the batch, which the folds
+make harmless. Messages a processor emits (the rotation
 chain stage's placements) go to a second log, ``internal.sqlite`` beside the state: a replay
 into a fresh state directory then rebuilds them instead of reading the live stack's.
 
@@ -26,7 +26,7 @@ from services.bus.embedded import EmbeddedLog
 from services.bus.topics import INTERNAL_TOPICS
 from services.processors import runner
 from services.processors.pipeline import PIPELINE, Processor
-from services.processors.sqlite_state import SqliteState
+from services.processors.sqlite_offsets import SqliteOffsets
 from services.store.clickhouse import Store
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ INTERNAL = {t.name for t in INTERNAL_TOPICS}
 class Subscription:
     processor: Processor
     log: EmbeddedLog  # where its input is: the events' log, or the internal one
-    state: SqliteState  # its position, and its local state
+    state: SqliteOffsets  # its position
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -56,7 +56,7 @@ class EmbeddedRunner:
         files = state_files(state_dir)
         self.subscriptions = [
             Subscription(p, self.internal if {t.name for t in p.reads} <= INTERNAL else self.events,
-                         SqliteState(files[p.name])) for p in PIPELINE]
+                         SqliteOffsets(files[p.name])) for p in PIPELINE]
         self._drain_lock = threading.Lock()
         self._max_backoff_s = max_backoff_s
         # Progress: every event position ≤ _processed is in the store.
@@ -122,11 +122,8 @@ class EmbeddedRunner:
 
     def _step(self, sub: Subscription, entries: list[tuple[int, bytes]]) -> None:
         batch = [(position, decode(value)) for position, value in entries]
-        with sub.state.transaction(sub.processor.name, entries[-1][0]) as state:
-            folded = runner.process(sub.processor, self.store, state if sub.processor.state == "local" else None,
-                                    batch)
-            # Emitted before the position commits: a crash in between emits them again, harmlessly.
-            self.internal.append_many(folded.emit)
+        with sub.state.transaction(sub.processor.name, entries[-1][0]):
+            runner.process(sub.processor, self.store, batch, emit=self.internal.append_many)
 
     def close(self) -> None:
         if self._thread is not None:

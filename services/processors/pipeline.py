@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from services.bus.codec import Message
 from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, ROTATION_BATCHES, VISIT_EVENTS, Topic
@@ -52,15 +52,19 @@ class Folded:
 
 @dataclass(frozen=True)
 class Processor:
+    """One processor. Its state is in the store, read once per batch and written once, never in a
+    worker: a partition that moves to another worker finds its state there at once."""
+
     name: str
     reads: tuple[Topic, ...]
     keyed_by: str  # what one unit of state is about: the key its input topics are partitioned by
-    # "none": stateless; "store": kept in the store and read once per batch by ``load``; "local": a
-    # key → JSON ``State`` (SQLite embedded, a faust table distributed), restored from its changelog.
-    state: Literal["none", "store", "local"]
-    fold: Callable[[Batch, State | None, Any, datetime], Folded]  # (batch, local state, loaded, now)
+    fold: Callable[[Batch, State | None, Any, datetime], Folded]  # (batch, keyed state, loaded, now)
     write: Callable[[Store, Folded], dict[str, int]]  # rows written per table; raises if the store refuses
+    # State that is its own fact rows (visit chains): read by ``load`` and handed to ``fold``.
     load: Callable[[Store, Batch], Any] | None = None
+    # State as key → JSON (``processor_state``): the keys a batch touches, read before ``fold`` and
+    # handed to it as a ``State``; the keys it changed are written after the rows.
+    state_keys: Callable[[Batch], set[str]] | None = None
 
 
 # --- daily visits: state per report chain, kept in the store (visit_chains) --------------------------
@@ -75,7 +79,14 @@ def _conflict_letter(event: Envelope, detail: str, now: datetime) -> DeadLetter:
 
 
 def _load_visit_chains(store: Store, batch: Batch) -> dict[str, visits_domain.VisitChain]:
-    return store.visit_chains({e.root_id for _, e in batch if visits_domain.is_visit_event(e)})  # type: ignore[union-attr]
+    """The chains the batch's edits and retractions touch. A first version needs no read: the intake
+    publishes a chain's first version before any edit or retraction of it (an edit that comes first
+    is held until its original is accepted), so it is the first event of its chain in the log, and
+    folded against nothing it makes the chain's first row (seq 1) — the row already there if this is
+    a re-delivery, or one the store's newer row outranks if the chain has moved on. Most events are
+    first versions: this keeps the read to the few chains that change."""
+    return store.visit_chains({e.root_id for _, e in batch  # type: ignore[union-attr]
+                               if visits_domain.is_visit_event(e) and not visits_domain.is_first_version(e)})
 
 
 def _fold_visits(batch: Batch, _state: State | None, chains: Any, now: datetime) -> Folded:
@@ -95,7 +106,7 @@ def _write_visits(store: Store, folded: Folded) -> dict[str, int]:
 
 
 DAILY_VISITS = Processor(
-    name="daily_visits", reads=(VISIT_EVENTS,), keyed_by="root_id (the report chain)", state="store",
+    name="daily_visits", reads=(VISIT_EVENTS,), keyed_by="root_id (the report chain)",
     load=_load_visit_chains, fold=_fold_visits, write=_write_visits)
 
 
@@ -120,7 +131,7 @@ def _write_archive(store: Store, folded: Folded) -> dict[str, int]:
 
 EVENT_ARCHIVE = Processor(
     name="event_archive", reads=(*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS),
-    keyed_by="event_id (rows are keyed by it; no state)", state="none", fold=_fold_archive, write=_write_archive)
+    keyed_by="event_id (rows are keyed by it; no state)", fold=_fold_archive, write=_write_archive)
 
 
 # --- book rotation: two stages, a chain's versions, then a batch's movements --------------------------
@@ -149,7 +160,8 @@ def _write_rotation_chains(store: Store, folded: Folded) -> dict[str, int]:
 
 ROTATION_CHAINS = Processor(
     name="rotation_chains", reads=(ROTATION_EVENTS,), keyed_by="root_id (the movement's submission chain)",
-    state="local", fold=_fold_rotation_chains, write=_write_rotation_chains)
+    fold=_fold_rotation_chains, write=_write_rotation_chains,
+    state_keys=lambda batch: {f"sub:{e.root_id}" for _, e in batch if isinstance(e, Envelope)})
 
 
 @dataclass
@@ -192,8 +204,9 @@ def _write_rotation_batches(store: Store, folded: Folded) -> dict[str, int]:
 
 
 ROTATION_BATCHES_STAGE = Processor(
-    name="rotation", reads=(ROTATION_BATCHES,), keyed_by="batch_id (the rotation batch)", state="local",
-    fold=_fold_rotation_batches, write=_write_rotation_batches)
+    name="rotation", reads=(ROTATION_BATCHES,), keyed_by="batch_id (the rotation batch)",
+    fold=_fold_rotation_batches, write=_write_rotation_batches,
+    state_keys=lambda batch: {f"batch:{c.batch_id}" for _, c in batch if isinstance(c, rotation_domain.BatchChange)})
 
 
 PIPELINE: tuple[Processor, ...] = (DAILY_VISITS, ROTATION_CHAINS, ROTATION_BATCHES_STAGE, EVENT_ARCHIVE)
@@ -213,17 +226,3 @@ def consumer_groups(pipeline: tuple[Processor, ...] = PIPELINE
     for topic, processors in readers.items():
         groups.setdefault(tuple(processors), []).append(topic)
     return [(tuple(topics), processors) for processors, topics in groups.items()]
-
-
-def state_table(processors: tuple[Processor, ...], topics: tuple[Topic, ...]) -> str | None:
-    """The faust table of the agent running ``processors`` over ``topics``: their local state and the
-    offsets the agent expects next. None when the topics' partition counts differ (a table is
-    co-partitioned with its agent's topics); such an agent has no local state to keep."""
-    if len({t.partitions for t in topics}) != 1:
-        if any(p.state == "local" for p in processors):
-            raise ValueError(f"{[p.name for p in processors]}: local state over topics of different partition counts")
-        return None
-    return f"{processors[0].name}-state"
-
-
-STATE_TABLES: tuple[str, ...] = tuple(t for topics, ps in consumer_groups() if (t := state_table(ps, topics)))

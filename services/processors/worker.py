@@ -1,16 +1,23 @@
-"""The distributed processor: a faust-streaming worker folding Kafka events into the store.
+"""The distributed processor: a faust-streaming worker running the declared pipeline over Kafka.
 
 Run: ``python -m services.processors.worker`` (BUS is implicitly kafka; STORE_DSN is the
-ClickHouse server, or a chDB path this process then owns).
+ClickHouse server the workers share, or a chDB path this one process then owns).
 
-The Kafka runner of the declared pipeline (``pipeline.py``): one agent per group of topics read by
-the same processors (``pipeline.consumer_groups``), each running those processors over batches
-through ``runner.py``, as the embedded runner does. Delivery is at-least-once. Events are taken in
-batches (``PROCESSOR_BATCH_ROWS`` / ``PROCESSOR_BATCH_MS``); faust acks a batch's offsets only after
-this code returns from it, and the store write is retried until it succeeds, so offsets never pass
-unwritten rows. Local state lives in a faust table per agent (changelog topic), written once per key
-per batch; the visits' chains live in the store. A batch replayed after a crash finds its events
-already folded and rewrites identical rows (ReplacingMergeTree by version).
+The Kafka runner of ``pipeline.PIPELINE``: one faust agent per group of topics read by the same
+processors (``pipeline.consumer_groups``), each taking batches of its stream and running those
+processors over them through ``runner.py``, as the embedded runner does. faust keeps the app, the
+agents, the consumer group, rebalancing and the offset commits; the workers hold no state (it is
+in the store), so a partition that moves to another worker is processed there at once.
+
+Delivery is at-least-once. Events are taken in batches (``PROCESSOR_BATCH_ROWS`` /
+``PROCESSOR_BATCH_MS``); faust acks a batch's offsets only after this code returns from it, and
+the store writes are retried until they succeed, so offsets never pass unwritten rows. A batch
+folded again after a crash gives the same rows (ReplacingMergeTree by version).
+
+faust can skip messages around a rebalance (it hands a partition over from a later offset than
+the next unprocessed one, or commits past it: faust-streaming #221, #606). Each agent keeps the
+next offset it expects per partition in the store; a batch beyond it, or a partition whose log
+end stays beyond it with nothing delivered, is read straight from Kafka and processed first.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -27,123 +35,144 @@ import faust
 from aiohttp import web
 
 from services import logs, metrics
-from services.bus.codec import decode, encode
+from services.bus.codec import Message, decode, encode
 from services.bus.topics import EVENT_PARTITIONS, INTERNAL_TOPICS, Topic, internal_topic_name, key_for, topic_for
 from services.config import Settings
 from services.processors import runner
-from services.processors.pipeline import Processor, consumer_groups, state_table
+from services.processors.pipeline import Batch, Processor, consumer_groups
+from services.processors.retry import until_written
 from services.store.clickhouse import Store
 
 log = logging.getLogger(__name__)
+IDLE_GAP_S = 10.0  # a partition behind its log end with nothing delivered this long is read directly
+
+TP = tuple[str, int]
+_processed: dict[TP, int] = {}  # highest offset written to the store, per partition
 
 
-class TableState:
-    """The fold's ``State`` port over a faust table, written once per key per batch.
-
-    Puts are kept until ``flush``, which writes each changed key to the table once, as the current
-    event of that key's partition: faust sends a table write to the changelog partition of the
-    "current event", and a state key is ``<kind>:<message key>`` (the state is keyed by what its
-    input is partitioned by), so the batch's event with that message key is the right one."""
-
-    def __init__(self, table: faust.Table):
-        self.table = table
-        self._dirty: dict[str, dict[str, Any]] = {}
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self._dirty[key] if key in self._dirty else self.table.get(key)
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self._dirty[key] = value
-
-    def flush(self, stream: faust.Stream, by_message_key: dict[str, Any]) -> None:
-        for key, value in self._dirty.items():
-            stream._set_current_event(by_message_key[key.split(":", 1)[1]])
-            self.table[key] = value
-        self._dirty.clear()
+def _mark_processed(offsets: dict[TP, int]) -> None:
+    for tp, offset in offsets.items():
+        _processed[tp] = max(_processed.get(tp, -1), offset)
+        metrics.PROCESSED_OFFSET.labels(topic=tp[0], partition=str(tp[1])).set(_processed[tp])
 
 
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    """Store I/O blocks: keep it off the event loop that drives Kafka heartbeats."""
-    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
-
-
-class SkippedOffsets:
-    """Reads back what faust skipped. Around a rebalance faust can hand a partition over from a
-    later offset than the next unprocessed one, or commit past it (faust-streaming #221, #606),
-    and a restart would then never see that event again. Each stateful agent keeps the next
-    offset it expects per partition in its own table (restored from the changelog after a
-    crash); an event beyond it means a gap, which is read straight from Kafka and folded first.
+def read_partition(bootstrap_servers: str, topic: str, partition: int, start: int, end: int
+                   ) -> list[tuple[int, bytes]]:
+    """Messages ``[start, end)`` of one partition, read with a plain consumer outside the group.
     Offsets on the event topics are contiguous: no transactions, no compaction."""
+    from confluent_kafka import Consumer, TopicPartition
 
-    def __init__(self, bootstrap_servers: str, table: faust.Table):
-        self._bootstrap = bootstrap_servers
-        self._table = table  # written directly: the caller has made the partition's event current
-
-    def expected(self, topic: str, partition: int) -> int | None:
-        entry = self._table.get(f"next:{topic}:{partition}")
-        return entry["offset"] if entry else None
-
-    def advance(self, topic: str, partition: int, offset: int) -> None:
-        expected = self.expected(topic, partition)
-        if expected is None or offset + 1 > expected:
-            self._table[f"next:{topic}:{partition}"] = {"offset": offset + 1}
-
-    def read(self, topic: str, partition: int, start: int, end: int) -> list[tuple[int, bytes]]:
-        """Messages ``[start, end)`` of one partition, read with a plain consumer outside the group."""
-        from confluent_kafka import Consumer, TopicPartition
-
-        consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": "gap-reader",
-                             "enable.auto.commit": False, "enable.partition.eof": False})
-        found: list[tuple[int, bytes]] = []
-        try:
-            consumer.assign([TopicPartition(topic, partition, start)])
-            deadline = time.monotonic() + 30
-            while (not found or found[-1][0] < end - 1) and time.monotonic() < deadline:
-                for message in consumer.consume(num_messages=500, timeout=1.0):
-                    if message.error() is None and start <= message.offset() < end:
-                        found.append((message.offset(), message.value()))
-        finally:
-            consumer.close()
-        log.warning("read back %d skipped messages of %s[%d] from offset %d to %d", len(found), topic, partition,
-                    start, end - 1)
-        return found
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "gap-reader",
+                         "enable.auto.commit": False, "enable.partition.eof": False})
+    found: list[tuple[int, bytes]] = []
+    try:
+        consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + 30
+        while (not found or found[-1][0] < end - 1) and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=500, timeout=1.0):
+                if message.error() is None and start <= message.offset() < end:
+                    found.append((message.offset(), message.value()))
+    finally:
+        consumer.close()
+    log.warning("read back %d skipped messages of %s[%d] from offset %d to %d", len(found), topic, partition,
+                start, end - 1)
+    return found
 
 
-def _with_skipped(stream: faust.Stream, events: list[Any], skipped: SkippedOffsets) -> list[tuple[int, Any]]:
-    """The batch's (offset, (event, message)) pairs, each preceded by any message faust skipped in its
-    partition. The expected offsets advance as they go in memory, and are written to the table once
-    per partition at the end, the partition's last event made current (a table write per event would
-    be a changelog message per event). A crash before those writes leaves them behind the truth: a
-    later batch then reads back, and folds again harmlessly, what was already folded."""
-    pairs: list[tuple[int, Any]] = []
-    expected: dict[tuple[str, int], int | None] = {}
-    last: dict[tuple[str, int], Any] = {}
-    for event in events:
-        topic, partition, offset = event.message.topic, event.message.partition, event.message.offset
-        tp = (topic, partition)
-        if tp not in expected:
-            expected[tp] = skipped.expected(topic, partition)
-        start = expected[tp]
-        if start is not None and offset > start:
-            pairs += [(o, (event, decode(v))) for o, v in skipped.read(topic, partition, start, offset)]
-        pairs.append((offset, (event, decode(event.value))))
-        expected[tp] = offset + 1 if start is None else max(start, offset + 1)
-        last[tp] = event
-    for (topic, partition), event in last.items():
-        stream._set_current_event(event)
-        skipped.advance(topic, partition, event.message.offset)
-    return pairs
+class Agent:
+    """``processors`` over batches of one topic group: what one faust agent runs."""
 
+    def __init__(self, name: str, processors: tuple[Processor, ...], settings: Settings, store: Store,
+                 outputs: dict[str, faust.TopicT], app: faust.App):
+        self.name, self.processors, self.settings, self.store = name, processors, settings, store
+        self.outputs, self.app = outputs, app
+        self.lock = asyncio.Lock()  # one batch at a time: the stream's, or the idle sweep's
+        self.delivered: dict[TP, float] = {}  # when each partition last delivered or was swept
 
-_processed: dict[tuple[str, int], int] = {}  # highest offset written to the store, per partition
+    @property
+    def offsets_key(self) -> str:
+        return f"{self.name}-offsets"
 
+    def expected(self, tps: set[TP]) -> dict[TP, int]:
+        """The next offset this agent expects per partition, as the store has it."""
+        keys = {f"next:{t}:{p}": (t, p) for t, p in tps}
+        found = until_written(self.store.load_state, self.offsets_key, keys, table="processor_state")
+        return {keys[k]: value["offset"] for k, (value, _) in found.items()}
 
-def _mark_processed(events: list[Any]) -> None:
-    for event in events:
-        tp = (event.message.topic, event.message.partition)
-        _processed[tp] = max(_processed.get(tp, -1), event.message.offset)
-    for (topic, partition), offset in _processed.items():
-        metrics.PROCESSED_OFFSET.labels(topic=topic, partition=str(partition)).set(offset)
+    def process(self, batch: Batch, loop: asyncio.AbstractEventLoop) -> None:
+        """Run every processor over ``batch`` (in a thread: store I/O blocks); their emitted messages are
+        sent on ``loop`` and flushed before the next processor runs."""
+
+        def emit(messages: Sequence[Message]) -> None:
+            asyncio.run_coroutine_threadsafe(self._send(messages), loop).result()
+
+        for processor in self.processors:
+            runner.process(processor, self.store, batch, emit=emit)
+
+    async def _send(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            await self.outputs[topic_for(message).name].send(key=key_for(message).encode(), value=encode(message))
+        await self.app.producer.flush()  # on the broker before the batch counts as processed
+
+    async def run_batch(self, records: list[tuple[TP, int, bytes]]) -> None:
+        """(partition, offset, value) records, each partition's in order: any skipped message first, then
+        all of them through the processors, then the expected offsets moved on."""
+        loop = asyncio.get_running_loop()
+        async with self.lock:
+            tps = {tp for tp, _, _ in records}
+            expected = await loop.run_in_executor(None, self.expected, tps)
+            batch: list[tuple[int, Message]] = []
+            last: dict[TP, int] = {}
+            for tp, offset, value in records:
+                following = last[tp] + 1 if tp in last else expected.get(tp)
+                if following is not None and offset > following:
+                    skipped = await loop.run_in_executor(None, read_partition, self.settings.kafka_bootstrap_servers,
+                                                         tp[0], tp[1], following, offset)
+                    batch += [(o, decode(v)) for o, v in skipped]
+                batch.append((offset, decode(value)))  # at or before the expected offset too: harmless again
+                last[tp] = max(last.get(tp, -1), offset)
+            await loop.run_in_executor(None, self.process, batch, loop)
+            moved = [(f"next:{t}:{p}", {"offset": o + 1}, o + 1) for (t, p), o in last.items()
+                     if o + 1 > expected.get((t, p), 0)]
+            await loop.run_in_executor(None, partial(until_written, self.store.save_state, self.offsets_key, moved,
+                                                     table="processor_state"))
+            now = time.monotonic()
+            for tp in last:
+                self.delivered[tp] = now
+            _mark_processed(last)
+
+    async def consume(self, stream: faust.Stream) -> None:
+        within = self.settings.processor_batch_ms / 1000
+        async for events in stream.take_events(self.settings.processor_batch_rows, within=within):
+            await self.run_batch([((e.message.topic, e.message.partition), e.message.offset, e.value)
+                                  for e in events])
+
+    async def sweep(self, topics: set[str]) -> None:
+        """Read directly what a partition assigned here has past the expected offset when faust has
+        delivered nothing of it for a while (it skipped the tail, and nothing later will show it)."""
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        assigned = {(tp.topic, tp.partition): tp for tp in self.app.consumer.assignment() if tp.topic in topics}
+        for tp in set(self.delivered) - set(assigned):
+            del self.delivered[tp]  # revoked: its next owner sweeps it
+        idle = set()
+        for key in assigned:
+            self.delivered.setdefault(key, now)
+            if now - self.delivered[key] >= IDLE_GAP_S:
+                idle.add(key)
+        if not idle:
+            return
+        expected = await loop.run_in_executor(None, self.expected, idle)
+        for key in idle:
+            end = self.app.consumer.highwater(assigned[key])
+            start = max(expected.get(key, 0), _processed.get(key, -1) + 1)
+            self.delivered[key] = time.monotonic()
+            if end is None or end <= start:
+                continue
+            found = await loop.run_in_executor(None, read_partition, self.settings.kafka_bootstrap_servers,
+                                               key[0], key[1], start, end)
+            if found:
+                await self.run_batch([(key, offset, value) for offset, value in found])
 
 
 class QuietWorker(faust.Worker):
@@ -155,40 +184,11 @@ class QuietWorker(faust.Worker):
         self.spinner = None
 
 
-def _agent(settings: Settings, store: Store, processors: tuple[Processor, ...], table: faust.Table | None,
-           outputs: dict[str, faust.TopicT]) -> Any:
-    """The agent running ``processors`` (one topic group of the pipeline) over batches of its stream:
-    decode the batch, then per processor load → fold → write (retried) → emit, then ack the batch."""
-    state = TableState(table) if table is not None else None
-    skipped = SkippedOffsets(settings.kafka_bootstrap_servers, table) if table is not None else None
-
-    async def run(stream: faust.Stream) -> None:
-        within = settings.processor_batch_ms / 1000
-        async for events in stream.take_events(settings.processor_batch_rows, within=within):
-            batch = _with_skipped(stream, events, skipped) if skipped else [
-                (e.message.offset, (e, decode(e.value))) for e in events]
-            decoded = [(offset, message) for offset, (_event, message) in batch]
-            by_key = {key_for(message): event for _, (event, message) in batch}  # an event of each key's partition
-            for processor in processors:
-                loaded = await _in_thread(runner.load, processor, store, decoded)
-                folded = runner.fold(processor, decoded, state if processor.state == "local" else None, loaded)
-                if state is not None:
-                    state.flush(stream, by_key)
-                await _in_thread(runner.write, processor, store, folded)
-                for message in folded.emit:
-                    await outputs[topic_for(message).name].send(key=key_for(message).encode(), value=encode(message))
-                if folded.emit:  # on the broker before the batch counts as processed (a replay watches for them)
-                    await stream.app.producer.flush()
-            _mark_processed(events)
-
-    return run
-
-
 def create_worker_app(settings: Settings) -> faust.App:
     app = faust.App(
         f"{settings.kafka_topic_prefix}{settings.processor_group}",
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap_servers.split(",")],
-        store=settings.faust_store,
+        store="memory://",  # no faust tables: the processors' state is in the store
         datadir=str(settings.faust_data_dir),
         web_port=settings.faust_web_port,
         web_host=settings.host,
@@ -200,9 +200,8 @@ def create_worker_app(settings: Settings) -> faust.App:
         logging_config=logs.dict_config(settings),  # faust's worker re-configures logging: ours, JSON by default
         Worker=QuietWorker,
     )
-    # A batch's table writes (up to three changelog messages per event) are queued at once; faust's
-    # default of 100 makes the conductor stop at every message of the batch until the buffer ebbs.
-    # Offsets still commit only after the buffer is flushed (faust flushes it before each commit).
+    # A batch's emitted messages are queued at once; faust's default buffer of 100 makes the
+    # conductor stop at every message until the buffer ebbs.
     app.producer.buffer.max_messages = max(100, 4 * settings.processor_batch_rows)
     store = Store(settings.store_dsn)
     store.migrate()
@@ -215,13 +214,18 @@ def create_worker_app(settings: Settings) -> faust.App:
         return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
     outputs = {t.name: raw_topic(topic_name(t)) for t in INTERNAL_TOPICS}
+    agents: list[tuple[Agent, set[str]]] = []
     for topics, processors in consumer_groups():
-        table_name = state_table(processors, topics)
-        table = (app.Table(table_name, default=None, partitions=topics[0].partitions, key_type=str)
-                 if table_name else None)  # values: plain JSON dicts (a value_type must be a Record)
-        name = f"{'+'.join(p.name for p in processors)}-agent"
-        app.agent(raw_topic(*(topic_name(t) for t in topics)), name=name)(_agent(settings, store, processors, table,
-                                                                                 outputs))
+        name = "+".join(p.name for p in processors)
+        agent = Agent(name, processors, settings, store, outputs, app)
+        names = [topic_name(t) for t in topics]
+        app.agent(raw_topic(*names), name=f"{name}-agent")(agent.consume)
+        agents.append((agent, set(names)))
+
+    @app.timer(interval=IDLE_GAP_S / 2)
+    async def sweep() -> None:
+        for agent, names in agents:
+            await agent.sweep(names)
 
     @app.timer(interval=10.0)
     async def report_lag() -> None:

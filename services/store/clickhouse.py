@@ -143,6 +143,22 @@ class Store:
                 versions=dict(zip(ids, hashes, strict=True)), seq=seq)
         return chains
 
+    def load_state(self, processor: str, keys: Iterable[str]) -> dict[str, tuple[dict[str, Any], int]]:
+        """A processor's state at ``keys`` as it stands: key → (value, seq); missing keys are left out."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        with self._lock:
+            result = self._client.query(
+                "SELECT key, value, seq FROM processor_state FINAL "
+                "WHERE processor = {p:String} AND key IN {keys:Array(String)}",
+                parameters={"p": processor, "keys": wanted})
+        return {key: (json.loads(value), seq) for key, value, seq in result.result_rows}
+
+    def save_state(self, processor: str, entries: Iterable[tuple[str, dict[str, Any], int]]) -> int:
+        rows = [[processor, key, json.dumps(value, ensure_ascii=False), seq] for key, value, seq in entries]
+        return self.insert_rows("processor_state", ["processor", "key", "value", "seq"], rows)
+
     def record_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
         rows = [[getattr(letter, c) for c in _DEAD_LETTER_COLUMNS] for letter in letters]
         if rows:
