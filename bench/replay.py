@@ -1,5 +1,5 @@
 """Replay: the whole log into an empty store, as ``thuvien replay`` does it (goal: 10 million
-events in ≤ 15 min).
+events in ≤ 10 min embedded, ≤ 15 min through Kafka).
 
 The log is filled first (not timed) with the workload's visit-log events — five years of daily
 logs of the generated registry, late arrivals and edits included — by parallel generator
@@ -29,13 +29,14 @@ from bench.generate import Workload, load_reference
 from bench.measure import watch_peak_rss
 from bench.produce import produce_all
 from bench.results import Figure
-from services.bus.embedded import EmbeddedBus
+from services.bus.embedded import EmbeddedLog
 from services.bus.topics import VISIT_EVENTS
 from services.config import REPO_ROOT, Settings
 from services.ops.replay import settings_env
 from services.store.clickhouse import Store
 
-GOAL_EVENTS, GOAL_S = 10_000_000, 15 * 60
+GOAL_EVENTS = 10_000_000
+GOAL_MIN = {"embedded": 10, "distributed": 15}
 START, END = date(2021, 7, 1), date(2026, 6, 30)  # five years of daily logs
 
 
@@ -72,7 +73,7 @@ def generate(ctx: Context, events: int, workdir: Path) -> tuple[list[str], int, 
 
 
 def fill_embedded_log(log_path: Path, files: list[str]) -> int:
-    EmbeddedBus(log_path).close()  # the log's table, as the stack makes it
+    EmbeddedLog(log_path).close()  # the log's table, as the stack makes it
     db = sqlite3.connect(log_path, isolation_level=None)
     n = 0
     try:
@@ -116,7 +117,7 @@ def _stored(dsn: str) -> dict[str, int]:
     store = Store(dsn)
     try:
         return {"events": store.select("SELECT count() AS n FROM events FINAL")[0]["n"],
-                "library_days": store.select("SELECT count() AS n FROM visits_library_daily FINAL")[0]["n"]}
+                "visit_chains": store.select("SELECT count() AS n FROM visit_chains FINAL")[0]["n"]}
     finally:
         store.close()
 
@@ -129,7 +130,8 @@ def _figure(mode: str, events: int, took: float, rss: float, details: dict[str, 
     return [
         Figure(f"replay.{mode}.events_per_s", label, rate, "events/s", details=details),
         Figure(f"replay.{mode}.minutes_for_10M", f"replay ({mode}): minutes for 10 million events ({measured})",
-               at_goal / 60, "min", goal="≤ 15 min", met=at_goal <= GOAL_S),
+               at_goal / 60, "min", goal=f"≤ {GOAL_MIN[mode]} min, measured on 10 M",
+               met=events >= GOAL_EVENTS and at_goal <= GOAL_MIN[mode] * 60),
         Figure(f"replay.{mode}.peak_rss_mib", f"replay ({mode}): peak RSS of the replaying processes", rss, "MiB"),
     ]
 

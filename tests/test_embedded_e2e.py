@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from dataclasses import replace
 from datetime import date, timedelta
@@ -149,7 +150,7 @@ def test_every_accepted_event_is_archived_once(client: TestClient, stack, librar
     assert (archived["event_id"], archived["library_id"], archived["occurred_on"]) == (
         "uuid:e2e-archive", library.library_id, day)
     assert archived["province_legacy"] == library.area("legacy").province_code
-    assert '"visits_total": 21' in archived["payload"]
+    assert json.loads(archived["payload"])["visits_total"] == 21
 
 
 def test_a_retraction_takes_the_submission_out_of_the_counts(client: TestClient, stack, library: Library):

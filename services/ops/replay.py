@@ -321,11 +321,11 @@ def embedded_replay(settings: Settings, *, log_path: Path, state_dir: Path, to_s
         totals: dict[str, int | None] = {}
         for sub in runner.subscriptions:
             if sub.log is log:  # the events' log: from ``first``; the internal one is rebuilt from its start
-                with sub.state.transaction(sub.processor.name, first - 1):
+                with sub.offsets.transaction(sub.name, first - 1):
                     pass
-                totals[sub.processor.name] = _count_from(log_path, sub.topics, first)
+                totals[sub.name] = _count_from(log_path, sub.topics, first)
             else:
-                totals[sub.processor.name] = None
+                totals[sub.name] = None
         done = dict.fromkeys(totals, 0)
 
         def text() -> str:

@@ -25,7 +25,7 @@ from services.bus.codec import decode
 from services.bus.embedded import EmbeddedLog
 from services.bus.topics import INTERNAL_TOPICS
 from services.processors import runner
-from services.processors.pipeline import PIPELINE, Processor
+from services.processors.pipeline import Processor, consumer_groups
 from services.processors.sqlite_offsets import SqliteOffsets
 from services.store.clickhouse import Store
 
@@ -35,17 +35,22 @@ INTERNAL = {t.name for t in INTERNAL_TOPICS}
 
 @dataclass
 class Subscription:
-    processor: Processor
-    log: EmbeddedLog  # where its input is: the events' log, or the internal one
-    state: SqliteOffsets  # its position
+    """The processors that read the same topics (``pipeline.consumer_groups``, as the worker's agents):
+    each batch is read and decoded once, and goes through each of them in turn."""
 
-    @property
-    def topics(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.processor.reads)
+    name: str
+    processors: tuple[Processor, ...]
+    topics: tuple[str, ...]
+    log: EmbeddedLog  # where its input is: the events' log, or the internal one
+    offsets: SqliteOffsets  # its position
+
+
+def subscription_names() -> list[str]:
+    return ["+".join(p.name for p in processors) for _, processors in consumer_groups()]
 
 
 def state_files(state_dir: Path) -> dict[str, Path]:
-    return {p.name: state_dir / f"processor-{p.name}.sqlite" for p in PIPELINE}
+    return {name: state_dir / f"processor-{name}.sqlite" for name in subscription_names()}
 
 
 class EmbeddedRunner:
@@ -54,9 +59,12 @@ class EmbeddedRunner:
         self.events, self.store, self.batch_rows = events, store, batch_rows
         self.internal = EmbeddedLog(state_dir / "internal.sqlite")
         files = state_files(state_dir)
-        self.subscriptions = [
-            Subscription(p, self.internal if {t.name for t in p.reads} <= INTERNAL else self.events,
-                         SqliteOffsets(files[p.name])) for p in PIPELINE]
+        self.subscriptions = []
+        for (topics, processors), name in zip(consumer_groups(), subscription_names(), strict=True):
+            names = tuple(t.name for t in topics)
+            self.subscriptions.append(Subscription(name, processors, names,
+                                                   self.internal if set(names) <= INTERNAL else self.events,
+                                                   SqliteOffsets(files[name])))
         self._drain_lock = threading.Lock()
         self._max_backoff_s = max_backoff_s
         # Progress: every event position ≤ _processed is in the store.
@@ -113,17 +121,18 @@ class EmbeddedRunner:
             while progressed:  # a processor's output is another's input: go round until nothing moves
                 progressed = False
                 for sub in self.subscriptions:
-                    while entries := sub.log.read(sub.topics, sub.state.offset(sub.processor.name), self.batch_rows):
+                    while entries := sub.log.read(sub.topics, sub.offsets.offset(sub.name), self.batch_rows):
                         self._step(sub, entries)
                         done += len(entries)
-                        self.on_batch(sub.processor.name, len(entries))
+                        self.on_batch(sub.name, len(entries))
                         progressed = True
         return done
 
     def _step(self, sub: Subscription, entries: list[tuple[int, bytes]]) -> None:
         batch = [(position, decode(value)) for position, value in entries]
-        with sub.state.transaction(sub.processor.name, entries[-1][0]):
-            runner.process(sub.processor, self.store, batch, emit=self.internal.append_many)
+        with sub.offsets.transaction(sub.name, entries[-1][0]):
+            for processor in sub.processors:
+                runner.process(processor, self.store, batch, emit=self.internal.append_many)
 
     def close(self) -> None:
         if self._thread is not None:
@@ -133,5 +142,5 @@ class EmbeddedRunner:
             self._thread.join(timeout=60)
             self._thread = None
         for sub in self.subscriptions:
-            sub.state.close()
+            sub.offsets.close()
         self.internal.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+from pydantic import BaseModel
 
 from services.config import TIMEZONE
 from services.domain.daily_visits import VisitChain
@@ -77,6 +78,13 @@ class AreaFilter:
             return False
         return (not self.province_code or area.province_code == self.province_code) and (
             not self.commune_code or area.commune_code == self.commune_code)
+
+
+def _payload_json(payload: Any) -> str:
+    """An event's payload as JSON (a form's pydantic model, or a plain dict)."""
+    if isinstance(payload, BaseModel):
+        return payload.model_dump_json()
+    return json.dumps(payload, ensure_ascii=False, default=str)
 
 
 def _aware(value: datetime) -> datetime:
@@ -178,7 +186,7 @@ class Store:
             rows.append([e.event_id, e.root_id, e.deprecated_id or "", e.event_type, e.form_id, e.form_version,
                          e.library_id, e.occurred_on, e.submitted_at, e.source, e.submitter, e.content_hash,
                          legacy.province_code, legacy.commune_code, current.province_code, current.commune_code,
-                         json.dumps(e.model_dump(mode="json")["payload"], ensure_ascii=False), position])
+                         _payload_json(e.payload), position])
         if rows:
             with self._lock:
                 self._client.insert("events", rows, column_names=_EVENT_COLUMNS)
