@@ -64,7 +64,10 @@ class Envelope(BaseModel):
     payload: dict[str, Any]
 
     def area(self, scheme: Scheme) -> AdminArea:
-        return next(a for a in self.areas if a.scheme == scheme)
+        for area in self.areas:  # two of them: a loop, not a generator, on the processors' hot path
+            if area.scheme == scheme:
+                return area
+        raise LookupError(f"no {scheme} area")
 
 
 NonNegative = Field(ge=0, le=1_000_000)

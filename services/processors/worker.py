@@ -28,7 +28,6 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import faust
@@ -116,30 +115,33 @@ class Agent:
 
     async def run_batch(self, records: list[tuple[TP, int, bytes]]) -> None:
         """(partition, offset, value) records, each partition's in order: any skipped message first, then
-        all of them through the processors, then the expected offsets moved on."""
+        all of them decoded and through the processors (in a thread, so that faust keeps fetching),
+        then the expected offsets moved on."""
         loop = asyncio.get_running_loop()
         async with self.lock:
             tps = {tp for tp, _, _ in records}
             expected = await loop.run_in_executor(None, self.expected, tps)
-            batch: list[tuple[int, Message]] = []
+            raw: list[tuple[int, bytes]] = []
             last: dict[TP, int] = {}
             for tp, offset, value in records:
                 following = last[tp] + 1 if tp in last else expected.get(tp)
                 if following is not None and offset > following:
-                    skipped = await loop.run_in_executor(None, read_partition, self.settings.kafka_bootstrap_servers,
-                                                         tp[0], tp[1], following, offset)
-                    batch += [(o, decode(v)) for o, v in skipped]
-                batch.append((offset, decode(value)))  # at or before the expected offset too: harmless again
+                    raw += await loop.run_in_executor(None, read_partition, self.settings.kafka_bootstrap_servers,
+                                                      tp[0], tp[1], following, offset)
+                raw.append((offset, value))  # at or before the expected offset too: harmless again
                 last[tp] = max(last.get(tp, -1), offset)
-            await loop.run_in_executor(None, self.process, batch, loop)
             moved = [(f"next:{t}:{p}", {"offset": o + 1}, o + 1) for (t, p), o in last.items()
                      if o + 1 > expected.get((t, p), 0)]
-            await loop.run_in_executor(None, partial(until_written, self.store.save_state, self.offsets_key, moved,
-                                                     table="processor_state"))
+            await loop.run_in_executor(None, self._decode_process_advance, raw, moved, loop)
             now = time.monotonic()
             for tp in last:
                 self.delivered[tp] = now
             _mark_processed(last)
+
+    def _decode_process_advance(self, raw: list[tuple[int, bytes]], moved: list[tuple[str, dict, int]],
+                                loop: asyncio.AbstractEventLoop) -> None:
+        self.process([(offset, decode(value)) for offset, value in raw], loop)
+        until_written(self.store.save_state, self.offsets_key, moved, table="processor_state")
 
     async def consume(self, stream: faust.Stream) -> None:
         within = self.settings.processor_batch_ms / 1000

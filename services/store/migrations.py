@@ -6,7 +6,9 @@ in ``schema_migrations``, so start-up can always call ``migrate``.
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,8 +41,24 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def migrate(client, directory: Path = MIGRATIONS_DIR) -> list[int]:
-    """Apply the migrations not yet recorded; return the versions applied now."""
+def migrate(client, directory: Path = MIGRATIONS_DIR, attempts: int = 5) -> list[int]:
+    """Apply the migrations not yet recorded; return the versions applied now.
+
+    Several processes may start at once against one server (workers, intake, query): one of them
+    can find a migration half-run by another (its table already replaced). A failed statement is
+    retried from the start, with what is recorded read again: what the other process finished is
+    then skipped, and what it did not is applied again (every statement is idempotent)."""
+    for attempt in range(attempts):
+        try:
+            return _migrate_once(client, directory)
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
+    return []
+
+
+def _migrate_once(client, directory: Path) -> list[int]:
     migrations = load_migrations(directory)
     for statement in migrations[0].statements:  # the bookkeeping table itself
         client.command(statement)
