@@ -59,12 +59,14 @@ class EmbeddedLog:
         self.on_append(position)
         return position
 
-    def read(self, topics: tuple[str, ...], after: int, limit: int) -> list[tuple[int, bytes]]:
+    def read(self, topics: tuple[str, ...], after: int, limit: int, upto: int | None = None
+             ) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` entries of ``topics`` after position ``after`` (and at most ``upto``), in order."""
         marks = ",".join("?" * len(topics))
         with self._lock:
             return self._db.execute(
-                f"SELECT position, value FROM log WHERE topic IN ({marks}) AND position > ? ORDER BY position LIMIT ?",
-                (*topics, after, limit)).fetchall()
+                f"SELECT position, value FROM log WHERE topic IN ({marks}) AND position > ? AND position <= ? "
+                "ORDER BY position LIMIT ?", (*topics, after, upto if upto is not None else 2**62, limit)).fetchall()
 
     def end(self) -> int:
         """The last position written (0 for an empty log)."""

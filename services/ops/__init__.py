@@ -50,13 +50,13 @@ def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
         "topics", formatter_class=_RAW, help="print the declared Kafka topics; --apply creates the missing ones",
         description="Print the topic layout declared in services/bus/topics.py: name (with KAFKA_TOPIC_PREFIX), "
                     "partitions, replication (KAFKA_REPLICATION_FACTOR), retention and cleanup policy, including the "
-                    "compacted changelog topics of the workers' faust tables for the consumer group.\n\n"
+                    "internal topics of the workers' consumer group (rotation.batches, named after the group).\n\n"
                     "--apply creates the missing topics on KAFKA_BOOTSTRAP_SERVERS (idempotent: existing topics are "
                     "left alone) and says, for each, whether it was created now or existed; it exits 1 if an "
                     "existing topic differs from the declaration.")
     topics.add_argument("--apply", action="store_true", help="create the missing topics on the broker")
     topics.add_argument("--group", default=defaults.processor_group,
-                        help=f"consumer group whose changelog topics to include (default: PROCESSOR_GROUP, "
+                        help=f"consumer group whose internal topics to include (default: PROCESSOR_GROUP, "
                              f"{defaults.processor_group})")
 
     lag = sub.add_parser(
@@ -86,7 +86,7 @@ Embedded (the one-process stack's SQLite log; the stack may keep running):
                         help="the fresh store: chdb://NEW_PATH, or http(s)://USER:PASSWORD@HOST:8123/NEW_DB, an "
                              "empty database made beforehand (CREATE DATABASE NEW_DB); the migrations are applied")
     replay.add_argument("--group", metavar="NEW_GROUP",
-                        help="distributed: a new consumer group (its faust tables and offsets start empty)")
+                        help="distributed: a new consumer group (its internal topics and offsets start empty)")
     start = replay.add_mutually_exclusive_group(required=True)
     start.add_argument("--from-beginning", action="store_true", help="from the start of the log")
     start.add_argument("--from-offset", type=int, metavar="N",

@@ -1,7 +1,7 @@
 """Rebuild a store from the log: every event again, through the same processors, into a fresh store.
 
-Distributed: a new consumer group is a new set of fold tables (its changelog topics are made
-first) and new offsets. The group's starting offsets are committed on every topic the worker
+Distributed: a new consumer group has its own internal topics (made first) and new offsets; the
+processors' state starts empty in the fresh store. The group's starting offsets are committed on every topic the worker
 reads, then one worker (``services/processors/worker.py``, the same code, in a child process with
 ``PROCESSOR_GROUP`` and ``STORE_DSN`` overridden) runs until it has written everything that was
 in the log when the replay began, and is stopped. Progress comes from the worker's

@@ -114,18 +114,17 @@ class EmbeddedRunner:
                 self._progress.notify_all()
 
     def drain(self) -> int:
-        """Bring every processor up to the end of both logs; the number of messages processed."""
+        """One pass: every processor up to where its log ended when its turn came (in pipeline order, so
+        what one emits is read by the next within the pass); the number of messages processed. Bounded,
+        so that under a steady stream a pass ends and what it covered is reported visible."""
         done = 0
         with self._drain_lock:
-            progressed = True
-            while progressed:  # a processor's output is another's input: go round until nothing moves
-                progressed = False
-                for sub in self.subscriptions:
-                    while entries := sub.log.read(sub.topics, sub.offsets.offset(sub.name), self.batch_rows):
-                        self._step(sub, entries)
-                        done += len(entries)
-                        self.on_batch(sub.name, len(entries))
-                        progressed = True
+            for sub in self.subscriptions:
+                end = sub.log.end()
+                while entries := sub.log.read(sub.topics, sub.offsets.offset(sub.name), self.batch_rows, upto=end):
+                    self._step(sub, entries)
+                    done += len(entries)
+                    self.on_batch(sub.name, len(entries))
         return done
 
     def _step(self, sub: Subscription, entries: list[tuple[int, bytes]]) -> None:
@@ -134,8 +133,11 @@ class EmbeddedRunner:
             for processor in sub.processors:
                 runner.process(processor, self.store, batch, emit=self.internal.append_many)
 
-    def close(self) -> None:
+    def close(self, settle_s: float = 30.0) -> None:
+        """Stop, once what was accepted before is folded (waiting at most ``settle_s``: a store that is
+        down leaves it in the log, folded at the next start)."""
         if self._thread is not None:
+            self.caught_up(settle_s)
             with self._progress:
                 self._stopping = True
                 self._progress.notify_all()

@@ -17,7 +17,6 @@ Order matters only in the embedded runner: a processor that reads another's outp
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ from services.domain.state import State
 from services.store import rotation as rotation_store
 from services.store.clickhouse import Store
 
-log = logging.getLogger(__name__)
 Batch = Sequence[tuple[int, Message]]  # (log position / offset, decoded message)
 
 

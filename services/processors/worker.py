@@ -78,6 +78,17 @@ def read_partition(bootstrap_servers: str, topic: str, partition: int, start: in
     return found
 
 
+def log_ends(bootstrap_servers: str, tps: list[TP]) -> dict[TP, int]:
+    """The log end of each partition, from the broker."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "gap-reader", "enable.auto.commit": False})
+    try:
+        return {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for t, p in tps}
+    finally:
+        consumer.close()
+
+
 class Agent:
     """``processors`` over batches of one topic group: what one faust agent runs."""
 
@@ -165,8 +176,12 @@ class Agent:
         if not idle:
             return
         expected = await loop.run_in_executor(None, self.expected, idle)
+        ends = {key: self.app.consumer.highwater(assigned[key]) for key in idle}
+        unknown = [key for key, end in ends.items() if end is None]  # faust has not fetched it: ask the broker
+        if unknown:
+            ends |= await loop.run_in_executor(None, log_ends, self.settings.kafka_bootstrap_servers, unknown)
         for key in idle:
-            end = self.app.consumer.highwater(assigned[key])
+            end = ends.get(key)
             start = max(expected.get(key, 0), _processed.get(key, -1) + 1)
             self.delivered[key] = time.monotonic()
             if end is None or end <= start:
