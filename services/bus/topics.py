@@ -54,7 +54,6 @@ TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS)  
 INTERNAL_TOPICS: tuple[Topic, ...] = (ROTATION_BATCHES,)  # what the processors write, per consumer group
 
 
-
 def group_topics(group: str) -> tuple[Topic, ...]:
     """The internal topics of the workers' consumer group ``group``, named after the group (as faust
     names its own), so that a replay under a new group never mixes its messages with the live ones.

@@ -1,10 +1,11 @@
 """The embedded runner: every processor of the pipeline over the SQLite log, in one thread.
 
-Each processor keeps its position in its own SQLite file, committed after its batch (rows,
-emitted messages, state) is in the store; a crash in between replays the batch, which the folds
-make harmless. Messages a processor emits (the rotation
-chain stage's placements) go to a second log, ``internal.sqlite`` beside the state: a replay
-into a fresh state directory then rebuilds them instead of reading the live stack's.
+The processors that read the same topics share a subscription (``pipeline.consumer_groups``, as
+the worker's agents do); each subscription keeps its position in its own SQLite file, committed
+after its batch (rows, emitted messages, state) is in the store; a crash in between replays the
+batch, which the folds make harmless. Messages a processor emits (the rotation chain stage's
+placements) go to a second log, ``internal.sqlite`` beside the positions: a replay into a fresh
+state directory then rebuilds them instead of reading the live stack's.
 
 The thread brings every processor up to the end of both logs, in batches: whatever arrived
 while it wrote the last batch goes into the next one, so the store sees a few large inserts
