@@ -26,6 +26,11 @@ class Submission:
     content_hash: str
     xml: bytes
 
+    @classmethod
+    def of(cls, xml: bytes) -> Submission:
+        parsed = parse_submission(xml)
+        return cls(parsed.instance_id, parsed.content_hash, xml)
+
 
 def visit_streams(xform: bytes, count: int, rng: random.Random, senders: int) -> list[list[Submission]]:
     """``count`` visit logs over the sample libraries, one list per sender, each library on one sender
@@ -35,21 +40,17 @@ def visit_streams(xform: bytes, count: int, rng: random.Random, senders: int) ->
     streams: list[list[Submission]] = [[] for _ in range(senders)]
     pending: list[list[tuple[int, Submission]]] = [[] for _ in range(senders)]  # edits, due at a position
 
-    def submission(xml: bytes) -> Submission:
-        parsed = parse_submission(xml)
-        return Submission(parsed.instance_id, parsed.content_hash, xml)
-
     for i in range(count):
         index = i % len(libraries)
         library, lane = libraries[index], index % senders
         day = today - timedelta(days=1 + rng.randrange(400))
         instance = f"uuid:{uuid.UUID(int=rng.getrandbits(128))}"
-        streams[lane].append(submission(fill_instance(
+        streams[lane].append(Submission.of(fill_instance(
             xform, visit_answers(library, day, total=rng.randrange(5, 200)), instance)))
         if rng.random() < 0.125:
             edit = f"uuid:{uuid.UUID(int=rng.getrandbits(128))}"
             due = len(streams[lane]) + rng.randrange(1, 6)
-            pending[lane].append((due, submission(fill_instance(
+            pending[lane].append((due, Submission.of(fill_instance(
                 xform, visit_answers(library, day, total=rng.randrange(5, 200)), edit, deprecated_id=instance))))
         for due, edit_submission in [p for p in pending[lane] if p[0] <= len(streams[lane])]:
             streams[lane].append(edit_submission)

@@ -25,19 +25,16 @@ from services.store.clickhouse import Store
 from services.tools.submissions import fill_instance, multipart
 from tests.compare import compare
 from tests.conftest import OPENROSA, visit_answers
-from tests.kafka.broker import free_port
 from tests.oracle import Oracle
 from tests.published import from_kafka
-from tests.workers import WorkerProcess, wait_until_caught_up
+from tests.workers import WorkerProcess, wait_until_caught_up, worker_settings
 
 pytestmark = pytest.mark.kafka
 
 
 def _settings(base: Settings, tmp_path: Path, bootstrap: str, prefix: str, group: str, store: str) -> Settings:
-    return Settings(**{**base.__dict__, "bus": "kafka", "kafka_bootstrap_servers": bootstrap,
-                       "kafka_topic_prefix": prefix, "processor_group": group,
-                       "store_dsn": f"chdb://{tmp_path / store}", "faust_data_dir": tmp_path / f"faust-{group}",
-                       "faust_web_port": free_port(), "processor_batch_ms": 200, "faust_session_timeout_s": 6.0})
+    return worker_settings(base, tmp_path, bootstrap=bootstrap, prefix=prefix, group=group, name=group,
+                           store=f"chdb://{tmp_path / store}")
 
 
 def _submissions(xform: bytes, count: int, rng: random.Random) -> list[bytes]:

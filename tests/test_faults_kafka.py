@@ -35,11 +35,11 @@ from tests.bookkeeping import assert_bookkeeping
 from tests.compare import compare
 from tests.conftest import OPENROSA
 from tests.disk import fill, small_disk
-from tests.kafka.broker import KafkaBroker, free_port
+from tests.kafka.broker import KafkaBroker
 from tests.oracle import Oracle
 from tests.published import from_kafka
 from tests.senders import Senders, visit_streams
-from tests.workers import WorkerProcess, consumer_lag, wait_until_caught_up
+from tests.workers import WorkerProcess, consumer_lag, wait_until_caught_up, worker_settings
 
 pytestmark = pytest.mark.kafka
 
@@ -53,14 +53,10 @@ VISIT_PARTITIONS = VISIT_EVENTS.partitions
 # --------------------------------------------------------------------------- settings, workers, checks
 
 
-def _settings(base: Settings, tmp_path: Path, bootstrap: str, prefix: str, name: str, store_dsn: str,
-              **extra: object) -> Settings:
-    """One worker's settings (its own web port, faust data dir and chDB store), or the intake's."""
-    return Settings(**{**base.__dict__, "bus": "kafka", "kafka_bootstrap_servers": bootstrap,
-                       "kafka_topic_prefix": prefix, "processor_group": GROUP, "store_dsn": store_dsn,
-                       "faust_data_dir": tmp_path / f"faust-{name}", "faust_web_port": free_port(),
-                       "processor_batch_ms": 200, "faust_session_timeout_s": 6.0,
-                       "kafka_publish_timeout_s": PUBLISH_TIMEOUT_S, **extra})
+def _settings(base: Settings, tmp_path: Path, bootstrap: str, prefix: str, name: str, store_dsn: str) -> Settings:
+    """One worker's settings (its own web port, faust data dir, the store given), or the intake's."""
+    return worker_settings(base, tmp_path, bootstrap=bootstrap, prefix=prefix, group=GROUP, name=name,
+                           store=store_dsn, kafka_publish_timeout_s=PUBLISH_TIMEOUT_S)
 
 
 def _topics(prefix: str) -> list[str]:

@@ -27,7 +27,6 @@ from services.bus.topics import EVENT_PARTITIONS, VISIT_EVENTS
 from services.clock import today_local
 from services.config import Settings
 from services.domain.reference import Library, default_reference
-from services.domain.submission import parse_submission
 from services.intake.accounts import ANONYMOUS
 from services.ops.replay import processed_offsets
 from services.store.aggregates import Aggregates
@@ -36,12 +35,11 @@ from services.tools.submissions import fill_instance
 from tests.bookkeeping import assert_bookkeeping
 from tests.compare import compare
 from tests.conftest import OPENROSA, visit_answers
-from tests.kafka.broker import free_port
 from tests.oracle import Oracle
 from tests.published import from_kafka
 from tests.senders import Senders, Submission, visit_streams
 from tests.test_rotation import rotation_answers
-from tests.workers import WorkerProcess, wait_until_caught_up
+from tests.workers import WorkerProcess, wait_until_caught_up, worker_settings
 
 pytestmark = pytest.mark.kafka
 
@@ -51,15 +49,7 @@ LIBRARIES = sorted(default_reference().libraries.values(), key=lambda lib: lib.l
 
 
 def _settings(base: Settings, tmp_path: Path, bootstrap: str, prefix: str, name: str, store: str) -> Settings:
-    return Settings(**{**base.__dict__, "bus": "kafka", "kafka_bootstrap_servers": bootstrap,
-                       "kafka_topic_prefix": prefix, "processor_group": GROUP, "store_dsn": store,
-                       "faust_data_dir": tmp_path / f"faust-{name}", "faust_web_port": free_port(),
-                       "processor_batch_ms": 200, "faust_session_timeout_s": 6.0})
-
-
-def _submission(xml: bytes) -> Submission:
-    parsed = parse_submission(xml)
-    return Submission(parsed.instance_id, parsed.content_hash, xml)
+    return worker_settings(base, tmp_path, bootstrap=bootstrap, prefix=prefix, group=GROUP, name=name, store=store)
 
 
 def _new_id(rng: random.Random) -> str:
@@ -76,8 +66,8 @@ def _moved_reports(xform: bytes, rng: random.Random, count: int) -> list[Submiss
                             if lib.area("legacy").province_code != here.area("legacy").province_code])
         original = _new_id(rng)
         day = today - timedelta(days=1 + rng.randrange(300))
-        out.append(_submission(fill_instance(xform, visit_answers(here, day, total=rng.randrange(5, 90)), original)))
-        out.append(_submission(fill_instance(
+        out.append(Submission.of(fill_instance(xform, visit_answers(here, day, total=rng.randrange(5, 90)), original)))
+        out.append(Submission.of(fill_instance(
             xform, visit_answers(there, day - timedelta(days=rng.randrange(1, 40)), total=rng.randrange(5, 90)),
             _new_id(rng), deprecated_id=original)))
     return out
@@ -92,7 +82,7 @@ def _rotation(xform: bytes, rng: random.Random, batches: int) -> tuple[list[Subm
 
     def post(library: Library, batch_id: str, movement: str, day, instance: str, **extra) -> None:
         answers = rotation_answers(library, batch_id, movement, day, **extra)
-        out.append(_submission(fill_instance(xform, answers, instance, deprecated_id=extra_deprecated.get(instance))))
+        out.append(Submission.of(fill_instance(xform, answers, instance, deprecated_id=extra_deprecated.get(instance))))
 
     extra_deprecated: dict[str, str] = {}
     for n in range(batches):
