@@ -98,16 +98,21 @@ class Agent:
         self.outputs, self.app = outputs, app
         self.lock = asyncio.Lock()  # one batch at a time: the stream's, or the idle sweep's
         self.delivered: dict[TP, float] = {}  # when each partition last delivered or was swept
+        # The next offset expected per partition assigned here: read from the store the first time a
+        # partition shows up, then kept as this agent moves it on (and forgotten when it is revoked).
+        self.expected_next: dict[TP, int] = {}
 
     @property
     def offsets_key(self) -> str:
         return f"{self.name}-offsets"
 
     def expected(self, tps: set[TP]) -> dict[TP, int]:
-        """The next offset this agent expects per partition, as the store has it."""
-        keys = {f"next:{t}:{p}": (t, p) for t, p in tps}
-        found = until_written(self.store.load_state, self.offsets_key, keys, table="processor_state")
-        return {keys[k]: value["offset"] for k, (value, _) in found.items()}
+        """The next offset this agent expects per partition (none for a partition never processed)."""
+        keys = {f"next:{t}:{p}": (t, p) for t, p in tps if (t, p) not in self.expected_next}
+        if keys:
+            found = until_written(self.store.load_state, self.offsets_key, keys, table="processor_state")
+            self.expected_next |= {keys[k]: value["offset"] for k, (value, _) in found.items()}
+        return {tp: self.expected_next[tp] for tp in tps if tp in self.expected_next}
 
     def process(self, batch: Batch, loop: asyncio.AbstractEventLoop) -> None:
         """Run every processor over ``batch`` (in a thread: store I/O blocks); their emitted messages are
@@ -141,18 +146,19 @@ class Agent:
                                                       tp[0], tp[1], following, offset)
                 raw.append((offset, value))  # at or before the expected offset too: harmless again
                 last[tp] = max(last.get(tp, -1), offset)
-            moved = [(f"next:{t}:{p}", {"offset": o + 1}, o + 1) for (t, p), o in last.items()
-                     if o + 1 > expected.get((t, p), 0)]
+            moved = {tp: o + 1 for tp, o in last.items() if o + 1 > expected.get(tp, 0)}
             await loop.run_in_executor(None, self._decode_process_advance, raw, moved, loop)
+            self.expected_next |= moved
             now = time.monotonic()
             for tp in last:
                 self.delivered[tp] = now
             _mark_processed(last)
 
-    def _decode_process_advance(self, raw: list[tuple[int, bytes]], moved: list[tuple[str, dict, int]],
+    def _decode_process_advance(self, raw: list[tuple[int, bytes]], moved: dict[TP, int],
                                 loop: asyncio.AbstractEventLoop) -> None:
         self.process([(offset, decode(value)) for offset, value in raw], loop)
-        until_written(self.store.save_state, self.offsets_key, moved, table="processor_state")
+        rows = [(f"next:{t}:{p}", {"offset": offset}, offset) for (t, p), offset in moved.items()]
+        until_written(self.store.save_state, self.offsets_key, rows, table="processor_state")
 
     async def consume(self, stream: faust.Stream) -> None:
         within = self.settings.processor_batch_ms / 1000
@@ -166,8 +172,11 @@ class Agent:
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         assigned = {(tp.topic, tp.partition): tp for tp in self.app.consumer.assignment() if tp.topic in topics}
-        for tp in set(self.delivered) - set(assigned):
-            del self.delivered[tp]  # revoked: its next owner sweeps it
+        async with self.lock:
+            for tp in (set(self.delivered) | set(self.expected_next)) - set(assigned):
+                # revoked: its next owner sweeps it, and moves its expected offset on in the store
+                self.delivered.pop(tp, None)
+                self.expected_next.pop(tp, None)
         idle = set()
         for key in assigned:
             self.delivered.setdefault(key, now)
