@@ -21,7 +21,16 @@ from services.query import models
 from services.query.access import Principal
 from services.query.areas import Places, Resolved
 from services.query.formats import FormatParam, documented, respond
-from services.query.params import AreaQuery, Period, area_query, check_day, period_query, place_query
+from services.query.params import (
+    AreaQuery,
+    Period,
+    YearParam,
+    area_query,
+    check_day,
+    period_query,
+    place_query,
+    the_year,
+)
 from services.query.problems import Problem
 from services.store.aggregates import Aggregates
 
@@ -36,7 +45,6 @@ DONATION_COLUMNS = ["period", "donor_kind", "donor_origin", "donations", "books"
 GROWTH_COLUMNS = ["year", "all.visits", "all.previous", "all.yoy", "like_for_like.visits", "like_for_like.previous",
                   "like_for_like.yoy", "like_for_like.libraries", "cagr.baseline_year", "cagr.value"]
 
-YearParam = Annotated[int | None, Query(ge=2000, le=2100, description="The year (default: this year).")]
 
 
 def _filename(name: str, resolved: Resolved) -> str:
@@ -45,12 +53,45 @@ def _filename(name: str, resolved: Resolved) -> str:
     return "-".join(p for p in parts if p)
 
 
-def _year(year: int | None) -> int:
-    today = today_local()
-    year = year or today.year
-    if year > today.year:
-        raise Problem(400, "Year in the future", f"year {year} has not begun (today is {today})", "year")
-    return year
+# The answers as bodies, built once: each route sends one, and /v1/dashboard gathers several.
+
+def series_body(resolved: Resolved, period: Period, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"area": resolved.area, "library_type": resolved.query.library_type, "granularity": period.granularity,
+            "start": period.start.isoformat(), "end": period.end.isoformat(), **extra, "series": rows}
+
+
+def indicators_body(places: Places, aggregates: Aggregates, principal: Principal, area: AreaQuery,
+                    year: int | None, as_of: date | None = None) -> tuple[Resolved, dict[str, Any]]:
+    """``/v1/indicators``: the area checked against the key, and its indicators for the year."""
+    year = the_year(year)
+    check_day("as_of", as_of)
+    day = as_of or min(date(year, 12, 31), today_local())
+    if day.year != year:
+        raise Problem(400, "as_of outside the year", f"as_of {day} is not in {year}", "as_of")
+    resolved = places.resolve(principal, area)
+    values = aggregates.indicators(resolved.filter, year, day)
+    return resolved, {"area": resolved.area, "year": year, "as_of": day.isoformat(), "indicators": values}
+
+
+def visits_body(places: Places, aggregates: Aggregates, principal: Principal, area: AreaQuery,
+                period: Period) -> tuple[Resolved, dict[str, Any]]:
+    """``/v1/visits``: the area checked against the key, and its visits over the period."""
+    resolved = places.resolve(principal, area)
+    rows = aggregates.visits(resolved.filter, period.start, period.end, period.granularity,
+                             library_type=area.library_type)
+    return resolved, series_body(resolved, period, rows)
+
+
+def growth_body(places: Places, aggregates: Aggregates, principal: Principal, area: AreaQuery, year: int | None,
+                baseline_year: int | None = None) -> tuple[Resolved, dict[str, Any]]:
+    """``/v1/growth``: the area checked against the key, and its visit growth in the year."""
+    year = the_year(year)
+    if baseline_year is not None and baseline_year >= year:
+        raise Problem(400, "Baseline not before the year", f"baseline_year {baseline_year} is not before {year}",
+                      "baseline_year")
+    resolved = places.resolve(principal, area)
+    values = aggregates.growth(places.typed(resolved, min(date(year, 12, 31), today_local())), year, baseline_year)
+    return resolved, {"area": resolved.area, "library_type": area.library_type, **values}
 
 
 def aggregates_router(places: Places, aggregates: Aggregates, read: Callable[..., Principal]) -> APIRouter:
@@ -58,8 +99,7 @@ def aggregates_router(places: Places, aggregates: Aggregates, read: Callable[...
 
     def series(request: Request, name: str, resolved: Resolved, period: Period, rows: list[dict[str, Any]],
                columns: list[str], fmt: str | None, **extra: Any) -> Response:
-        body = {"area": resolved.area, "library_type": resolved.query.library_type, "granularity": period.granularity,
-                "start": period.start.isoformat(), "end": period.end.isoformat(), **extra, "series": rows}
+        body = series_body(resolved, period, rows, **extra)
         return respond(request, body, rows, columns, fmt, _filename(name, resolved))  # type: ignore[arg-type]
 
     @router.get("/indicators", summary="K1–K4, reporting completeness and timeliness for an area and a year",
@@ -74,16 +114,10 @@ def aggregates_router(places: Places, aggregates: Aggregates, read: Callable[...
                         "current year); within `year`.")] = None,
         format: FormatParam = None,
     ) -> Response:
-        year = _year(year)
-        check_day("as_of", as_of)
-        day = as_of or min(date(year, 12, 31), today_local())
-        if day.year != year:
-            raise Problem(400, "as_of outside the year", f"as_of {day} is not in {year}", "as_of")
-        resolved = places.resolve(principal, area)
-        values = aggregates.indicators(resolved.filter, year, day)
-        rows = [{"indicator": name, **values[name]} for name in INDICATORS]
-        body = {"area": resolved.area, "year": year, "as_of": day.isoformat(), "indicators": values}
-        return respond(request, body, rows, INDICATOR_COLUMNS, format, _filename(f"indicators-{year}", resolved))
+        resolved, body = indicators_body(places, aggregates, principal, area, year, as_of)
+        rows = [{"indicator": name, **body["indicators"][name]} for name in INDICATORS]
+        return respond(request, body, rows, INDICATOR_COLUMNS, format,
+                       _filename(f"indicators-{body['year']}", resolved))
 
     @router.get("/visits", summary="Visits, loans and registrations over time for an area",
                 responses=documented(models.Visits))
@@ -94,10 +128,8 @@ def aggregates_router(places: Places, aggregates: Aggregates, read: Callable[...
         period: Annotated[Period, Depends(period_query)],
         format: FormatParam = None,
     ) -> Response:
-        resolved = places.resolve(principal, area)
-        rows = aggregates.visits(resolved.filter, period.start, period.end, period.granularity,
-                                 library_type=area.library_type)
-        return series(request, "visits", resolved, period, rows, VISIT_COLUMNS, format)
+        resolved, body = visits_body(places, aggregates, principal, area, period)
+        return respond(request, body, body["series"], VISIT_COLUMNS, format, _filename("visits", resolved))
 
     @router.get("/growth", summary="Year-on-year visit growth (all libraries and like-for-like) and CAGR",
                 responses=documented(models.Growth))
@@ -111,15 +143,9 @@ def aggregates_router(places: Places, aggregates: Aggregates, read: Callable[...
                                           "first year with visits).")] = None,
         format: FormatParam = None,
     ) -> Response:
-        year = _year(year)
-        if baseline_year is not None and baseline_year >= year:
-            raise Problem(400, "Baseline not before the year", f"baseline_year {baseline_year} is not before {year}",
-                          "baseline_year")
-        resolved = places.resolve(principal, area)
-        values = aggregates.growth(places.typed(resolved, min(date(year, 12, 31), today_local())), year,
-                                   baseline_year)
-        body = {"area": resolved.area, "library_type": area.library_type, **values}
-        return respond(request, body, [values], GROWTH_COLUMNS, format, _filename(f"growth-{year}", resolved))
+        resolved, body = growth_body(places, aggregates, principal, area, year, baseline_year)
+        values = {name: value for name, value in body.items() if name not in ("area", "library_type")}
+        return respond(request, body, [values], GROWTH_COLUMNS, format, _filename(f"growth-{body['year']}", resolved))
 
     @router.get("/mobile-sessions", summary="Mobile-library sessions, visits and loans (serving library's area)",
                 responses=documented(models.MobileSessions))

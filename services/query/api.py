@@ -5,6 +5,7 @@ programme managers, dashboards and tools. One entry point, ``query_router``; the
 - ``rotation_api.py``: rotation batches, books on hand per library, rotation per province;
 - ``areas.py``: reference areas and the library registry (and how area parameters are read);
 - ``admin_api.py``: dead letters and intake rejections (scope ``admin``);
+- ``dashboard_api.py``: every figure of one view of the dashboard page, in one answer;
 - ``access.py``: API keys and scopes, ``/v1/me``; ``formats.py``: JSON/CSV, ETags, pagination;
 - ``params.py``: the shared parameters (area, period); ``models.py``: the answers' shapes, for OpenAPI.
 
@@ -26,6 +27,7 @@ from services.query.access import ApiKeys, Principal, administrator, authenticat
 from services.query.admin_api import admin_router
 from services.query.aggregates_api import aggregates_router
 from services.query.areas import Places, areas_router
+from services.query.dashboard_api import dashboard_api_router
 from services.query.problems import Problem
 from services.query.rotation_api import rotation_router
 from services.store.aggregates import Aggregates
@@ -74,5 +76,6 @@ def query_router(store: Store, reference: Reference, keys: ApiKeys, throttle: Lo
     router.include_router(aggregates_router(places, aggregates, read))
     router.include_router(rotation_router(places, store, rotation_loan_days, read))
     router.include_router(areas_router(places, read))
+    router.include_router(dashboard_api_router(places, aggregates, store, rotation_loan_days, read))
     router.include_router(admin_router(store, admin))
     return router

@@ -71,8 +71,11 @@ LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def documented(model: Any) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` of a route answering ``model`` as JSON, or CSV, with the usual errors."""
+def documented(model: Any, *, csv: bool = True) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route answering ``model`` as JSON, or CSV (unless ``csv`` is false), with the
+    usual errors."""
+    if not csv:
+        return {**LIST_RESPONSES, 200: {"model": model, "description": "JSON."}}
     return {**LIST_RESPONSES, 200: {**LIST_RESPONSES[200], "model": model}}
 
 

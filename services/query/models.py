@@ -253,6 +253,43 @@ class ProvinceRotations(BaseModel):
     items: list[ProvinceRotation]
 
 
+class DashboardRotation(ProvinceRotation):
+    batches_in_transit: int = Field(description="Batches dispatched, not yet received (`in_transit`).")
+    batches_on_hand: int = Field(description="Batches received, not yet returned.")
+
+
+class DashboardRotations(BaseModel):
+    as_of: date
+    loan_days: int
+    items: list[DashboardRotation]
+
+
+class CommuneCoverage(BaseModel):
+    province_code: str
+    communes: int = Field(description="Communes of the province the key reaches (as `/v1/areas` lists them).")
+    with_model: int = Field(description="Of those, communes where a library of the registry is in the model.")
+
+
+class CommuneCoverages(BaseModel):
+    as_of: date
+    items: list[CommuneCoverage]
+
+
+class Dashboard(BaseModel):
+    """Every figure of one dashboard view; each part as the separate endpoint answers it."""
+
+    area: Area
+    year: int
+    indicators: Indicators = Field(description="`/v1/indicators` of the area and year.")
+    visits: Visits = Field(description="`/v1/visits` of the area, by month, over the year and the year before.")
+    growth: Growth = Field(description="`/v1/growth` of the area and year.")
+    provinces: list[Indicators] = Field(description="`/v1/indicators` of each province of the scheme the key reaches.")
+    rotation: DashboardRotations = Field(description="`/v1/rotation/provinces` today (provinces the key reaches), "
+                                                     "with batches in transit and on hand per province.")
+    communes: CommuneCoverages = Field(description="Per province: communes, and communes with a library in the "
+                                                   "model today.")
+
+
 class LibraryItem(BaseModel):
     library_id: str
     name_vi: str

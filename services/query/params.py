@@ -34,6 +34,7 @@ StartParam = Annotated[date | None, Query(description="First day (default: 1 Jan
 EndParam = Annotated[date | None, Query(description="Last day (default: today, Asia/Ho_Chi_Minh).")]
 GranularityParam = Annotated[Granularity, Query(description="Periods: `day`, `month`, `quarter` or `year`.")]
 AsOfParam = Annotated[date | None, Query(description="The date the answer is for (default: today).")]
+YearParam = Annotated[int | None, Query(ge=2000, le=2100, description="The year (default: this year).")]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ def place_query(scheme: SchemeParam = "legacy", province: ProvinceParam = None, 
     return AreaQuery(scheme, province, commune, library)
 
 
+def province_query(scheme: SchemeParam = "legacy", province: ProvinceParam = None) -> AreaQuery:
+    """The region of a scheme or one of its provinces (what the dashboard shows)."""
+    return AreaQuery(scheme, province)
+
+
 def area_query(place: Annotated[AreaQuery, Depends(place_query)],
                library_type: LibraryTypeParam = None) -> AreaQuery:
     return AreaQuery(place.scheme, place.province, place.commune, place.library, library_type)
@@ -61,6 +67,15 @@ def check_day(name: str, value: date | None) -> date | None:
     if value is not None and not FIRST_DAY <= value <= LAST_DAY:
         raise Problem(400, "Date out of range", f"{name} {value} is outside {FIRST_DAY} … {LAST_DAY}", name)
     return value
+
+
+def the_year(year: int | None) -> int:
+    """The year asked for (default: this year); one that has not begun is refused."""
+    today = today_local()
+    year = year or today.year
+    if year > today.year:
+        raise Problem(400, "Year in the future", f"year {year} has not begun (today is {today})", "year")
+    return year
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from services.domain.events import Scheme
 from services.query import models
 from services.query.access import Principal
 from services.query.areas import AREA_CODE_COLUMNS, Places
@@ -35,6 +36,17 @@ PROVINCE_COLUMNS = ["scheme", "province_code", "name_vi", "name_en", "batches_di
                     "copies_damaged", "loss_rate"]
 
 PageSize = Annotated[int, Query(ge=1, le=1000, description="Rows per page (1–1000).")]
+
+
+def province_rows(places: Places, store: Store, scheme: Scheme, as_of: date, loan_days: int) -> list[dict[str, Any]]:
+    """``/v1/rotation/provinces``' rows for every province of ``scheme`` with batches (the caller
+    keeps those the key reaches)."""
+    rows = []
+    for row in rotation_store.province_rotation(store, scheme, as_of, loan_days):
+        unit = places.unit(scheme, row["province_code"])
+        rows.append(plain({"scheme": scheme, "province_code": row["province_code"], "name_vi": unit["name_vi"],
+                           "name_en": unit["name_en"], **{k: row[k] for k in PROVINCE_COLUMNS[4:]}}))
+    return rows
 
 
 def rotation_router(places: Places, store: Store, loan_days: int, read: Callable[..., Principal]) -> APIRouter:
@@ -125,13 +137,8 @@ def rotation_router(places: Places, store: Store, loan_days: int, read: Callable
         format: FormatParam = None,
     ) -> Response:
         resolved = places.resolve(principal, AreaQuery(scheme, province))
-        rows = []
-        for row in rotation_store.province_rotation(store, scheme, as_of, loan_days):
-            if province and row["province_code"] != province:
-                continue
-            unit = places.unit(scheme, row["province_code"])
-            rows.append(plain({"scheme": scheme, "province_code": row["province_code"], "name_vi": unit["name_vi"],
-                               "name_en": unit["name_en"], **{k: row[k] for k in PROVINCE_COLUMNS[4:]}}))
+        rows = [row for row in province_rows(places, store, scheme, as_of, loan_days)
+                if not province or row["province_code"] == province]
         body = {"area": resolved.area, "as_of": as_of.isoformat(), "loan_days": loan_days, "items": rows}
         return respond(request, body, rows, PROVINCE_COLUMNS, format, f"rotation-provinces-{scheme}")
 
