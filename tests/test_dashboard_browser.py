@@ -5,8 +5,9 @@ intake (every form's samples for a third of the libraries' visit logs since 2025
 submissions the intake refuses). The page is opened with the demo API key; the test reads what a
 manager sees (indicator values and targets), what the charts hold (from the Chart.js instances),
 switches province, scheme and language, downloads the CSV, and leaves a screenshot in
-build/screenshots/dashboard.png. Chromium comes from Debian (`apt-get install chromium`), never
-from `playwright install`.
+build/screenshots/dashboard.png. Its charts come from one request per view (``/v1/dashboard``),
+which a reload or a filter switched back revalidates (304, seen at the server). Chromium comes
+from Debian (`apt-get install chromium`), never from `playwright install`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import unicodedata
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,8 +81,27 @@ def _load(stack: EmbeddedStack) -> None:
         assert client.post("/submission", files=multipart(xml)).status_code == 400
 
 
+class Answered:
+    """The statuses the server sent for ``/v1/dashboard``, in order (an ASGI wrapper of the app)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.statuses: list[int] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/dashboard":
+            return await self.app(scope, receive, send)
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.statuses.append(message["status"])
+            await send(message)
+        return await self.app(scope, receive, sending)
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path) -> Iterator[tuple[str, str, EmbeddedStack]]:
+def served(tmp_path_factory: pytest.TempPathFactory,
+           forms_dir: Path) -> Iterator[tuple[str, str, EmbeddedStack, Answered]]:
     _require(CHROMIUM.exists(), "Debian's chromium is missing: apt-get install -y chromium (.ci/run does)")
     assert (VENDOR_DIR / "chart.umd.js").exists(), "the chart library is not built: run `make static`"
     root = tmp_path_factory.mktemp("dashboard")
@@ -91,8 +112,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path) -> Iterato
     try:
         assert stack.demo_api_key, "the embedded stack makes a demo key when API_KEYS_FILE is unset"
         _load(stack)
-        with serving(stack.app) as base_url:
-            yield base_url, stack.demo_api_key, stack
+        answered = Answered(stack.app)
+        with serving(answered) as base_url:
+            yield base_url, stack.demo_api_key, stack, answered
     finally:
         stack.close()
 
@@ -110,6 +132,12 @@ def browser(served) -> Iterator[object]:
 
 def _ready(page) -> None:
     page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
+
+
+def _drawn(page, view: int) -> None:
+    """Every chart of the page's ``view``-th view is drawn (the page's signal), and nothing is loading."""
+    page.wait_for_function("(view) => document.body.dataset.chartsDrawn === String(view)", arg=view, timeout=60_000)
+    _ready(page)
 
 
 def _chart(page, chart_id: str) -> dict:
@@ -130,7 +158,7 @@ def _changed(page, chart_id: str, before: dict) -> dict:
 
 
 def test_the_dashboard_shows_indicators_charts_and_rejections_and_follows_its_controls(served, browser):
-    base_url, key, _stack = served
+    base_url, key, *_ = served
     rejected = httpx.get(f"{base_url}/v1/rejections", headers={"Authorization": f"Bearer {key}"}).json()
     assert len(rejected) == 2
     page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
@@ -215,8 +243,40 @@ def test_the_dashboard_shows_indicators_charts_and_rejections_and_follows_its_co
     assert not errors, errors
 
 
+def test_one_request_draws_every_chart_and_the_browser_revalidates_it(served, browser):
+    base_url, key, _stack, answered = served
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    answered.statuses.clear()
+
+    page.goto(f"{base_url}/dashboard?year={YEAR}#key={key}")
+    _drawn(page, 1)
+    assert answered.statuses == [200]  # the one request of the view's figures
+    assert page.evaluate("performance.getEntriesByName('charts-drawn').length") == 1
+    charts = ["indicators-chart", "visits-chart", "reporting-chart", "rotation-chart", "communes-chart"]
+    assert all(_chart(page, chart)["datasets"] for chart in charts)
+
+    # A refresh: the browser asks again with the ETag it holds, and the server answers 304.
+    page.reload()
+    _drawn(page, 1)
+    assert answered.statuses == [200, 304]
+    drawn = _chart(page, "visits-chart")
+    assert all(v and v > 0 for v in drawn["datasets"][1]["data"])  # drawn from the answer the browser kept
+
+    # Another province is a new answer; back to the region, the kept one is still good.
+    page.select_option("#province", "02")
+    _drawn(page, 2)
+    page.select_option("#province", "")
+    _drawn(page, 3)
+    assert answered.statuses == [200, 304, 200, 304]
+    assert _chart(page, "visits-chart") == drawn
+    assert not errors, errors
+    page.close()
+
+
 def test_without_a_key_the_page_asks_for_one_and_refuses_a_wrong_one(served, browser):
-    base_url, key, _stack = served
+    base_url, key, *_ = served
     page = browser.new_page()
     page.goto(f"{base_url}/dashboard")
     page.wait_for_function("document.body.dataset.state === 'key'")
@@ -233,7 +293,7 @@ def test_without_a_key_the_page_asks_for_one_and_refuses_a_wrong_one(served, bro
 
 
 def test_the_page_and_its_chart_library_are_served_from_here(served):
-    base_url, _key, _stack = served
+    base_url, *_ = served
     page = httpx.get(f"{base_url}/dashboard")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "https://" not in page.text  # no CDN: everything comes from this server
@@ -249,7 +309,7 @@ def test_the_page_and_its_chart_library_are_served_from_here(served):
 
 
 def test_an_old_link_with_the_key_in_the_query_still_opens_the_page(served, browser):
-    base_url, key, _stack = served
+    base_url, key, *_ = served
     page = browser.new_page()
     page.goto(f"{base_url}/dashboard?key={key}")
     _ready(page)

@@ -1,5 +1,6 @@
 /* The programme manager's dashboard: reads the query API (/v1) with a bearer key and draws
  * the indicators, visits, model coverage, book rotation, reporting and intake rejections.
+ * Every chart of a view comes from one request, GET /v1/dashboard, revalidated by its ETag.
  * Plain JavaScript; charts by Chart.js (window.Chart, served from /dashboard/vendor/).
  * Every label is in I18N below, Vietnamese first; times are shown in Asia/Ho_Chi_Minh. */
 "use strict";
@@ -329,7 +330,9 @@
     const qs = query(values);
     const response = await fetch(`${path}${qs ? `?${qs}` : ""}`, {
       headers: { Authorization: `Bearer ${state.key}`, Accept: "application/json" },
-      cache: "no-store",
+      // Revalidate what the browser holds: an answer unchanged since (a reload, a filter switched
+      // back) comes back as 304 and is read from the browser's cache.
+      cache: "no-cache",
     });
     if (response.status === 401) throw new AuthError(response.statusText);
     if (!response.ok) {
@@ -353,13 +356,6 @@
       token = answer && !Array.isArray(answer) ? answer.next_page_token : null;
     } while (token);
     return items;
-  }
-
-  /** A list for the whole region, or, for a key scoped to some provinces, one province at a time. */
-  async function acrossProvinces(load) {
-    if (readsAll()) return load("");
-    const parts = await Promise.all(state.provinces.map((p) => load(p.code)));
-    return parts.flat();
   }
 
   // --- the key: once from #key= (a fragment never reaches the server, nor its logs), then
@@ -474,7 +470,7 @@
     for (const button of document.querySelectorAll("#commune-filter [data-filter]")) {
       button.addEventListener("click", () => {
         state.communeFilter = button.dataset.filter;
-        renderCommunes();
+        renderCommuneTable();
       });
     }
     $("#key-form").addEventListener("submit", (event) => {
@@ -537,22 +533,23 @@
     document.body.dataset.state = !state.key ? "key" : state.pending > 0 ? "loading" : "ready";
   }
 
-  /** Fetch for one section; a stale answer (the reader changed a filter since) is dropped. */
-  async function section(name, load, render) {
+  /** Fetch for one or more sections (their error boxes ``shown``); a stale answer (the reader
+   * changed a filter since) is dropped. */
+  async function section(name, load, render, shown = [name]) {
     const generation = state.generation;
-    const error = document.querySelector(`[data-error-for="${name}"]`);
+    const errors = shown.map((n) => document.querySelector(`[data-error-for="${n}"]`)).filter(Boolean);
     busy(+1);
     try {
       const answer = await load();
       if (generation !== state.generation) return;
       state.data[name] = answer;
-      if (error) error.hidden = true;
+      for (const error of errors) error.hidden = true;
       render();
     } catch (failure) {
       if (failure instanceof AuthError) throw failure;
       if (generation !== state.generation) return;
       state.data[name] = null;
-      if (error) {
+      for (const error of errors) {
         error.hidden = false;
         error.textContent = t("error.load", { detail: failure.message });
       }
@@ -567,22 +564,13 @@
     syncUrl();
     applyLabels();
     renderHeading();
-    const area = { scheme: state.scheme, province: state.province };
-    const year = state.year;
+    const view = { scheme: state.scheme, province: state.province, year: state.year };
     busy(+1);
     try {
       await Promise.all([
-        section("indicators", () => api("/v1/indicators", { ...area, year }), renderIndicators),
-        section("visits", async () => {
-          const [visits, growth] = await Promise.all([
-            api("/v1/visits", { ...area, start: `${year - 1}-01-01`, end: `${year}-12-31`, granularity: "month" }),
-            api("/v1/growth", { ...area, year }),
-          ]);
-          return { visits, growth };
-        }, renderVisits),
-        section("provinces", loadProvinceIndicators, renderProvinces),
-        section("rotation", loadRotation, renderRotation),
-        section("communes", loadCommunes, renderCommunes),
+        // Every chart of the view from one answer (GET /v1/dashboard).
+        section("figures", () => api("/v1/dashboard", view), renderFigures, FIGURE_SECTIONS),
+        section("communes", loadCommunes, renderCommuneTable),
         isAdmin() && section("rejections", async () => {
           const [rejections, deadLetters] = await Promise.all([
             api("/v1/rejections", { limit: 20 }),
@@ -596,23 +584,8 @@
     }
   }
 
-  /** Rotation per province (circulation, overdue, losses) and every batch as it stands today (status). */
-  async function loadRotation() {
-    const scheme = state.scheme;
-    if (state.data.rotation?.scheme === scheme) return state.data.rotation;  // a province change needs no new fetch
-    let loanDays = null;
-    const [provinces, batches] = await Promise.all([
-      acrossProvinces(async (province) => {
-        const answer = await api("/v1/rotation/provinces", { scheme, province });
-        loanDays = answer.loan_days ?? loanDays;
-        return rows(answer);
-      }),
-      acrossProvinces((province) => fetchAll("/v1/rotation/batches", { scheme, province })),
-    ]);
-    return { scheme, provinces, batches, loanDays };
-  }
-
-  /** Every commune and library of the scheme (the chart compares provinces; the table lists one). */
+  /** Every commune and library of the scheme, for the table of communes (a province's, or those
+   * with a library); kept while the scheme stays. */
   async function loadCommunes() {
     const cached = state.data.communes;
     if (cached && cached.scheme === state.scheme) return cached;
@@ -623,19 +596,36 @@
     return { scheme: state.scheme, communes, libraries };
   }
 
-  /** The indicators of every province of the scheme, for the table and the reporting chart. */
-  async function loadProvinceIndicators() {
-    const { scheme, year } = state;
-    const cached = state.data.provinces;
-    if (cached?.scheme === scheme && cached?.year === year) return cached;  // a province change needs no new fetch
-    const list = await Promise.all(state.provinces.map((p) =>
-      api("/v1/indicators", { scheme, province: p.code, year })
-        .then((answer) => ({ code: p.code, indicators: answer.indicators }))));
-    return { scheme, year, list };
-  }
-
   // --- drawing -----------------------------------------------------------------------------------
   const chartsAvailable = () => typeof window.Chart === "function";
+  const FIGURE_SECTIONS = ["indicators", "visits", "provinces", "rotation"];
+  const FIGURE_CHARTS = ["indicators-chart", "visits-chart", "reporting-chart", "rotation-chart", "communes-chart"];
+
+  /* "Every chart of the view is drawn": performance.mark("charts-drawn") and
+   * body[data-charts-drawn] = the view's generation, once each chart drawn from the view's answer
+   * has rendered (after its animation, if any). The browser test and bench/dashboard.py wait on it. */
+  const drawing = { generation: 0, waiting: new Set() };
+
+  function chartRendered(chart) {  // Chart.js's afterRender: a render, and its animation, complete
+    if (drawing.waiting.delete(chart.canvas.id) && !drawing.waiting.size) signalDrawn();
+  }
+
+  function signalDrawn() {
+    if (drawing.generation !== state.generation) return;  // a newer view is on its way
+    performance.mark("charts-drawn", { detail: { generation: drawing.generation } });
+    document.body.dataset.chartsDrawn = String(drawing.generation);
+  }
+
+  function renderFigures() {
+    drawing.generation = state.generation;
+    drawing.waiting = new Set(FIGURE_CHARTS);
+    renderIndicators();
+    renderVisits();
+    renderProvinces();
+    renderRotation();
+    drawCommunes();
+    if (!chartsAvailable()) signalDrawn();  // no chart library: the tables are the figures
+  }
 
   function draw(id, config) {
     if (!chartsAvailable()) return null;
@@ -676,7 +666,7 @@
   }
 
   function renderIndicators() {
-    const indicators = state.data.indicators?.indicators;
+    const indicators = state.data.figures?.indicators?.indicators;
     const names = [...INDICATORS, "completeness", "timeliness"];
     $("#indicator-cards").replaceChildren(...names.map((name) => {
       const ind = indicators?.[name];
@@ -754,7 +744,7 @@
   }
 
   function renderVisits() {
-    const answer = state.data.visits;
+    const answer = state.data.figures;
     const year = state.year;
     const byPeriod = new Map((answer?.visits?.series ?? []).map((row) => [row.period, row]));
     const monthly = (y) => Array.from({ length: 12 }, (_, i) =>
@@ -842,7 +832,8 @@
   }
 
   function renderProvinces() {
-    const answers = state.data.provinces?.list ?? [];
+    const answers = (state.data.figures?.provinces ?? []).map((body) => ({ code: body.area.code,
+      indicators: body.indicators }));
     const columns = [...INDICATORS, "completeness", "timeliness"];
     const table = $("#province-table");
     table.tHead.replaceChildren(element("tr", {}, element("th", { scope: "col" }, t("prov.province")),
@@ -883,29 +874,14 @@
     document.getElementById("reporting-chart").setAttribute("aria-label", t("reporting.title"));
   }
 
-  /** Per province: batches in transit (dispatched, not yet received), on hand (received, not
-   * returned) and overdue, counted from the batches' status today. */
-  function rotationCounts(batches) {
-    const counts = new Map();
-    for (const batch of batches) {
-      const code = codeOf(batch, "province");
-      const entry = counts.get(code) || { inTransit: 0, onHand: 0, overdue: 0 };
-      entry.inTransit += batch.status === "dispatched" ? 1 : 0;
-      entry.onHand += batch.status === "received" ? 1 : 0;
-      entry.overdue += batch.overdue ? 1 : 0;
-      counts.set(code, entry);
-    }
-    return counts;
-  }
-
+  /** Per province today: batches in transit (dispatched, not yet received), on hand (received, not
+   * returned) and overdue; copies in circulation and the loss rate. */
   function renderRotation() {
-    const answer = state.data.rotation;
-    const perProvince = rotationCounts(answer?.batches || []);
-    const none = { inTransit: 0, onHand: 0, overdue: 0 };
-    const sorted = [...(answer?.provinces ?? [])].sort((a, b) => provinceName(a.province_code)
+    const answer = state.data.figures?.rotation;
+    const sorted = [...(answer?.items ?? [])].sort((a, b) => provinceName(a.province_code)
       .localeCompare(provinceName(b.province_code), locale()));
-    const counts = sorted.map((row) => ({ ...none, ...perProvince.get(row.province_code),
-      overdue: row.batches_overdue ?? perProvince.get(row.province_code)?.overdue ?? 0 }));
+    const counts = sorted.map((row) => ({ inTransit: row.batches_in_transit ?? 0, onHand: row.batches_on_hand ?? 0,
+      overdue: row.batches_overdue ?? 0 }));
     draw("rotation-chart", {
       type: "bar",
       data: {
@@ -933,35 +909,19 @@
       element("td", { className: `num ${counts[i].overdue ? "behind" : ""}` }, number(counts[i].overdue)),
       element("td", { className: "num" }, number(row.copies_in_circulation)),
       element("td", { className: "num" }, percent(row.loss_rate)))));
-    const days = answer?.loanDays;
+    const days = answer?.loan_days;
     $("#rotation-note").textContent = days ? t("rotation.note", { days }) : t("rotation.noteDefault");
   }
 
   function renderCommunes() {
-    for (const button of document.querySelectorAll("#commune-filter [data-filter]")) {
-      button.setAttribute("aria-pressed", String(button.dataset.filter === state.communeFilter));
-    }
-    const answer = state.data.communes;
-    const allCommunes = answer?.communes || [];
-    const libraries = answer?.libraries || [];
-    const byCommune = new Map();
-    for (const lib of libraries) {
-      const code = codeOf(lib, "commune");
-      if (!code) continue;
-      const entry = byCommune.get(code) || { libraries: 0, model: false };
-      entry.libraries += 1;
-      entry.model = entry.model || Boolean(lib.in_model);
-      byCommune.set(code, entry);
-    }
-    // Per province: communes with and without a model (the chart), whatever the province filter.
-    const perProvince = new Map();
-    for (const commune of allCommunes) {
-      const province = commune.province_code;
-      const entry = perProvince.get(province) || { with: 0, without: 0 };
-      if (byCommune.get(commune.code)?.model) entry.with += 1;
-      else entry.without += 1;
-      perProvince.set(province, entry);
-    }
+    drawCommunes();
+    renderCommuneTable();
+  }
+
+  /** Per province: communes with and without a model (the chart), whatever the province filter. */
+  function drawCommunes() {
+    const perProvince = new Map((state.data.figures?.communes?.items ?? []).map((row) =>
+      [row.province_code, { with: row.with_model, without: row.communes - row.with_model }]));
     const provinces = [...perProvince.keys()].sort((a, b) => provinceName(a).localeCompare(provinceName(b), locale()));
     draw("communes-chart", {
       type: "bar",
@@ -981,7 +941,24 @@
       indexAxis: "y" },
     });
     document.getElementById("communes-chart").setAttribute("aria-label", t("communes.title"));
+  }
 
+  /** The communes of the chosen province (or, for the region, those with a library), from the lists. */
+  function renderCommuneTable() {
+    for (const button of document.querySelectorAll("#commune-filter [data-filter]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.filter === state.communeFilter));
+    }
+    const answer = state.data.communes;
+    const allCommunes = answer?.communes || [];
+    const byCommune = new Map();
+    for (const lib of answer?.libraries || []) {
+      const code = codeOf(lib, "commune");
+      if (!code) continue;
+      const entry = byCommune.get(code) || { libraries: 0, model: false };
+      entry.libraries += 1;
+      entry.model = entry.model || Boolean(lib.in_model);
+      byCommune.set(code, entry);
+    }
     const communes = allCommunes.filter((c) => !state.province || c.province_code === state.province);
     const withModel = communes.filter((c) => byCommune.get(c.code)?.model).length;
     $("#commune-summary").textContent = communes.length
@@ -1063,6 +1040,7 @@
     } else {
       window.Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
       window.Chart.defaults.color = "#334155";
+      window.Chart.register({ id: "thuvienDrawn", afterRender: chartRendered });
     }
     if (!state.key) askForKey(false);
     else guarded(start);
