@@ -4,7 +4,7 @@
   API in one process) receives the workload's visit logs from the load process (``bench.load``,
   real multipart XML over HTTP, closed loop); the figure is submissions per second from the first
   request until the last one's event is in the store (``processor_events_processed_total``).
-- Upper bound: chDB bulk insert of the same rows — the ``events`` and ``visit_chains``
+- Upper bound: chDB bulk insert of the same rows — the ``events`` and ``visit_chain_rows``
   rows that run produced, read back and inserted into empty tables in one insert each.
 - Freshness: while the load process sends at a steady rate, single submissions are sent and the
   query API is polled until each one's library-day shows its total: time from the 201 to visible.
@@ -55,7 +55,7 @@ def _bulk_bound(store_dsn: str, submissions: int) -> tuple[float, dict[str, obje
     store = Store(store_dsn)
     try:
         took, rows = 0.0, {}
-        for table in ("events", "visit_chains"):
+        for table in ("events", "visit_chain_rows"):
             found = store.select(f"SELECT * FROM {table}")
             columns = list(found[0]) if found else []
             data = [list(row.values()) for row in found]

@@ -117,7 +117,7 @@ def _stored(dsn: str) -> dict[str, int]:
     store = Store(dsn)
     try:
         return {"events": store.select("SELECT count() AS n FROM events FINAL")[0]["n"],
-                "visit_chains": store.select("SELECT count() AS n FROM visit_chains FINAL")[0]["n"]}
+                "visit_chains": store.select("SELECT count() AS n FROM visit_chain_rows FINAL")[0]["n"]}
     finally:
         store.close()
 

@@ -113,7 +113,7 @@ def count_rows(store_dsn: str) -> int:
     """``count()`` of visit_chains FINAL, the store opened in a child process (chDB: one engine per
     process; this one stays free to open none)."""
     code = ("import sys; from services.store.clickhouse import Store\n"
-            "s = Store(sys.argv[1]); print(s.select('SELECT count() AS n FROM visit_chains FINAL', {})[0]['n'])\n")
+            "s = Store(sys.argv[1]); print(s.select('SELECT count() AS n FROM visit_chain_rows FINAL', {})[0]['n'])\n")
     done = subprocess.run([sys.executable, "-c", code, store_dsn], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=600, preexec_fn=die_with_parent)
     if done.returncode != 0:

@@ -143,7 +143,7 @@ def test_a_submissions_instance_id_is_in_the_intake_processor_and_store_write_lo
     assert set(written) == {"daily_visits", "event_archive"}, written
     assert written["daily_visits"]["logger"] == "services.processors.runner"
     assert written["daily_visits"]["outcomes"] == {"applied": 1}
-    assert written["daily_visits"]["rows"]["visit_chains"] == 1
+    assert written["daily_visits"]["rows"]["visit_chain_rows"] == 1
     assert written["event_archive"]["rows"]["events"] == 1
 
     refusals = [line for line in lines if line.get("event_id") == refused]

@@ -27,7 +27,8 @@ def test_processes_starting_together_all_migrate_one_server(clickhouse_server: s
         assert applied == {m.version for m in load_migrations()}
         engines = {row["name"]: row["engine"] for row in store.select(
             "SELECT name, engine FROM system.tables WHERE database = currentDatabase()")}
-        assert engines["visits_library_daily"] == "View" and engines["visit_chains"] == "ReplacingMergeTree"
+        assert engines["visits_library_daily"] == "View"
+        assert engines["visit_chain_rows"] == "VersionedCollapsingMergeTree"
         assert store.select("SELECT count() AS n FROM visits_library_daily")[0]["n"] == 0
     finally:
         store.close()

@@ -3,7 +3,8 @@
 The processors that read the same topics share a subscription (``pipeline.consumer_groups``, as
 the worker's agents do); each subscription keeps its position in its own SQLite file, committed
 after its batch (rows, emitted messages, state) is in the store; a crash in between replays the
-batch, which the folds make harmless. Messages a processor emits (the rotation chain stage's
+batch, marked as handed over before (``SqliteOffsets.hand_over``), so the processors read what
+its first run may have written. Messages a processor emits (the rotation chain stage's
 placements) go to a second log, ``internal.sqlite`` beside the positions: a replay into a fresh
 state directory then rebuilds them instead of reading the live stack's.
 
@@ -130,9 +131,10 @@ class EmbeddedRunner:
 
     def _step(self, sub: Subscription, entries: list[tuple[int, bytes]]) -> None:
         batch = [(position, decode(value)) for position, value in entries]
+        redelivered = sub.offsets.hand_over(sub.name, entries[0][0], entries[-1][0])
         with sub.offsets.transaction(sub.name, entries[-1][0]):
             for processor in sub.processors:
-                runner.process(processor, self.store, batch, emit=self.internal.append_many)
+                runner.process(processor, self.store, batch, emit=self.internal.append_many, redelivered=redelivered)
 
     def close(self, settle_s: float = 30.0) -> None:
         """Stop, once what was accepted before is folded (waiting at most ``settle_s``: a store that is

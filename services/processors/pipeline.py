@@ -58,14 +58,15 @@ class Processor:
     keyed_by: str  # what one unit of state is about: the key its input topics are partitioned by
     fold: Callable[[Batch, State | None, Any, datetime], Folded]  # (batch, keyed state, loaded, now)
     write: Callable[[Store, Folded], dict[str, int]]  # rows written per table; raises if the store refuses
-    # State that is its own fact rows (visit chains): read by ``load`` and handed to ``fold``.
-    load: Callable[[Store, Batch], Any] | None = None
+    # State that is its own fact rows (visit chains): read by ``load`` and handed to ``fold``. Its
+    # flag says the batch may have been folded before (the runner knows: a crash after its write).
+    load: Callable[[Store, Batch, bool], Any] | None = None
     # State as key → JSON (``processor_state``): the keys a batch touches, read before ``fold`` and
     # handed to it as a ``State``; the keys it changed are written after the rows.
     state_keys: Callable[[Batch], set[str]] | None = None
 
 
-# --- daily visits: state per report chain, kept in the store (visit_chains) --------------------------
+# --- daily visits: state per report chain, kept in the store (visit_chain_rows) --------------------------
 
 
 def _conflict_letter(event: Envelope, detail: str, now: datetime) -> DeadLetter:
@@ -76,20 +77,24 @@ def _conflict_letter(event: Envelope, detail: str, now: datetime) -> DeadLetter:
                          raw=b"", recorded_at=now, event_json=event.model_dump_json())
 
 
-def _load_visit_chains(store: Store, batch: Batch) -> dict[str, visits_domain.VisitChain]:
-    """The chains the batch's edits and retractions touch. A first version needs no read: the intake
-    publishes a chain's first version before any edit or retraction of it (an edit that comes first
-    is held until its original is accepted), so it is the first event of its chain in the log, and
-    folded against nothing it makes the chain's first row (seq 1) — the row already there if this is
-    a re-delivery, or one the store's newer row outranks if the chain has moved on. Most events are
-    first versions: this keeps the read to the few chains that change."""
+def _load_visit_chains(store: Store, batch: Batch, redelivered: bool) -> dict[str, visits_domain.VisitChain]:
+    """The chains the batch touches, as the store holds them: the fold cancels exactly these rows.
+
+    A first version needs no read in a batch seen for the first time: the intake publishes a chain's
+    first version before any edit or retraction of it (an edit that comes first is held until its
+    original is accepted), so it is the first event of its chain in the log and no row of it can be
+    in the store yet. Most events are first versions: this keeps the read to the few chains that
+    change. A batch that may have been folded before (``redelivered``: a crash between its write and
+    its offsets) reads every chain, so that what was written then is seen and not written twice."""
     return store.visit_chains({e.root_id for _, e in batch  # type: ignore[union-attr]
-                               if visits_domain.is_visit_event(e) and not visits_domain.is_first_version(e)})
+                               if visits_domain.is_visit_event(e)
+                               and (redelivered or not visits_domain.is_first_version(e))})
 
 
 def _fold_visits(batch: Batch, _state: State | None, chains: Any, now: datetime) -> Folded:
     result = visits_domain.fold_batch(chains, batch)
-    folded = Folded(rows=list(result.chains.values()))
+    # (the row the store holds, the new one): written as a cancel row and a new row
+    folded = Folded(rows=[(chains.get(root_id), after) for root_id, after in result.chains.items()])
     for event, outcome, detail in result.outcomes:
         folded.outcomes[outcome] += 1
         folded.event_ids.append(event.event_id)  # type: ignore[attr-defined]
@@ -100,7 +105,7 @@ def _fold_visits(batch: Batch, _state: State | None, chains: Any, now: datetime)
 
 def _write_visits(store: Store, folded: Folded) -> dict[str, int]:
     return {"dead_letters": store.record_dead_letters(folded.new_dead_letters),
-            "visit_chains": store.upsert_visit_chains(folded.rows)}
+            "visit_chain_rows": store.write_visit_chains(folded.rows)}
 
 
 DAILY_VISITS = Processor(

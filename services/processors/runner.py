@@ -74,9 +74,14 @@ def write(processor: Processor, store: Store, folded: Folded) -> dict[str, int]:
 
 
 def process(processor: Processor, store: Store, batch: Batch,
-            emit: Callable[[Sequence[Message]], object] = lambda _messages: None) -> Folded:
-    """One batch through one processor, synchronously; ``emit`` publishes what it emits."""
-    loaded = until_written(processor.load, store, batch, table=processor.name) if processor.load else None
+            emit: Callable[[Sequence[Message]], object] = lambda _messages: None, redelivered: bool = True) -> Folded:
+    """One batch through one processor, synchronously; ``emit`` publishes what it emits.
+
+    ``redelivered`` unless the runner knows that no message of the batch was handed to a processor
+    before (it marks what it hands over, durably, before the write): the processor's ``load`` then
+    reads everything a write of it could have left in the store."""
+    loaded = until_written(processor.load, store, batch, redelivered, table=processor.name) if processor.load \
+        else None
     state = None
     if processor.state_keys is not None:
         keys = processor.state_keys(batch)

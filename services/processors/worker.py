@@ -101,6 +101,8 @@ class Agent:
         # The next offset expected per partition assigned here: read from the store the first time a
         # partition shows up, then kept as this agent moves it on (and forgotten when it is revoked).
         self.expected_next: dict[TP, int] = {}
+        # The last offset per partition ever handed to the processors (-1: none), likewise.
+        self.handed_over: dict[TP, int] = {}
 
     @property
     def offsets_key(self) -> str:
@@ -108,13 +110,39 @@ class Agent:
 
     def expected(self, tps: set[TP]) -> dict[TP, int]:
         """The next offset this agent expects per partition (none for a partition never processed)."""
-        keys = {f"next:{t}:{p}": (t, p) for t, p in tps if (t, p) not in self.expected_next}
-        if keys:
-            found = until_written(self.store.load_state, self.offsets_key, keys, table="processor_state")
-            self.expected_next |= {keys[k]: value["offset"] for k, (value, _) in found.items()}
+        self._read_marks(tps)
         return {tp: self.expected_next[tp] for tp in tps if tp in self.expected_next}
 
-    def process(self, batch: Batch, loop: asyncio.AbstractEventLoop) -> None:
+    def _read_marks(self, tps: set[TP]) -> None:
+        """The expected offsets and the handed-over marks of partitions new here, from the store."""
+        fresh = {tp for tp in tps if tp not in self.handed_over}
+        if not fresh:
+            return
+        keys = {f"{kind}:{t}:{p}": (kind, (t, p)) for t, p in fresh for kind in ("next", "seen")}
+        found = until_written(self.store.load_state, self.offsets_key, keys, table="processor_state")
+        for key, (value, _) in found.items():
+            kind, tp = keys[key]
+            (self.expected_next if kind == "next" else self.handed_over)[tp] = value["offset"]
+        for tp in fresh:
+            self.handed_over.setdefault(tp, -1)
+
+    def hand_over(self, offsets: list[tuple[TP, int]]) -> bool:
+        """Mark, in the store, the offsets handed to the processors; whether one of them was handed
+        over before (then the batch may have been written already: ``runner.process``'s
+        ``redelivered``)."""
+        self._read_marks({tp for tp, _ in offsets})
+        redelivered = any(offset <= self.handed_over[tp] for tp, offset in offsets)
+        last: dict[TP, int] = {}
+        for tp, offset in offsets:
+            last[tp] = max(last.get(tp, -1), offset)
+        moved = {tp: o for tp, o in last.items() if o > self.handed_over[tp]}
+        if moved:
+            rows = [(f"seen:{t}:{p}", {"offset": o}, o) for (t, p), o in moved.items()]
+            until_written(self.store.save_state, self.offsets_key, rows, table="processor_state")
+            self.handed_over |= moved
+        return redelivered
+
+    def process(self, batch: Batch, loop: asyncio.AbstractEventLoop, redelivered: bool = True) -> None:
         """Run every processor over ``batch`` (in a thread: store I/O blocks); their emitted messages are
         sent on ``loop`` and flushed before the next processor runs."""
 
@@ -122,7 +150,7 @@ class Agent:
             asyncio.run_coroutine_threadsafe(self._send(messages), loop).result()
 
         for processor in self.processors:
-            runner.process(processor, self.store, batch, emit=emit)
+            runner.process(processor, self.store, batch, emit=emit, redelivered=redelivered)
 
     async def _send(self, messages: Sequence[Message]) -> None:
         for message in messages:
@@ -138,25 +166,31 @@ class Agent:
             tps = {tp for tp, _, _ in records}
             expected = await loop.run_in_executor(None, self.expected, tps)
             raw: list[tuple[int, bytes]] = []
+            handed: list[tuple[TP, int]] = []
             last: dict[TP, int] = {}
             for tp, offset, value in records:
                 following = last[tp] + 1 if tp in last else expected.get(tp)
                 if following is not None and offset > following:
-                    raw += await loop.run_in_executor(None, read_partition, self.settings.kafka_bootstrap_servers,
-                                                      tp[0], tp[1], following, offset)
-                raw.append((offset, value))  # at or before the expected offset too: harmless again
+                    skipped = await loop.run_in_executor(None, read_partition,
+                                                         self.settings.kafka_bootstrap_servers, tp[0], tp[1],
+                                                         following, offset)
+                    raw += skipped
+                    handed += [(tp, o) for o, _ in skipped]
+                raw.append((offset, value))  # at or before the expected offset too: read as redelivered
+                handed.append((tp, offset))
                 last[tp] = max(last.get(tp, -1), offset)
             moved = {tp: o + 1 for tp, o in last.items() if o + 1 > expected.get(tp, 0)}
-            await loop.run_in_executor(None, self._decode_process_advance, raw, moved, loop)
+            await loop.run_in_executor(None, self._decode_process_advance, raw, handed, moved, loop)
             self.expected_next |= moved
             now = time.monotonic()
             for tp in last:
                 self.delivered[tp] = now
             _mark_processed(last)
 
-    def _decode_process_advance(self, raw: list[tuple[int, bytes]], moved: dict[TP, int],
-                                loop: asyncio.AbstractEventLoop) -> None:
-        self.process([(offset, decode(value)) for offset, value in raw], loop)
+    def _decode_process_advance(self, raw: list[tuple[int, bytes]], handed: list[tuple[TP, int]],
+                                moved: dict[TP, int], loop: asyncio.AbstractEventLoop) -> None:
+        redelivered = self.hand_over(handed)
+        self.process([(offset, decode(value)) for offset, value in raw], loop, redelivered)
         rows = [(f"next:{t}:{p}", {"offset": offset}, offset) for (t, p), offset in moved.items()]
         until_written(self.store.save_state, self.offsets_key, rows, table="processor_state")
 
@@ -177,6 +211,7 @@ class Agent:
                 # revoked: its next owner sweeps it, and moves its expected offset on in the store
                 self.delivered.pop(tp, None)
                 self.expected_next.pop(tp, None)
+                self.handed_over.pop(tp, None)
         idle = set()
         for key in assigned:
             self.delivered.setdefault(key, now)

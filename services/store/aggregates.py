@@ -1,9 +1,10 @@
 """Aggregates and indicators read from the store, as defined in ``schemas/AGGREGATES.md``.
 
-SQL does the summing over ``visit_chains`` (one row per visit-log chain, kept by the
-daily-visits processor; counted chains are summed per period and area here) and the
-``current_facts`` view (current version of every submission chain); the ratios, the
-registry at a date and the targets are plain domain code (``services/domain``).
+SQL does the summing: visits over the smallest table that answers (``services/store/rollups.py``:
+the rollups the daily-visits processor keeps, or its chain rows), the other forms over the
+``current_facts`` view (current version of every submission chain); the ratios, the registry at a
+date and the targets are plain domain code (``services/domain``). Indicators are summed in SQL:
+what comes back is a handful of numbers, never a row per library and month.
 """
 
 from __future__ import annotations
@@ -12,27 +13,17 @@ import calendar
 import json
 from collections import defaultdict
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, get_args
 
 from services.domain.forms.library_registry import new_library_id
-from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
 from services.domain.reference import Reference
 from services.domain.registry import LibraryAt, registry_at
+from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store
+from services.store.rollups import Granularity, period_sql
 
-Granularity = Literal["day", "month", "quarter", "year"]
-GRANULARITIES: tuple[str, ...] = ("day", "month", "quarter", "year")
-
-
-def period_sql(column: str, granularity: Granularity) -> str:
-    """A period label computed in SQL: YYYY-MM-DD, YYYY-MM, YYYY-Qn or YYYY."""
-    return {
-        "day": f"toString({column})",
-        "month": f"formatDateTime({column}, '%Y-%m')",
-        "quarter": f"concat(toString(toYear({column})), '-Q', toString(toQuarter({column})))",
-        "year": f"toString(toYear({column}))",
-    }[granularity]
+GRANULARITIES: tuple[str, ...] = get_args(Granularity)
 
 
 def _json_int(name: str) -> str:
@@ -40,8 +31,6 @@ def _json_int(name: str) -> str:
 
 
 RETRACTED = "submission_retracted"
-# Visit-log chains as they stand, the withdrawn left out (schemas/clickhouse/010_visit_chains.sql).
-COUNTED_CHAINS = "(SELECT * FROM visit_chains FINAL WHERE counted)"
 _COORDINATION_FORMS = ("rotation_moved", "mobile_session_held", "reading_promotion_held")
 
 
@@ -92,17 +81,11 @@ class Aggregates:
     # --- aggregates ---------------------------------------------------------------------------
 
     def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
-               library_type: str | None = None) -> list[dict[str, Any]]:
-        clauses, params = area.where()
-        clauses.append("day BETWEEN {start:Date} AND {end:Date}")
-        params |= {"start": start, "end": end}
-        if library_type:
-            clauses.append("library_id IN {library_ids:Array(String)}")
-            params["library_ids"] = self.libraries_of_type(library_type, end)
-        sums = ", ".join(f"toInt64(sum({c})) AS {c}" for c in COUNT_FIELDS)
-        return self.store.select(
-            f"SELECT {period_sql('day', granularity)} AS period, {sums}, toInt64(count()) AS reports "
-            f"FROM {COUNTED_CHAINS} WHERE {' AND '.join(clauses)} GROUP BY period ORDER BY period", params)
+               library_type: str | None = None, table: str | None = None) -> list[dict[str, Any]]:
+        """Visits by period, from the smallest table that answers (``table``: one the planner allows)."""
+        libraries = self.libraries_of_type(library_type, end) if library_type else None
+        plan = rollups.plan(area, start, end, granularity, libraries, table)
+        return self.store.select(rollups.series_sql(plan, granularity), plan.params)
 
     def mobile_sessions(self, area: AreaFilter, start: date, end: date,
                         granularity: Granularity) -> list[dict[str, Any]]:
@@ -148,35 +131,42 @@ class Aggregates:
 
     # --- growth -------------------------------------------------------------------------------
 
-    def yearly_visits_by_library(self, area: AreaFilter) -> dict[int, dict[str, int]]:
-        """Year → library → visits, for libraries with at least one counted visit log that year."""
-        clauses, params = area.where()
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self.store.select(
-            "SELECT toYear(day) AS year, library_id, toInt64(sum(visits_total)) AS visits "
-            f"FROM {COUNTED_CHAINS} {where} GROUP BY year, library_id", params)
-        by_year: dict[int, dict[str, int]] = defaultdict(dict)
-        for row in rows:
-            by_year[row["year"]][row["library_id"]] = row["visits"]
-        return by_year
+    def _yearly(self, area: AreaFilter) -> dict[int, int]:
+        """Year → visits in ``area``, for the years with a counted visit log."""
+        plan = rollups.plan(area, date(1900, 1, 1), date(2999, 12, 31), "year")
+        rows = self.store.select(f"SELECT toYear({plan.date_column}) AS year, {plan.total('visits_total')} AS visits, "
+                                 f"{plan.total('reports')} AS reports FROM {plan.table} WHERE {plan.where} "
+                                 "GROUP BY year HAVING reports > 0", plan.params)
+        return {row["year"]: row["visits"] for row in rows}
+
+    def _like_for_like(self, area: AreaFilter, year: int) -> dict[str, int]:
+        """Visits in ``year`` and the year before, over the libraries of ``area`` with a counted visit log
+        in both (summed per library in the library-month rollup, then over them: one row comes back)."""
+        plan = rollups.plan(area, date(year - 1, 1, 1), date(year, 12, 31), "year", table=rollups.LIBRARY_MONTH)
+        return self.store.select(
+            "SELECT toInt64(sum(now)) AS visits, toInt64(sum(before)) AS previous, toInt64(count()) AS libraries "
+            "FROM (SELECT library_id, sumIf(visits_total, toYear(month) = {year:UInt16}) AS now, "
+            "sumIf(visits_total, toYear(month) = {year:UInt16} - 1) AS before, "
+            "sumIf(reports, toYear(month) = {year:UInt16}) AS reports_now, "
+            "sumIf(reports, toYear(month) = {year:UInt16} - 1) AS reports_before "
+            f"FROM {plan.table} WHERE {plan.where} GROUP BY library_id) "
+            "WHERE reports_now > 0 AND reports_before > 0", {**plan.params, "year": year})[0]
 
     def growth(self, area: AreaFilter, year: int, baseline_year: int | None = None) -> dict[str, Any]:
-        by_year = self.yearly_visits_by_library(area)
-        current, previous = by_year.get(year, {}), by_year.get(year - 1, {})
-        both = set(current) & set(previous)
-        same_now, same_before = sum(current[k] for k in both), sum(previous[k] for k in both)
-        years_with_visits = sorted(y for y, libs in by_year.items() if sum(libs.values()) > 0)
+        by_year = self._yearly(area)
+        same = self._like_for_like(area, year)
+        now, before = by_year.get(year, 0), by_year.get(year - 1, 0)
+        years_with_visits = sorted(y for y, visits in by_year.items() if visits > 0)
         baseline = baseline_year if baseline_year is not None else (years_with_visits[0] if years_with_visits
                                                                     else None)
         average = None
         if baseline is not None and baseline < year:
-            average = cagr(sum(current.values()), sum(by_year.get(baseline, {}).values()), year - baseline)
+            average = cagr(now, by_year.get(baseline, 0), year - baseline)
         return {
             "year": year,
-            "all": {"visits": sum(current.values()), "previous": sum(previous.values()),
-                    "yoy": change(sum(current.values()), sum(previous.values()))},
-            "like_for_like": {"visits": same_now, "previous": same_before, "yoy": change(same_now, same_before),
-                              "libraries": len(both)},
+            "all": {"visits": now, "previous": before, "yoy": change(now, before)},
+            "like_for_like": {"visits": same["visits"], "previous": same["previous"],
+                              "yoy": change(same["visits"], same["previous"]), "libraries": same["libraries"]},
             "cagr": {"baseline_year": baseline, "value": average},
         }
 
@@ -307,30 +297,33 @@ class Aggregates:
 
     def _reporting(self, area: AreaFilter, year: int, day: date,
                    changes: list[dict[str, Any]]) -> tuple[Indicator, Indicator]:
+        """Completeness and timeliness: of the (library, month) pairs expected (operating at the month's
+        end, or at D), those with a counted visit log, and those whose first was accepted by the
+        deadline (the month's end + 10 days: ``on_time_reports`` in the library-month rollup)."""
         months = [m for m in range(1, 13) if date(year, m, 1) <= day]
-        first = {(row["library_id"], row["month"]): row["first_accepted"] for row in self._first_reports(year)}
-        expected = received = on_time = 0
         registries = self._registries([min(_month_end(year, month), day) for month in months], changes)
         in_area = {id(r): [lib for lib in r.values() if area.contains(lib.areas, lib.library_id)]
                    for r in registries.values()}  # the area test once per registry, not once per month
+        expected_by_set: dict[tuple[str, ...], list[int]] = defaultdict(list)  # libraries → months expecting them
         for month in months:
             month_end = min(_month_end(year, month), day)
-            deadline = _month_end(year, month) + timedelta(days=10)
-            for lib in (lib for lib in in_area[id(registries[month_end])] if lib.operating_on(month_end)):
-                expected += 1
-                accepted = first.get((lib.library_id, month))
-                if accepted is not None:
-                    received += 1
-                    on_time += accepted.date() <= deadline
+            ids = tuple(sorted(lib.library_id for lib in in_area[id(registries[month_end])]
+                               if lib.operating_on(month_end)))
+            expected_by_set[ids].append(month)
+        expected = received = on_time = 0
+        for ids, in_months in expected_by_set.items():
+            expected += len(ids) * len(in_months)
+            if not ids:
+                continue
+            row = self.store.select(
+                "SELECT toInt64(countIf(reports > 0)) AS received, toInt64(countIf(on_time > 0)) AS on_time "
+                "FROM (SELECT library_id, month, sum(reports) AS reports, sum(on_time_reports) AS on_time "
+                f"FROM {rollups.LIBRARY_MONTH} WHERE month IN {{months:Array(Date)}} "
+                "AND library_id IN {ids:Array(String)} GROUP BY library_id, month)",
+                {"months": [date(year, m, 1) for m in in_months], "ids": list(ids)})[0]
+            received += row["received"]
+            on_time += row["on_time"]
         return ratio(received, expected), ratio(on_time, expected)
-
-
-    def _first_reports(self, year: int) -> list[dict[str, Any]]:
-        """(library, month) → when its first counted visit log was first accepted, for ``year``: the
-        earliest first acceptance of the chains counted that month (kept by the processor)."""
-        return self.store.select(
-            "SELECT library_id, toMonth(day) AS month, min(first_reported_at) AS first_accepted "
-            f"FROM {COUNTED_CHAINS} WHERE toYear(day) = {{year:UInt16}} GROUP BY library_id, month", {"year": year})
 
 
 def _month_end(year: int, month: int) -> date:

@@ -87,6 +87,13 @@ def _payload_json(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, default=str)
 
 
+def _chain_row(c: VisitChain, sign: int) -> list[Any]:
+    return [c.root_id, c.event_id, c.submitted_at, c.position, int(c.counted), c.library_id, c.day,
+            c.province_legacy, c.commune_legacy, c.province_2025, c.commune_2025,
+            *(c.counts[name] for name in COUNT_FIELDS), c.first_reported_at, list(c.versions),
+            list(c.versions.values()), c.seq, sign]
+
+
 def _aware(value: datetime) -> datetime:
     """A DateTime64 read back, in Asia/Ho_Chi_Minh (the client may hand it back naive, in UTC)."""
     if value.tzinfo is None:
@@ -115,17 +122,15 @@ class Store:
         with self._lock:
             self._client.close()
 
-    def upsert_visit_chains(self, chains: Iterable[VisitChain]) -> int:
-        data = [
-            [c.root_id, c.event_id, c.submitted_at, c.position, int(c.counted), c.library_id, c.day,
-             c.province_legacy, c.commune_legacy, c.province_2025, c.commune_2025,
-             *(c.counts[name] for name in COUNT_FIELDS), c.first_reported_at, list(c.versions),
-             list(c.versions.values()), c.seq]
-            for c in chains
-        ]
+    def write_visit_chains(self, changes: Iterable[tuple[VisitChain | None, VisitChain]]) -> int:
+        """Each changed chain as (the row the store held, or None; its new row), in one insert: the
+        held row again with sign -1 (cancelling it), the new one with sign +1. The rollups' views add
+        exactly that difference (``schemas/clickhouse/012_visit_rollups.sql``)."""
+        data = [_chain_row(chain, sign) for before, after in changes
+                for chain, sign in ((before, -1), (after, 1)) if chain is not None]
         if data:
             with self._lock:
-                self._client.insert("visit_chains", data, column_names=_CHAIN_COLUMNS)
+                self._client.insert("visit_chain_rows", data, column_names=[*_CHAIN_COLUMNS, "sign"])
         return len(data)
 
     def visit_chains(self, root_ids: Iterable[str]) -> dict[str, VisitChain]:
@@ -135,7 +140,8 @@ class Store:
             return {}
         with self._lock:
             result = self._client.query(
-                f"SELECT {', '.join(_CHAIN_COLUMNS)} FROM visit_chains FINAL WHERE root_id IN {{ids:Array(String)}}",
+                f"SELECT {', '.join(_CHAIN_COLUMNS)} FROM visit_chain_rows FINAL "
+                "WHERE root_id IN {ids:Array(String)} AND sign = 1",
                 parameters={"ids": wanted})
         n = len(COUNT_FIELDS)
         chains = {}

@@ -1,0 +1,215 @@
+"""The visit rollups against the oracle, through the daily-visits processor and a real chDB store.
+
+Visit logs are edited (moving them to another library, day, month or province), retracted, and
+arrive late (an edit accepted earlier than the version it follows in the log); batches are cut
+anywhere and a crash before the offsets commit replays a batch, as the runners do. After every
+run each rollup, read through the planner, equals the oracle, and equals the sum over the chains.
+Then, over a store filled the same way, the planner's choice equals the chain rows' answer for
+any area, library type, period and granularity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import date, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.config import TIMEZONE
+from services.domain.events import Retraction, SubmissionRetracted
+from services.domain.forms.visit_log import VisitCounts, VisitLogged
+from services.domain.reference import default_reference
+from services.processors import runner
+from services.processors.pipeline import DAILY_VISITS
+from services.store import rollups
+from services.store.aggregates import Aggregates
+from services.store.clickhouse import AreaFilter, Store
+from tests.compare import compare_rollups
+from tests.oracle import Oracle
+
+REFERENCE = default_reference()
+# Libraries in different provinces (legacy and 2025) and communes, so that an edit moves a report
+# between provinces, communes and libraries.
+LIBRARIES = [lib for lib in sorted(REFERENCE.libraries.values(), key=lambda lib: lib.library_id)
+             if lib.area("legacy").province_code in ("02", "12")][::40][:6]
+DAYS = [date(2025, 12, 30), date(2026, 1, 2), date(2026, 1, 31), date(2026, 2, 1), date(2026, 3, 15)]
+TABLES = (rollups.LIBRARY_MONTH, rollups.AREA_DAY, rollups.AREA_MONTH, rollups.CHAINS)
+
+
+def visit(event_id: str, root_id: str, deprecated_id: str | None, library, day: date, total: int,
+          accepted: datetime) -> VisitLogged:
+    counts = dict.fromkeys(VisitCounts.model_fields, 0) | {
+        "visits_total": total, "visits_adults": total, "visits_female": total, "visits_reading": total,
+        "loans": total // 2}
+    return VisitLogged(
+        event_id=event_id, root_id=root_id, deprecated_id=deprecated_id, form_id="visit_log", form_version="1",
+        submitted_at=accepted, occurred_on=day, library_id=library.library_id, areas=list(library.areas),
+        submitter="t", source="openrosa", content_hash=hashlib.sha256(f"{event_id}{total}".encode()).hexdigest(),
+        payload=VisitCounts(**counts))
+
+
+def retraction(version: VisitLogged, accepted: datetime) -> SubmissionRetracted:
+    base = version.model_dump(exclude={"event_type", "payload", "event_id", "submitted_at", "content_hash",
+                                       "deprecated_id"})
+    return SubmissionRetracted(**base, event_id=f"{version.root_id}#retracted", submitted_at=accepted,
+                               content_hash="f" * 64, payload=Retraction(
+                                   retracts_event_type="visit_logged", reason_code="central_rejected",
+                                   reason="rejected in review"))
+
+
+def log_of(rng: random.Random, chains: int) -> list[tuple[int, object]]:
+    """A log as the intake writes it: each chain's first version before its edits and retraction;
+    chains interleaved; an edit's acceptance time sometimes earlier than the version before it in
+    the log (late: the oracle's current version is the one accepted last)."""
+    queues = []
+    accepted = datetime(2026, 3, 20, 8, tzinfo=TIMEZONE)
+    for n in range(chains):
+        root = f"uuid:{rng.getrandbits(64):016x}-{n}"
+        versions: list[object] = []
+        previous = None
+        for v in range(rng.choice((1, 1, 2, 3))):
+            accepted += timedelta(minutes=rng.randrange(0, 3))
+            late = timedelta(minutes=-rng.randrange(1, 5)) if v and rng.random() < 0.2 else timedelta()
+            event_id = root if v == 0 else f"{root}-v{v + 1}"
+            previous = visit(event_id, root, previous.event_id if previous else None, rng.choice(LIBRARIES),
+                             rng.choice(DAYS), rng.randrange(0, 40), accepted + late)
+            versions.append(previous)
+        if rng.random() < 0.2:
+            accepted += timedelta(minutes=1)
+            versions.append(retraction(previous, accepted))  # type: ignore[arg-type]
+        queues.append(versions)
+    log: list[object] = []
+    while queues:
+        queue = rng.choice(queues)
+        log.append(queue.pop(0))
+        if not queue:
+            queues.remove(queue)
+    return list(enumerate(log, start=1))
+
+
+def run(store: Store, log: list[tuple[int, object]], rng: random.Random) -> None:
+    """Fold the log as a runner does: batches of any size; now and then a crash after a batch's write
+    and before its offsets, so that the batch (cut again, maybe differently) comes back, marked as
+    handed over before."""
+    committed = handed = 0
+    while committed < len(log):
+        batch = log[committed:committed + rng.randrange(1, 8)]
+        redelivered = batch[0][0] <= handed
+        handed = max(handed, batch[-1][0])
+        runner.process(DAILY_VISITS, store, batch, redelivered=redelivered)
+        if rng.random() < 0.25:
+            continue  # crashed before the commit: read again from the committed offset
+        committed = batch[-1][0]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    store = Store(f"chdb://{tmp_path_factory.mktemp('rollups') / 'store'}")
+    store.migrate()
+    yield store
+    store.close()
+
+
+def _empty(store: Store) -> None:
+    for table in ("visit_chain_rows", rollups.LIBRARY_MONTH, rollups.AREA_DAY, rollups.AREA_MONTH):
+        store.select(f"TRUNCATE TABLE {table}")
+
+
+def _areas() -> list[AreaFilter]:
+    areas = [AreaFilter("legacy"), AreaFilter("2025")]
+    for lib in LIBRARIES[:3]:
+        for scheme in ("legacy", "2025"):
+            here = lib.area(scheme)
+            areas += [AreaFilter(scheme, here.province_code), AreaFilter(scheme, None, here.commune_code),
+                      AreaFilter(scheme, library_id=lib.library_id)]
+    return areas
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), chains=st.integers(1, 30))
+def test_every_rollup_equals_the_oracle_after_edits_moves_retractions_and_replays(store: Store, seed: int,
+                                                                                    chains: int):
+    _empty(store)
+    rng = random.Random(seed)
+    log = log_of(rng, chains)
+    run(store, log, rng)
+    oracle = Oracle(log, REFERENCE)
+    aggregates = Aggregates(store, REFERENCE)
+    for area in _areas():
+        for granularity in ("day", "month", "year"):
+            for start, end in ((date(2025, 12, 1), date(2026, 3, 31)), (date(2025, 12, 31), date(2026, 3, 15))):
+                expected = oracle.visits(area, start, end, granularity)
+                for table in rollups.candidates(area, start, end, granularity):
+                    assert aggregates.visits(area, start, end, granularity, table=table) == expected, \
+                        (area, granularity, start, end, table)
+    compare_rollups(aggregates)
+
+
+def test_a_replay_into_an_empty_store_rebuilds_the_same_rollups(store: Store):
+    rng = random.Random(7)
+    log = log_of(rng, 60)
+    _empty(store)
+    run(store, log, random.Random(1))
+    live = {t: store.select(f"SELECT * FROM {t} FINAL ORDER BY ALL") for t in (rollups.LIBRARY_MONTH,
+                                                                              rollups.AREA_DAY, rollups.AREA_MONTH)}
+    _empty(store)  # (one chDB engine per process: the same store, emptied, stands for a new one)
+    run(store, log, random.Random(99))  # the same log, cut into other batches, other crashes
+    again = {t: store.select(f"SELECT * FROM {t} FINAL ORDER BY ALL") for t in live}
+    assert again == live
+    assert all(live.values())
+
+
+# --- the planner: its choice answers as the chain rows do ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def filled(store: Store) -> Aggregates:
+    _empty(store)
+    rng = random.Random(2026)
+    run(store, log_of(rng, 400), rng)
+    return Aggregates(store, REFERENCE)
+
+
+@st.composite
+def questions(draw: st.DrawFn) -> tuple[AreaFilter, date, date, str, str | None]:
+    scheme = draw(st.sampled_from(("legacy", "2025")))
+    lib = draw(st.sampled_from(LIBRARIES))
+    here = lib.area(scheme)
+    area = draw(st.sampled_from([AreaFilter(scheme), AreaFilter(scheme, here.province_code),
+                                 AreaFilter(scheme, here.province_code, here.commune_code),
+                                 AreaFilter(scheme, None, here.commune_code),
+                                 AreaFilter(scheme, library_id=lib.library_id)]))
+    first = draw(st.dates(date(2025, 11, 1), date(2026, 4, 30)))
+    last = draw(st.dates(first, date(2026, 5, 31)))
+    if draw(st.booleans()):  # whole months: the month rollups can answer
+        first = first.replace(day=1)
+        last = (last.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    granularity = draw(st.sampled_from(("day", "month", "quarter", "year")))
+    library_type = draw(st.sampled_from([None, lib.library_type])) if area.library_id is None else None
+    return area, first, last, granularity, library_type
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=questions())
+def test_the_planners_table_answers_as_the_facts(filled: Aggregates, question):
+    area, start, end, granularity, library_type = question
+    planned = filled.visits(area, start, end, granularity, library_type)
+    facts = filled.visits(area, start, end, granularity, library_type, table=rollups.CHAINS)
+    assert planned == facts, (question, rollups.plan(area, start, end, granularity,  # type: ignore[arg-type]
+                                                     [] if library_type else None).table)
+
+
+def test_the_planner_picks_the_smallest_table():
+    region, library = AreaFilter("2025"), AreaFilter("2025", library_id="x")
+    months = (date(2021, 1, 1), date(2026, 10, 31))
+    assert rollups.plan(region, *months, "day").table == rollups.AREA_DAY
+    assert rollups.plan(region, *months, "month").table == rollups.AREA_MONTH
+    assert rollups.plan(region, date(2021, 1, 5), date(2026, 10, 31), "month").table == rollups.AREA_DAY
+    assert rollups.plan(library, *months, "year").table == rollups.LIBRARY_MONTH
+    assert rollups.plan(region, *months, "quarter", library_ids=["x"]).table == rollups.LIBRARY_MONTH
+    assert rollups.plan(library, *months, "day").table == rollups.CHAINS
+    with pytest.raises(ValueError, match="cannot answer"):
+        rollups.plan(library, *months, "day", table=rollups.AREA_DAY)
