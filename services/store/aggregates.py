@@ -10,6 +10,8 @@ what comes back is a handful of numbers, never a row per library and month.
 from __future__ import annotations
 
 import calendar
+import functools
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -63,6 +65,8 @@ class Aggregates:
     def __init__(self, store: Store, reference: Reference):
         self.store = store
         self.reference = reference
+        self._registry_cache: dict[str, dict[str, LibraryAt]] = {}
+        self._area_cache: dict[tuple[int, AreaFilter], tuple[dict[str, LibraryAt], list[LibraryAt]]] = {}
 
     # --- what a query is about --------------------------------------------------------------
 
@@ -197,31 +201,50 @@ class Aggregates:
         return changes
 
     def registry(self, day: date, changes: list[dict[str, Any]] | None = None) -> dict[str, LibraryAt]:
-        return registry_at(self.reference.libraries.values(),
-                           self.registry_changes() if changes is None else changes, day)
+        """The registry at ``day``: the reference plus the registry form's changes dated on or before it.
+        Built once per distinct set of changes applied, and kept (the last few): every indicator, and
+        every province of a dashboard view, reads the same registry."""
+        changes = self.registry_changes() if changes is None else changes
+        key = _fingerprint([change for change in changes if change["occurred_on"] <= day])
+        registry = self._registry_cache.pop(key, None)
+        if registry is None:
+            registry = registry_at(self.reference.libraries.values(), changes, day)
+        self._registry_cache[key] = registry  # most recently used last
+        while len(self._registry_cache) > _CACHED_REGISTRIES:
+            self._registry_cache.pop(next(iter(self._registry_cache)))
+        return registry
 
     def _registries(self, days: list[date], changes: list[dict[str, Any]]) -> dict[date, dict[str, LibraryAt]]:
-        """The registry at each of ``days``, built once per distinct set of changes applied (a
-        registry depends on the day only through the changes dated on or before it)."""
-        by_applied: dict[int, dict[str, LibraryAt]] = {}
-        out = {}
-        for day in days:
-            applied = sum(change["occurred_on"] <= day for change in changes)
-            if applied not in by_applied:
-                by_applied[applied] = self.registry(day, changes)
-            out[day] = by_applied[applied]
-        return out
+        """The registry at each of ``days`` (months with the same changes applied share one)."""
+        return {day: self.registry(day, changes) for day in days}
+
+    def _in_area(self, area: AreaFilter, registry: dict[str, LibraryAt]) -> list[LibraryAt]:
+        """The libraries of ``registry`` in ``area``, worked out once per registry and area."""
+        key = (id(registry), area)
+        found = self._area_cache.get(key)
+        if found is None or found[0] is not registry:
+            found = (registry, [lib for lib in registry.values() if area.contains(lib.areas, lib.library_id)])
+            self._area_cache[key] = found
+            while len(self._area_cache) > _CACHED_AREAS:
+                self._area_cache.pop(next(iter(self._area_cache)))
+        return found[1]
 
     def _libraries_in(self, area: AreaFilter, registry: dict[str, LibraryAt], day: date) -> list[LibraryAt]:
-        return [lib for lib in registry.values() if lib.operating_on(day) and area.contains(lib.areas, lib.library_id)]
+        return [lib for lib in self._in_area(area, registry) if lib.operating_on(day)]
 
-    def _communes_in(self, area: AreaFilter, registry: dict[str, LibraryAt]) -> set[str]:
+    def _communes_in(self, area: AreaFilter, registry: dict[str, LibraryAt]) -> frozenset[str] | set[str]:
         if area.library_id:  # a library's "area" is its own commune
             library = registry.get(area.library_id)
             return {library.area(area.scheme).commune_code} if library else set()
+        return self._reference_communes(area.scheme, area.province_code, area.commune_code)
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (the reference never changes while the service runs)
+    def _reference_communes(self, scheme: str, province_code: str | None, commune_code: str | None
+                            ) -> frozenset[str]:
+        area = AreaFilter(scheme, province_code, commune_code)  # type: ignore[arg-type]
         communes = set()
-        for (scheme, code), commune in self.reference.communes.items():
-            if scheme != area.scheme:
+        for (unit_scheme, code), commune in self.reference.communes.items():
+            if unit_scheme != area.scheme:
                 continue
             if area.scheme == "2025" and not self.reference.in_programme(code):
                 continue
@@ -230,7 +253,7 @@ class Aggregates:
             if area.commune_code and code != area.commune_code:
                 continue
             communes.add(code)
-        return communes
+        return frozenset(communes)
 
     def indicators(self, area: AreaFilter, year: int, as_of: date | None = None) -> dict[str, dict[str, Any]]:
         day = as_of or date(year, 12, 31)
@@ -303,21 +326,18 @@ class Aggregates:
         deadline (the month's end + 10 days: ``on_time_reports`` in the library-month rollup)."""
         months = [m for m in range(1, 13) if date(year, m, 1) <= day]
         registries = self._registries([min(_month_end(year, month), day) for month in months], changes)
-        distinct = {id(r): r for r in registries.values()}  # months with the same changes share a registry
-        in_area = {key: [lib for lib in r.values() if area.contains(lib.areas, lib.library_id)]
-                   for key, r in distinct.items()}  # the area test once per registry, not once per month
-        expected_by_set: dict[tuple[str, ...], list[int]] = defaultdict(list)  # libraries → months expecting them
+        expected_by_set: dict[frozenset[str], list[int]] = defaultdict(list)  # libraries → months expecting them
         for month in months:
             month_end = min(_month_end(year, month), day)
-            ids = tuple(sorted(lib.library_id for lib in in_area[id(registries[month_end])]
-                               if lib.operating_on(month_end)))
+            ids = frozenset(lib.library_id for lib in self._in_area(area, registries[month_end])
+                            if lib.operating_on(month_end))
             expected_by_set[ids].append(month)
         expected = received = on_time = 0
         for ids, in_months in expected_by_set.items():
             expected += len(ids) * len(in_months)
             if not ids:
                 continue
-            libraries, values = _one_of("library_id", ids)
+            libraries, values = _one_of("library_id", sorted(ids))
             row = self.store.select(
                 "SELECT toInt64(countIf(reports > 0)) AS received, toInt64(countIf(on_time > 0)) AS on_time "
                 "FROM (SELECT library_id, month, sum(reports) AS reports, sum(on_time_reports) AS on_time "
@@ -326,6 +346,18 @@ class Aggregates:
             received += row["received"]
             on_time += row["on_time"]
         return ratio(received, expected), ratio(on_time, expected)
+
+
+_CACHED_REGISTRIES = 8
+_CACHED_AREAS = 64  # the region and every province under both schemes, for a registry or two
+
+
+def _fingerprint(changes: list[dict[str, Any]]) -> str:
+    """What identifies a set of registry changes (ids, dates, order and answers)."""
+    text = json.dumps([[c["library_id"], c["occurred_on"], c["order"], c["payload"],
+                        [a.model_dump() for a in c["areas"]]] for c in changes],
+                      sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _one_of(column: str, values: Sequence[str]) -> tuple[str, dict[str, Any]]:
