@@ -568,9 +568,10 @@
     busy(+1);
     try {
       await Promise.all([
-        // Every chart of the view from one answer (GET /v1/dashboard).
-        section("figures", () => api("/v1/dashboard", view), renderFigures, FIGURE_SECTIONS),
-        section("communes", loadCommunes, renderCommuneTable),
+        // Every chart of the view from one answer (GET /v1/dashboard); the lists of communes and
+        // libraries after it, so that their pages do not slow the charts down on a one-engine store.
+        section("figures", () => api("/v1/dashboard", view), renderFigures, FIGURE_SECTIONS)
+          .then(() => section("communes", loadCommunes, renderCommuneTable)),
         isAdmin() && section("rejections", async () => {
           const [rejections, deadLetters] = await Promise.all([
             api("/v1/rejections", { limit: 20 }),
