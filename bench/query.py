@@ -37,6 +37,7 @@ import httpx
 import uvicorn
 
 from bench.context import Context
+from bench.dashboard import measure as measure_dashboard
 from bench.generate import FACT_LIBRARIES_TABLE, fact_libraries, fact_libraries_ddl, load_reference, visit_facts_sql
 from bench.measure import percentile, profile_pid
 from bench.results import Figure
@@ -46,6 +47,7 @@ from services.domain.reference import Reference
 from services.login_throttle import LoginThrottle
 from services.query.access import ApiKeys, add_key
 from services.query.api import query_router
+from services.query.dashboard import dashboard_router
 from services.store.clickhouse import Store
 from services.web import create_app
 
@@ -225,7 +227,8 @@ def _free_port() -> int:
 
 class Server:
     def __init__(self, store: Store, reference: Reference, keys_file: Path):
-        app = create_app("bench query API", [query_router(store, reference, ApiKeys(keys_file), LoginThrottle())])
+        app = create_app("bench query API", [query_router(store, reference, ApiKeys(keys_file), LoginThrottle()),
+                                             dashboard_router()])
         self.port = _free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     access_log=False, lifespan="off"))
@@ -327,6 +330,7 @@ def run(ctx: Context) -> list[Figure]:
     recorder = Recorder(store)
     rng = random.Random(f"{ctx.seed}:query")
     done: list[Stage] = []
+    page: list[Figure] = []
     filled = 0
     try:
         with Server(store, reference, keys_file) as server, httpx.Client(
@@ -357,9 +361,11 @@ def run(ctx: Context) -> list[Figure]:
                                   f"(SQL {stage.summary(e)['sql_p99_ms']:.1f}, n={len(stage.of(e))})"
                                   for e in ENDPOINTS), flush=True)
                 done.append(stage)
+                if facts == main:  # the dashboard page over this store: navigation → charts drawn
+                    page = measure_dashboard(f"http://127.0.0.1:{server.port}", key, where=f"{_millions(facts)} facts")
     finally:
         store.close()
-    return figures(done, main, per_endpoint[main])
+    return figures(done, main, per_endpoint[main]) + page
 
 
 def _millions(facts: int) -> str:
