@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 
 from services.bootstrap import EmbeddedStack, embedded_stack
 from services.query.access import add_key
@@ -160,6 +161,20 @@ def test_it_is_cached_like_the_other_aggregates(loaded: EmbeddedStack, keys: dic
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
     assert client.get("/v1/dashboard", params={**params, "province": "04"},
                       headers={"If-None-Match": etag}).status_code == 200
+
+
+def test_the_answer_matches_the_published_openapi_document(loaded: EmbeddedStack, keys: dict[str, str]):
+    client = as_(loaded, keys["all"])
+    document = client.get("/openapi.json").json()
+    operation = document["paths"]["/v1/dashboard"]["get"]
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {"scheme", "province", "year"}
+    assert "Bảng theo dõi" in operation["description"] and "text/csv" not in operation["responses"]["200"]["content"]
+    schema = {**operation["responses"]["200"]["content"]["application/json"]["schema"],
+              "components": document["components"]}
+    for params in ({"scheme": "legacy"}, {"scheme": "2025", "province": "08", "year": YEAR - 1}):
+        body = ok(client.get("/v1/dashboard", params=params))
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in Draft202012Validator(schema).iter_errors(body)]
+        assert not errors, (params, errors[:5])
 
 
 @pytest.mark.parametrize(("params", "status", "name"), [
