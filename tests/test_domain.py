@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.config import TIMEZONE
-from services.domain.daily_visits import VisitChain, fold_batch
+from services.domain.daily_visits import VISITS
 from services.domain.errors import SubmissionRejected
 from services.domain.events import Retraction, SubmissionRetracted
 from services.domain.forms.visit_log import VisitCounts, VisitLogged, parse
 from services.domain.reference import default_reference
+from services.domain.report_chains import ReportChain, fold_batch
 from services.domain.submission import parse_submission
 from tests.oracle import Area, Oracle
 
@@ -39,7 +40,7 @@ class Chains:
     """The visit chains as the store keeps them, and the library-day sums its view makes of them."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, VisitChain] = {}
+        self.rows: dict[str, ReportChain] = {}
         self.position = 0
 
     def fold(self, *events: object) -> list[str]:
@@ -50,7 +51,7 @@ class Chains:
         return self.fold_at(batch)
 
     def fold_at(self, batch: list[tuple[int, object]]) -> list[str]:
-        folded = fold_batch(self.rows, batch)
+        folded = fold_batch(self.rows, batch, VISITS)
         self.rows.update(folded.chains)
         return [outcome for _, outcome, _ in folded.outcomes]
 
@@ -61,7 +62,7 @@ class Chains:
             if c.counted:
                 total, reports, first = out.get(c.day, (0, 0, None))
                 firsts = [t for t in (first, c.first_reported_at) if t is not None]
-                out[c.day] = (total + c.counts["visits_total"], reports + 1, min(firsts, default=None))
+                out[c.day] = (total + c.values["visits_total"], reports + 1, min(firsts, default=None))
         return out
 
 
@@ -121,12 +122,12 @@ def test_a_batch_folded_again_from_the_same_state_gives_the_same_rows():
     chains = Chains()
     chains.fold(event("v1", DAY, 10))
     batch = [(2, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b")), (3, event("w", DAY, 4))]
-    first = fold_batch(chains.rows, batch).chains
+    first = fold_batch(chains.rows, batch, VISITS).chains
     chains.rows.update(first)
-    assert fold_batch(chains.rows, batch).chains == {}  # the written rows already hold it: nothing to rewrite
+    assert fold_batch(chains.rows, batch, VISITS).chains == {}  # the written rows already hold it: nothing to rewrite
     before = Chains()
     before.fold_at([(1, event("v1", DAY, 10))])
-    assert fold_batch(before.rows, batch).chains == first  # the write lost: the same rows again, same seq
+    assert fold_batch(before.rows, batch, VISITS).chains == first  # the write lost: the same rows again, same seq
 
 
 def test_a_retraction_withdraws_the_chain_once():

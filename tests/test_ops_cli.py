@@ -314,8 +314,9 @@ def test_embedded_replay_from_a_position_into_a_fresh_store(settings: Settings, 
     result = replay("replay-state", replayed, "--from-beginning")
     assert result.returncode == 0, result.stdout + result.stderr
     # every processor of the pipeline, each to the end of its input (the batch stage's is made by the replay)
-    assert re.search(r"replay: daily_visits\+event_archive (\d+)/\1, rotation_chains\+event_archive (\d+)/\2, "
-                     r"rotation [1-9]\d*, event_archive (\d+)/\3", result.stderr), result.stderr
+    assert re.search(r"replay: daily_visits\+event_archive (\d+)/\1, activities\+event_archive (\d+)/\2, "
+                     r"rotation_chains\+event_archive (\d+)/\3, rotation [1-9]\d*, event_archive (\d+)/\4",
+                     result.stderr), result.stderr
     assert "done: log" in result.stdout and "events archived" in result.stdout
     assert answers(replayed) == expected
 

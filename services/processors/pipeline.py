@@ -24,12 +24,15 @@ from datetime import datetime
 from typing import Any
 
 from services.bus.codec import Message
-from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, ROTATION_BATCHES, VISIT_EVENTS, Topic
-from services.domain import daily_visits as visits_domain
+from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, ROTATION_BATCHES, Topic
+from services.domain import report_chains as chain_domain
 from services.domain import rotation as rotation_domain
+from services.domain.activities import ACTIVITIES as ACTIVITIES_KIND
+from services.domain.daily_visits import VISITS
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason
 from services.domain.events import Envelope
+from services.domain.report_chains import ChainKind
 from services.domain.state import State
 from services.store import rotation as rotation_store
 from services.store.clickhouse import Store
@@ -66,7 +69,7 @@ class Processor:
     state_keys: Callable[[Batch], set[str]] | None = None
 
 
-# --- daily visits: state per report chain, kept in the store (visit_chain_rows) --------------------------
+# --- report chains (visit logs; the activity forms): state per chain, kept in the store --------------
 
 
 def _conflict_letter(event: Envelope, detail: str, now: datetime) -> DeadLetter:
@@ -77,40 +80,45 @@ def _conflict_letter(event: Envelope, detail: str, now: datetime) -> DeadLetter:
                          raw=b"", recorded_at=now, event_json=event.model_dump_json())
 
 
-def _load_visit_chains(store: Store, batch: Batch, redelivered: bool) -> dict[str, visits_domain.VisitChain]:
-    """The chains the batch touches, as the store holds them: the fold cancels exactly these rows.
+def report_chains(name: str, kind: ChainKind, table: str) -> Processor:
+    """A processor folding the report chains of ``kind``'s forms into ``table`` (a chain's row is its
+    state; the store's views roll the rows up: ``schemas/AGGREGATES.md``, "Rollups")."""
 
-    A first version needs no read in a batch seen for the first time: the intake publishes a chain's
-    first version before any edit or retraction of it (an edit that comes first is held until its
-    original is accepted), so it is the first event of its chain in the log and no row of it can be
-    in the store yet. Most events are first versions: this keeps the read to the few chains that
-    change. A batch that may have been folded before (``redelivered``: a crash between its write and
-    its offsets) reads every chain, so that what was written then is seen and not written twice."""
-    return store.visit_chains({e.root_id for _, e in batch  # type: ignore[union-attr]
-                               if visits_domain.is_visit_event(e)
-                               and (redelivered or not visits_domain.is_first_version(e))})
+    def load(store: Store, batch: Batch, redelivered: bool) -> dict[str, chain_domain.ReportChain]:
+        """The chains the batch touches, as the store holds them: the fold cancels exactly these rows.
+
+        A first version needs no read in a batch seen for the first time: the intake publishes a
+        chain's first version before any edit or retraction of it (an edit that comes first is held
+        until its original is accepted), so it is the first event of its chain in the log and no row
+        of it can be in the store yet. Most events are first versions: this keeps the read to the few
+        chains that change. A batch that may have been folded before (``redelivered``: a crash between
+        its write and its offsets) reads every chain, so that what was written then is seen and not
+        written twice."""
+        return store.chains(table, kind, {e.root_id for _, e in batch  # type: ignore[union-attr]
+                                          if kind.member(e)
+                                          and (redelivered or not chain_domain.is_first_version(e))})
+
+    def fold(batch: Batch, _state: State | None, chains: Any, now: datetime) -> Folded:
+        result = chain_domain.fold_batch(chains, batch, kind)
+        # (the row the store holds, the new one): written as a cancel row and a new row
+        folded = Folded(rows=[(chains.get(root_id), after) for root_id, after in result.chains.items()])
+        for event, outcome, detail in result.outcomes:
+            folded.outcomes[outcome] += 1
+            folded.event_ids.append(event.event_id)  # type: ignore[attr-defined]
+            if outcome == "conflict":
+                folded.new_dead_letters.append(_conflict_letter(event, detail, now))  # type: ignore[arg-type]
+        return folded
+
+    def write(store: Store, folded: Folded) -> dict[str, int]:
+        return {"dead_letters": store.record_dead_letters(folded.new_dead_letters),
+                table: store.write_chains(table, kind, folded.rows)}
+
+    return Processor(name=name, reads=tuple(EVENT_TOPICS[t] for t in kind.event_types),
+                     keyed_by="root_id (the report chain)", load=load, fold=fold, write=write)
 
 
-def _fold_visits(batch: Batch, _state: State | None, chains: Any, now: datetime) -> Folded:
-    result = visits_domain.fold_batch(chains, batch)
-    # (the row the store holds, the new one): written as a cancel row and a new row
-    folded = Folded(rows=[(chains.get(root_id), after) for root_id, after in result.chains.items()])
-    for event, outcome, detail in result.outcomes:
-        folded.outcomes[outcome] += 1
-        folded.event_ids.append(event.event_id)  # type: ignore[attr-defined]
-        if outcome == "conflict":
-            folded.new_dead_letters.append(_conflict_letter(event, detail, now))  # type: ignore[arg-type]
-    return folded
-
-
-def _write_visits(store: Store, folded: Folded) -> dict[str, int]:
-    return {"dead_letters": store.record_dead_letters(folded.new_dead_letters),
-            "visit_chain_rows": store.write_visit_chains(folded.rows)}
-
-
-DAILY_VISITS = Processor(
-    name="daily_visits", reads=(VISIT_EVENTS,), keyed_by="root_id (the report chain)",
-    load=_load_visit_chains, fold=_fold_visits, write=_write_visits)
+DAILY_VISITS = report_chains("daily_visits", VISITS, "visit_chain_rows")
+ACTIVITIES = report_chains("activities", ACTIVITIES_KIND, "activity_chain_rows")
 
 
 # --- the event archive: stateless --------------------------------------------------------------------
@@ -212,7 +220,7 @@ ROTATION_BATCHES_STAGE = Processor(
     state_keys=lambda batch: {f"batch:{c.batch_id}" for _, c in batch if isinstance(c, rotation_domain.BatchChange)})
 
 
-PIPELINE: tuple[Processor, ...] = (DAILY_VISITS, ROTATION_CHAINS, ROTATION_BATCHES_STAGE, EVENT_ARCHIVE)
+PIPELINE: tuple[Processor, ...] = (DAILY_VISITS, ACTIVITIES, ROTATION_CHAINS, ROTATION_BATCHES_STAGE, EVENT_ARCHIVE)
 
 
 

@@ -57,6 +57,10 @@ class TypedArea(AreaFilter):
             params["typed_library_ids"] = list(self.library_ids)
         return clauses, params
 
+    @property
+    def by_library(self) -> bool:
+        return self.library_ids is not None or super().by_library
+
     def contains(self, areas: Any, library_id: str) -> bool:
         return super().contains(areas, library_id) and (self.library_ids is None or library_id in self.library_ids)
 

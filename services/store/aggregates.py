@@ -1,9 +1,10 @@
 """Aggregates and indicators read from the store, as defined in ``schemas/AGGREGATES.md``.
 
-SQL does the summing: visits over the smallest table that answers (``services/store/rollups.py``:
-the rollups the daily-visits processor keeps, or its chain rows), the other forms over the
-``current_facts`` view (current version of every submission chain); the ratios, the registry at a
-date and the targets are plain domain code (``services/domain``). Indicators are summed in SQL:
+SQL does the summing: visits and the activity forms over the smallest table that answers
+(``services/store/rollups.py``: the rollups the store keeps of the report-chain processors' rows,
+or those rows), the registry and the inputs of K2 and K3 over the ``current_facts`` view (current
+version of every submission chain); the ratios, the registry at a date and the targets are plain
+domain code (``services/domain``). Indicators are summed in SQL:
 what comes back is a handful of numbers, never a row per library and month.
 """
 
@@ -14,7 +15,9 @@ import functools
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, timedelta
 from typing import Any, get_args
 
@@ -24,13 +27,9 @@ from services.domain.reference import Reference
 from services.domain.registry import LibraryAt, registry_at
 from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store
-from services.store.rollups import Granularity, period_sql
+from services.store.rollups import Granularity
 
 GRANULARITIES: tuple[str, ...] = get_args(Granularity)
-
-
-def _json_int(name: str) -> str:
-    return f"JSONExtractInt(payload, '{name}')"
 
 
 RETRACTED = "submission_retracted"
@@ -70,16 +69,6 @@ class Aggregates:
 
     # --- what a query is about --------------------------------------------------------------
 
-    def _facts(self, event_type: str, area: AreaFilter, start: date, end: date,
-               library_ids: list[str] | None = None) -> tuple[str, dict[str, Any]]:
-        clauses, params = area.where()
-        clauses += ["event_type = {event_type:String}", "occurred_on BETWEEN {start:Date} AND {end:Date}"]
-        params |= {"event_type": event_type, "start": start, "end": end}
-        if library_ids is not None:
-            clauses.append("library_id IN {library_ids:Array(String)}")
-            params["library_ids"] = library_ids
-        return " AND ".join(clauses), params
-
     def libraries_of_type(self, library_type: str, day: date) -> list[str]:
         return sorted(lib.library_id for lib in self.registry(day).values() if lib.library_type == library_type)
 
@@ -92,47 +81,37 @@ class Aggregates:
         plan = rollups.plan(area, start, end, granularity, libraries, table)
         return self.store.select(rollups.series_sql(plan, granularity), plan.params)
 
-    def mobile_sessions(self, area: AreaFilter, start: date, end: date,
-                        granularity: Granularity) -> list[dict[str, Any]]:
-        where, params = self._facts("mobile_session_held", area, start, end)
-        sums = ", ".join(f"sum({_json_int(c)}) AS {c}" for c in ("visits_total", "visits_children",
-                                                                   "visits_adults", "loans"))
-        return self.store.select(
-            f"SELECT {period_sql('occurred_on', granularity)} AS period, toInt64(count()) AS sessions, {sums} "
-            f"FROM {current_facts('mobile_session_held')} WHERE {where} GROUP BY period ORDER BY period", params)
+    def _activity(self, event_type: str, area: AreaFilter, start: date, end: date, granularity: Granularity,
+                  table: str | None) -> rollups.Plan:
+        return rollups.plan(area, start, end, granularity, table=table, family=rollups.ACTIVITIES,
+                            event_type=event_type)
 
-    def reading_promotion(self, area: AreaFilter, start: date, end: date,
-                          granularity: Granularity) -> list[dict[str, Any]]:
-        where, params = self._facts("reading_promotion_held", area, start, end)
-        sums = ", ".join(f"sum({_json_int(c)}) AS {c}" for c in ("participants_total", "participants_children",
-                                                                   "participants_adults"))
-        return self.store.select(
-            f"SELECT {period_sql('occurred_on', granularity)} AS period, "
-            "JSONExtractString(payload, 'occasion') AS occasion, toInt64(count()) AS events, "
-            f"{sums}, toInt64(countIf(JSONExtractBool(payload, 'co_organised_with_provincial_library'))) "
-            f"AS co_organised FROM {current_facts('reading_promotion_held')} WHERE {where} GROUP BY period, occasion "
-            "ORDER BY period, occasion", params)
+    def mobile_sessions(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
+                        table: str | None = None) -> list[dict[str, Any]]:
+        plan = self._activity("mobile_session_held", area, start, end, granularity, table)
+        columns = [("sessions", "reports"), *((c, c) for c in ("visits_total", "visits_children", "visits_adults",
+                                                                "loans"))]
+        return self.store.select(rollups.grouped_sql(plan, granularity, columns), plan.params)
 
-    def training(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
-        where, params = self._facts("staff_trained", area, start, end)
-        rows = self.store.select(
-            f"SELECT {period_sql('occurred_on', granularity)} AS period, toInt64(count()) AS records, "
-            "sum(JSONExtractFloat(payload, 'hours')) AS hours, "
-            "toInt64(uniqExact(JSONExtractString(payload, 'worker_id'))) AS workers, "
-            "toInt64(uniqExactIf(JSONExtractString(payload, 'worker_id'), "
-            "JSONExtractString(payload, 'result') = 'passed')) AS workers_passed "
-            f"FROM {current_facts('staff_trained')} WHERE {where} GROUP BY period ORDER BY period", params)
+    def reading_promotion(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
+                          table: str | None = None) -> list[dict[str, Any]]:
+        plan = self._activity("reading_promotion_held", area, start, end, granularity, table)
+        columns = [("events", "reports"), *((c, c) for c in ("participants_total", "participants_children",
+                                                              "participants_adults", "co_organised"))]
+        return self.store.select(rollups.grouped_sql(plan, granularity, columns, by=("occasion",)), plan.params)
+
+    def training(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
+                 table: str | None = None) -> list[dict[str, Any]]:
+        plan = self._activity("staff_trained", area, start, end, granularity, table)
+        rows = self.store.select(rollups.training_sql(plan, granularity), plan.params)
         return [{**row, "hours": round(row["hours"], 6)} for row in rows]
 
-    def donations(self, area: AreaFilter, start: date, end: date, granularity: Granularity) -> list[dict[str, Any]]:
-        where, params = self._facts("donation_received", area, start, end)
-        return self.store.select(
-            f"SELECT {period_sql('occurred_on', granularity)} AS period, "
-            "JSONExtractString(payload, 'donor_kind') AS donor_kind, "
-            "JSONExtractString(payload, 'donor_origin') AS donor_origin, toInt64(count()) AS donations, "
-            f"sum({_json_int('books')}) AS books, sum({_json_int('money_vnd')}) AS money_vnd "
-            f"FROM {current_facts('donation_received')} WHERE {where} GROUP BY period, donor_kind, donor_origin "
-            "ORDER BY period, donor_kind, donor_origin", params)
+    def donations(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
+                  table: str | None = None) -> list[dict[str, Any]]:
+        plan = self._activity("donation_received", area, start, end, granularity, table)
+        columns = [("donations", "reports"), ("books", "books"), ("money_vnd", "money_vnd")]
+        return self.store.select(rollups.grouped_sql(plan, granularity, columns, by=("donor_kind", "donor_origin")),
+                                 plan.params)
 
     # --- growth -------------------------------------------------------------------------------
 
@@ -177,7 +156,29 @@ class Aggregates:
 
     # --- registry and indicators ----------------------------------------------------------------
 
+    @contextmanager
+    def one_reading(self) -> Iterator[None]:
+        """Within this block (one request's thread), what no area changes — the registry's changes,
+        the libraries coordinating in a window, the training records — is read once, however many
+        areas are asked (a dashboard view asks the indicators of every province)."""
+        token = _ONE_READING.set({})
+        try:
+            yield
+        finally:
+            _ONE_READING.reset(token)
+
+    def _once(self, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+        memo = _ONE_READING.get()
+        if memo is None:
+            return read()
+        if key not in memo:
+            memo[key] = read()
+        return memo[key]
+
     def registry_changes(self) -> list[dict[str, Any]]:
+        return self._once(("registry_changes",), self._registry_changes)
+
+    def _registry_changes(self) -> list[dict[str, Any]]:
         rows = self.store.select(
             "SELECT library_id, occurred_on, submitted_at, root_id, payload, province_legacy, commune_legacy, "
             f"province_2025, commune_2025 FROM {current_facts('library_registered')} "
@@ -282,6 +283,9 @@ class Aggregates:
             ("timeliness", timeliness))}
 
     def _coordinating(self, after: date, until: date) -> set[str]:
+        return self._once(("coordinating", after, until), lambda: self._read_coordinating(after, until))
+
+    def _read_coordinating(self, after: date, until: date) -> set[str]:
         rows = self.store.select(
             f"SELECT DISTINCT library_id FROM {current_facts(*_COORDINATION_FORMS)} "
             "WHERE occurred_on > {after:Date} AND occurred_on <= {until:Date} AND ("
@@ -292,13 +296,16 @@ class Aggregates:
             {"after": after, "until": until})
         return {row["library_id"] for row in rows}
 
-    def _trained_workers(self, area: AreaFilter, day: date, year: int) -> Indicator:
-        rows = self.store.select(
+    def _training_records(self, day: date) -> list[dict[str, Any]]:
+        return self._once(("training", day), lambda: self.store.select(
             "SELECT JSONExtractString(payload, 'worker_id') AS worker, library_id, occurred_on, submitted_at, "
             "JSONExtractString(payload, 'result') AS result, province_legacy, commune_legacy, province_2025, "
             f"commune_2025 FROM {current_facts('staff_trained')} WHERE event_type = 'staff_trained' "
             "AND occurred_on <= {day:Date} "
-            "ORDER BY occurred_on, submitted_at", {"day": day})
+            "ORDER BY occurred_on, submitted_at", {"day": day}))
+
+    def _trained_workers(self, area: AreaFilter, day: date, year: int) -> Indicator:
+        rows = self._training_records(day)
         window_start = _months_before(day, 24)
         latest: dict[str, dict[str, Any]] = {}
         recent: set[str] = set()
@@ -349,6 +356,8 @@ class Aggregates:
 
 
 _CACHED_REGISTRIES = 8
+# What ``Aggregates.one_reading`` has read in this context (None outside one).
+_ONE_READING: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("aggregates_one_reading", default=None)
 _CACHED_AREAS = 64  # the region and every province under both schemes, for a registry or two
 
 

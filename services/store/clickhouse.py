@@ -19,10 +19,9 @@ import clickhouse_connect
 from pydantic import BaseModel
 
 from services.config import TIMEZONE
-from services.domain.daily_visits import VisitChain
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, Scheme
-from services.domain.forms.visit_log import COUNT_FIELDS
+from services.domain.report_chains import ChainKind, ReportChain
 from services.domain.rotation import REASON_CODE as ROTATION_INVALID
 from services.store.migrations import migrate
 
@@ -32,9 +31,14 @@ _DEAD_LETTER_COLUMNS = ["dead_letter_id", "stage", "reason_code", "reason_vi", "
 _EVENT_COLUMNS = ["event_id", "root_id", "deprecated_id", "event_type", "form_id", "form_version", "library_id",
                   "occurred_on", "submitted_at", "source", "submitter", "content_hash", "province_legacy",
                   "commune_legacy", "province_2025", "commune_2025", "payload", "version"]
-_CHAIN_COLUMNS = ["root_id", "event_id", "submitted_at", "position", "counted", "library_id", "day",
-                  "province_legacy", "commune_legacy", "province_2025", "commune_2025", *COUNT_FIELDS,
-                  "first_reported_at", "version_ids", "version_hashes", "seq"]
+# A report chain's row (``visit_chain_rows``, ``activity_chain_rows``): these, its kind's values, then the tail.
+_CHAIN_HEAD = ["root_id", "event_id", "event_type", "submitted_at", "position", "counted", "library_id", "day",
+               "province_legacy", "commune_legacy", "province_2025", "commune_2025"]
+_CHAIN_TAIL = ["first_reported_at", "version_ids", "version_hashes", "seq"]
+
+
+def chain_columns(kind: ChainKind) -> list[str]:
+    return [*_CHAIN_HEAD, *kind.columns, *_CHAIN_TAIL]
 
 
 def normalise_dsn(dsn: str) -> str:
@@ -56,6 +60,12 @@ class AreaFilter:
     province_code: str | None = None
     commune_code: str | None = None
     library_id: str | None = None
+
+    @property
+    def by_library(self) -> bool:
+        """Whether the area is narrowed to some libraries (one here; those of a type in a subclass): then
+        only tables with a ``library_id`` can answer for it."""
+        return self.library_id is not None
 
     def where(self) -> tuple[list[str], dict[str, Any]]:
         """SQL conditions on the tables' ``province_<scheme>``/``commune_<scheme>``/``library_id`` columns."""
@@ -87,10 +97,10 @@ def _payload_json(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, default=str)
 
 
-def _chain_row(c: VisitChain, sign: int) -> list[Any]:
-    return [c.root_id, c.event_id, c.submitted_at, c.position, int(c.counted), c.library_id, c.day,
+def _chain_row(c: ReportChain, kind: ChainKind, sign: int) -> list[Any]:
+    return [c.root_id, c.event_id, c.event_type, c.submitted_at, c.position, int(c.counted), c.library_id, c.day,
             c.province_legacy, c.commune_legacy, c.province_2025, c.commune_2025,
-            *(c.counts[name] for name in COUNT_FIELDS), c.first_reported_at, list(c.versions),
+            *(c.values.get(name, kind.empty[name]) for name in kind.columns), c.first_reported_at, list(c.versions),
             list(c.versions.values()), c.seq, sign]
 
 
@@ -108,7 +118,7 @@ class Store:
         # One chDB engine per process, shared by the intake, processor and query threads.
         self._lock = threading.Lock()
         # Called before every ``select`` (the embedded stack: wait until the processors have folded
-        # what was accepted before the read). The processors' own reads (``visit_chains``) skip it.
+        # what was accepted before the read). The processors' own reads (``chains``) skip it.
         self.read_barrier: Callable[[], object] | None = None
 
     def migrate(self) -> list[int]:
@@ -122,37 +132,38 @@ class Store:
         with self._lock:
             self._client.close()
 
-    def write_visit_chains(self, changes: Iterable[tuple[VisitChain | None, VisitChain]]) -> int:
+    def write_chains(self, table: str, kind: ChainKind, changes: Iterable[tuple[ReportChain | None, ReportChain]]
+                     ) -> int:
         """Each changed chain as (the row the store held, or None; its new row), in one insert: the
         held row again with sign -1 (cancelling it), the new one with sign +1. The rollups' views add
         exactly that difference (``schemas/clickhouse/012_visit_rollups.sql``)."""
-        data = [_chain_row(chain, sign) for before, after in changes
+        data = [_chain_row(chain, kind, sign) for before, after in changes
                 for chain, sign in ((before, -1), (after, 1)) if chain is not None]
         if data:
             with self._lock:
-                self._client.insert("visit_chain_rows", data, column_names=[*_CHAIN_COLUMNS, "sign"])
+                self._client.insert(table, data, column_names=[*chain_columns(kind), "sign"])
         return len(data)
 
-    def visit_chains(self, root_ids: Iterable[str]) -> dict[str, VisitChain]:
-        """The chains with these root ids as they stand (the daily-visits processor's state)."""
+    def chains(self, table: str, kind: ChainKind, root_ids: Iterable[str]) -> dict[str, ReportChain]:
+        """The chains with these root ids as they stand (a report-chain processor's state)."""
         wanted = list(root_ids)
         if not wanted:
             return {}
         with self._lock:
             result = self._client.query(
-                f"SELECT {', '.join(_CHAIN_COLUMNS)} FROM visit_chain_rows FINAL "
+                f"SELECT {', '.join(chain_columns(kind))} FROM {table} FINAL "
                 "WHERE root_id IN {ids:Array(String)} AND sign = 1",
                 parameters={"ids": wanted})
-        n = len(COUNT_FIELDS)
+        head, n = len(_CHAIN_HEAD), len(kind.columns)
         chains = {}
         for row in result.result_rows:
-            (root_id, event_id, submitted_at, position, counted, library_id, day, p_legacy, c_legacy, p_2025,
-             c_2025), counts, (first, ids, hashes, seq) = row[:11], row[11:11 + n], row[11 + n:]
-            chains[root_id] = VisitChain(
-                root_id=root_id, event_id=event_id, submitted_at=_aware(submitted_at), position=position,
-                counted=bool(counted), library_id=library_id, day=day, province_legacy=p_legacy,
+            (root_id, event_id, event_type, submitted_at, position, counted, library_id, day, p_legacy, c_legacy,
+             p_2025, c_2025), values, (first, ids, hashes, seq) = row[:head], row[head:head + n], row[head + n:]
+            chains[root_id] = ReportChain(
+                root_id=root_id, event_id=event_id, event_type=event_type, submitted_at=_aware(submitted_at),
+                position=position, counted=bool(counted), library_id=library_id, day=day, province_legacy=p_legacy,
                 commune_legacy=c_legacy, province_2025=p_2025, commune_2025=c_2025,
-                counts=dict(zip(COUNT_FIELDS, counts, strict=True)),
+                values=dict(zip(kind.columns, values, strict=True)),
                 first_reported_at=_aware(first) if first is not None else None,
                 versions=dict(zip(ids, hashes, strict=True)), seq=seq)
         return chains

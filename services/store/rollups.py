@@ -1,9 +1,11 @@
-"""The query planner for visits: the smallest table that answers a question, and its SQL.
+"""The query planner: the smallest table that answers a question, and its SQL.
 
-The daily-visits processor's chain rows (``visit_chain_rows``) feed three rollups through the
-store's materialized views (``schemas/clickhouse/012_visit_rollups.sql``): per library per month,
-and per area (region, province, commune, under each scheme) per day and per month. They hold the
-same sums as the chains, so the planner may pick any table that can answer; it picks the smallest:
+A report-chain processor's rows (``visit_chain_rows``; ``activity_chain_rows`` for mobile
+sessions, reading promotion, training and donations) feed three rollups through the store's
+materialized views (``schemas/clickhouse/012_visit_rollups.sql``, ``013_activity_rollups.sql``):
+per library per month, and per area (region, province, commune, under each scheme) per day and
+per month. They hold the same sums as the chains, so the planner may pick any table that can
+answer; it picks the smallest:
 
 - one library, or the libraries of a type: ``visits_library_month`` when the period is whole
   months and the answer is by month, quarter or year; else the chain rows;
@@ -27,12 +29,22 @@ from services.store.clickhouse import AreaFilter
 Granularity = Literal["day", "month", "quarter", "year"]
 VALUES: tuple[str, ...] = (*COUNT_FIELDS, "reports", "on_time_reports")
 
-CHAINS = "visit_chain_rows"
-LIBRARY_MONTH = "visits_library_month"
-AREA_DAY = "visits_area_day"
-AREA_MONTH = "visits_area_month"
-# The tables from the smallest (fewest rows for the same question) to the facts.
-TABLES: tuple[str, ...] = (AREA_MONTH, AREA_DAY, LIBRARY_MONTH, CHAINS)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """A family of tables over the same chains: the chain rows and their three rollups."""
+
+    chains: str
+    library_month: str
+    area_day: str
+    area_month: str
+
+
+VISITS = Tables("visit_chain_rows", "visits_library_month", "visits_area_day", "visits_area_month")
+ACTIVITIES = Tables("activity_chain_rows", "activity_library_month", "activity_area_day", "activity_area_month")
+CHAINS, LIBRARY_MONTH, AREA_DAY, AREA_MONTH = (VISITS.chains, VISITS.library_month, VISITS.area_day,
+                                               VISITS.area_month)
 
 
 def period_sql(column: str, granularity: Granularity) -> str:
@@ -53,18 +65,23 @@ class Plan:
     date_column: str  # day or month
     clauses: tuple[str, ...]
     params: dict[str, Any]
+    chains: bool  # the chain rows (sum sign × value), not a rollup
 
     def total(self, column: str) -> str:
         """The SQL summing ``column`` over the rows of this plan."""
-        if self.table == CHAINS:
+        if self.chains:
             if column == "on_time_reports":
                 raise ValueError("on_time_reports is kept by the rollups only")
-            return "toInt64(sum(sign))" if column == "reports" else f"toInt64(sum(sign * {column}))"
-        return f"toInt64(sum({column}))"
+            return "toInt64(sum(sign))" if column == "reports" else f"{_cast(column)}(sum(sign * {column}))"
+        return f"{_cast(column)}(sum({column}))"
 
     @property
     def where(self) -> str:
         return " AND ".join(self.clauses) or "1"
+
+
+def _cast(column: str) -> str:
+    return "toFloat64" if column == "hours" else "toInt64"
 
 
 def whole_months(start: date, end: date) -> bool:
@@ -81,27 +98,34 @@ def _area_key(area: AreaFilter) -> tuple[str, str, str]:
 
 
 def candidates(area: AreaFilter, start: date, end: date, granularity: Granularity,
-               by_library: bool = False) -> list[str]:
-    """Every table that answers exactly, the smallest first."""
-    by_library = by_library or area.library_id is not None
+               by_library: bool = False, family: Tables = VISITS) -> list[str]:
+    """Every table of ``family`` that answers exactly, the smallest first."""
+    by_library = by_library or area.by_library
     months = whole_months(start, end) and granularity != "day"
     if by_library:
-        return [LIBRARY_MONTH, CHAINS] if months else [CHAINS]
-    return [AREA_MONTH, AREA_DAY, LIBRARY_MONTH, CHAINS] if months else [AREA_DAY, CHAINS]
+        return [family.library_month, family.chains] if months else [family.chains]
+    if months:
+        return [family.area_month, family.area_day, family.library_month, family.chains]
+    return [family.area_day, family.chains]
 
 
 def plan(area: AreaFilter, start: date, end: date, granularity: Granularity,
-         library_ids: list[str] | None = None, table: str | None = None) -> Plan:
-    """The table that answers visits in ``area`` from ``start`` to ``end`` by ``granularity`` (the
-    libraries ``library_ids`` only, when given): the smallest that can, or ``table`` if it can."""
-    tables = candidates(area, start, end, granularity, by_library=library_ids is not None)
+         library_ids: list[str] | None = None, table: str | None = None, family: Tables = VISITS,
+         event_type: str | None = None) -> Plan:
+    """The table of ``family`` that answers for ``area`` from ``start`` to ``end`` by ``granularity``
+    (the libraries ``library_ids`` only, when given; the form ``event_type`` only, when given): the
+    smallest that can, or ``table`` if it can."""
+    tables = candidates(area, start, end, granularity, library_ids is not None, family)
     chosen = table if table is not None else tables[0]
     if chosen not in tables:
         raise ValueError(f"{chosen} cannot answer this question (it takes one of: {', '.join(tables)})")
     params: dict[str, Any] = {"start": start, "end": end}
-    date_column = "month" if chosen in (LIBRARY_MONTH, AREA_MONTH) else "day"
+    date_column = "month" if chosen in (family.library_month, family.area_month) else "day"
     clauses = [f"{date_column} BETWEEN {{start:Date}} AND {{end:Date}}"]
-    if chosen in (AREA_DAY, AREA_MONTH):
+    if event_type is not None:
+        clauses.insert(0, "event_type = {event_type:String}")
+        params["event_type"] = event_type
+    if chosen in (family.area_day, family.area_month):
         scheme, level, code = _area_key(area)
         clauses += ["scheme = {scheme:String}", "level = {level:String}", "code = {code:String}"]
         params |= {"scheme": scheme, "level": level, "code": code}
@@ -112,9 +136,9 @@ def plan(area: AreaFilter, start: date, end: date, granularity: Granularity,
         if library_ids is not None:
             clauses.append("library_id IN {library_ids:Array(String)}")
             params["library_ids"] = library_ids
-        if chosen == CHAINS:
+        if chosen == family.chains:
             clauses.append("counted")
-    return Plan(chosen, date_column, tuple(clauses), params)
+    return Plan(chosen, date_column, tuple(clauses), params, chosen == family.chains)
 
 
 def series_sql(p: Plan, granularity: Granularity) -> str:
@@ -122,3 +146,23 @@ def series_sql(p: Plan, granularity: Granularity) -> str:
     sums = ", ".join(f"{p.total(c)} AS {c}" for c in (*COUNT_FIELDS, "reports"))
     return (f"SELECT {period_sql(p.date_column, granularity)} AS period, {sums} FROM {p.table} "
             f"WHERE {p.where} GROUP BY period HAVING reports > 0 ORDER BY period")
+
+
+def grouped_sql(p: Plan, granularity: Granularity, columns: list[tuple[str, str]], by: tuple[str, ...] = ()) -> str:
+    """Totals by period (and ``by``): ``columns`` as (answer name, column); the first is the count of
+    reports (``reports``), and a group where it sums to 0 is left out."""
+    keys = ", ".join(("period", *by))
+    sums = ", ".join(f"{p.total(column)} AS {name}" for name, column in columns)
+    return (f"SELECT {period_sql(p.date_column, granularity)} AS period, {', '.join(by) + ', ' if by else ''}{sums} "
+            f"FROM {p.table} WHERE {p.where} GROUP BY {keys} HAVING {columns[0][0]} > 0 ORDER BY {keys}")
+
+
+def training_sql(p: Plan, granularity: Granularity) -> str:
+    """Training records and hours by period, and the distinct workers trained (and passed): summed per
+    worker first, so that a worker counts once per period whatever the rows that hold them."""
+    return ("SELECT period, toInt64(sum(worker_records)) AS records, sum(worker_hours) AS hours, "
+            "toInt64(uniqExactIf(worker_id, worker_records > 0)) AS workers, "
+            "toInt64(uniqExactIf(worker_id, worker_records > 0 AND result = 'passed')) AS workers_passed "
+            f"FROM (SELECT {period_sql(p.date_column, granularity)} AS period, worker_id, result, "
+            f"{p.total('reports')} AS worker_records, {p.total('hours')} AS worker_hours FROM {p.table} "
+            f"WHERE {p.where} GROUP BY period, worker_id, result) GROUP BY period HAVING records > 0 ORDER BY period")
