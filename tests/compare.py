@@ -83,7 +83,11 @@ def compare_rollups(aggregates: Aggregates) -> None:
                  "province_2025, commune_2025", chains),
                 (family.area_day, "event_type, a.1 AS scheme, a.2 AS level, a.3 AS code, day", f"{chains} {areas}"),
                 (family.area_month, "event_type, a.1 AS scheme, a.2 AS level, a.3 AS code, month",
-                 f"{chains} {areas}")):
+                 f"{chains} {areas}"),
+                (family.library_day, "event_type, library_id, day, province_legacy, commune_legacy, province_2025, "
+                 "commune_2025", chains)):
+            if table is None:
+                continue
             if family is rollups.VISITS:  # the visit rollups have no event_type: one form
                 keys = keys.removeprefix("event_type, ")
             keys += dims

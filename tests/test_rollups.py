@@ -153,7 +153,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 ROLLUPS = tuple(t for family in (rollups.VISITS, rollups.ACTIVITIES)
-                for t in (family.library_month, family.area_day, family.area_month))
+                for t in (family.library_month, family.area_day, family.area_month, family.library_day) if t)
 
 
 def _empty(store: Store) -> None:
@@ -262,6 +262,7 @@ def test_the_planner_picks_the_smallest_table():
     assert rollups.plan(region, date(2021, 1, 5), date(2026, 10, 31), "month").table == rollups.AREA_DAY
     assert rollups.plan(library, *months, "year").table == rollups.LIBRARY_MONTH
     assert rollups.plan(region, *months, "quarter", library_ids=["x"]).table == rollups.LIBRARY_MONTH
-    assert rollups.plan(library, *months, "day").table == rollups.CHAINS
+    assert rollups.plan(library, *months, "day").table == rollups.LIBRARY_DAY
+    assert rollups.plan(library, *months, "day", family=rollups.ACTIVITIES).table == rollups.ACTIVITIES.chains
     with pytest.raises(ValueError, match="cannot answer"):
         rollups.plan(library, *months, "day", table=rollups.AREA_DAY)

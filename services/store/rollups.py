@@ -8,7 +8,8 @@ per month. They hold the same sums as the chains, so the planner may pick any ta
 answer; it picks the smallest:
 
 - one library, or the libraries of a type: ``visits_library_month`` when the period is whole
-  months and the answer is by month, quarter or year; else the chain rows;
+  months and the answer is by month, quarter or year; else ``visits_library_day`` (visits; sorted
+  by day) or the chain rows (activities);
 - an area (the region, a province, a commune): ``visits_area_month`` when the period is whole
   months and the answer is not by day; else ``visits_area_day``.
 
@@ -39,12 +40,14 @@ class Tables:
     library_month: str
     area_day: str
     area_month: str
+    library_day: str | None = None  # sorted by day: some libraries by day, without scanning the chains
 
 
-VISITS = Tables("visit_chain_rows", "visits_library_month", "visits_area_day", "visits_area_month")
+VISITS = Tables("visit_chain_rows", "visits_library_month", "visits_area_day", "visits_area_month",
+                "visits_library_day")
 ACTIVITIES = Tables("activity_chain_rows", "activity_library_month", "activity_area_day", "activity_area_month")
-CHAINS, LIBRARY_MONTH, AREA_DAY, AREA_MONTH = (VISITS.chains, VISITS.library_month, VISITS.area_day,
-                                               VISITS.area_month)
+CHAINS, LIBRARY_MONTH, AREA_DAY, AREA_MONTH, LIBRARY_DAY = (VISITS.chains, VISITS.library_month, VISITS.area_day,
+                                                            VISITS.area_month, VISITS.library_day)
 
 
 def period_sql(column: str, granularity: Granularity) -> str:
@@ -102,11 +105,12 @@ def candidates(area: AreaFilter, start: date, end: date, granularity: Granularit
     """Every table of ``family`` that answers exactly, the smallest first."""
     by_library = by_library or area.by_library
     months = whole_months(start, end) and granularity != "day"
+    days = [family.library_day] if family.library_day else []
     if by_library:
-        return [family.library_month, family.chains] if months else [family.chains]
+        return [family.library_month, *days, family.chains] if months else [*days, family.chains]
     if months:
-        return [family.area_month, family.area_day, family.library_month, family.chains]
-    return [family.area_day, family.chains]
+        return [family.area_month, family.area_day, family.library_month, *days, family.chains]
+    return [family.area_day, *days, family.chains]
 
 
 def plan(area: AreaFilter, start: date, end: date, granularity: Granularity,
