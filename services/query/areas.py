@@ -27,7 +27,7 @@ from services.query.formats import FormatParam, PageToken, documented, paginate,
 from services.query.params import AreaQuery, SchemeParam, area_query, as_of_query
 from services.query.problems import Problem
 from services.store.aggregates import Aggregates
-from services.store.clickhouse import AreaFilter
+from services.store.clickhouse import AreaFilter, string_list
 
 REGION_NAMES = {"legacy": ("14 tỉnh của chương trình", "the 14 programme provinces"),
                 "2025": ("10 tỉnh hiện nay", "the 10 current provinces")}
@@ -53,8 +53,9 @@ class TypedArea(AreaFilter):
     def where(self) -> tuple[list[str], dict[str, Any]]:
         clauses, params = super().where()
         if self.library_ids is not None:
-            clauses.append("library_id IN {typed_library_ids:Array(String)}")
-            params["typed_library_ids"] = list(self.library_ids)
+            ids, values = string_list("typed_library_ids", self.library_ids)
+            clauses.append(f"library_id IN (SELECT arrayJoin({ids}))")
+            params |= values
         return clauses, params
 
     @property

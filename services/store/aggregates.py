@@ -14,8 +14,9 @@ import calendar
 import functools
 import hashlib
 import json
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, timedelta
@@ -26,7 +27,7 @@ from services.domain.indicators import Indicator, cagr, change, growth_indicator
 from services.domain.reference import Reference
 from services.domain.registry import LibraryAt, registry_at
 from services.store import rollups
-from services.store.clickhouse import AreaFilter, Store
+from services.store.clickhouse import AreaFilter, Store, string_list
 from services.store.rollups import Granularity
 
 GRANULARITIES: tuple[str, ...] = get_args(Granularity)
@@ -65,6 +66,8 @@ class Aggregates:
         self.store = store
         self.reference = reference
         self._registry_cache: dict[str, dict[str, LibraryAt]] = {}
+        self._cache_lock = threading.Lock()  # request threads share the caches
+        self._event_reads: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = {}  # key → (events' version, value)
         self._area_cache: dict[tuple[int, AreaFilter], tuple[dict[str, LibraryAt], list[LibraryAt]]] = {}
 
     # --- what a query is about --------------------------------------------------------------
@@ -168,12 +171,25 @@ class Aggregates:
             _ONE_READING.reset(token)
 
     def _once(self, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+        """``read()``, a read of ``events`` (the registry's changes, K2's and K3's inputs): kept while
+        the table's parts are the same (any insert makes a part), and once per ``one_reading``."""
         memo = _ONE_READING.get()
-        if memo is None:
-            return read()
-        if key not in memo:
-            memo[key] = read()
-        return memo[key]
+        if memo is not None and key in memo:
+            return memo[key]
+        version = self.store.table_version("events")
+        with self._cache_lock:
+            cached = self._event_reads.get(key)
+        if cached is not None and cached[0] == version:
+            value = cached[1]
+        else:
+            value = read()
+            with self._cache_lock:
+                self._event_reads[key] = (version, value)
+                while len(self._event_reads) > _CACHED_READS:
+                    self._event_reads.pop(next(iter(self._event_reads)))
+        if memo is not None:
+            memo[key] = value
+        return value
 
     def registry_changes(self) -> list[dict[str, Any]]:
         return self._once(("registry_changes",), self._registry_changes)
@@ -207,12 +223,14 @@ class Aggregates:
         every province of a dashboard view, reads the same registry."""
         changes = self.registry_changes() if changes is None else changes
         key = _fingerprint([change for change in changes if change["occurred_on"] <= day])
-        registry = self._registry_cache.pop(key, None)
+        with self._cache_lock:
+            registry = self._registry_cache.pop(key, None)
         if registry is None:
             registry = registry_at(self.reference.libraries.values(), changes, day)
-        self._registry_cache[key] = registry  # most recently used last
-        while len(self._registry_cache) > _CACHED_REGISTRIES:
-            self._registry_cache.pop(next(iter(self._registry_cache)))
+        with self._cache_lock:
+            self._registry_cache[key] = registry  # most recently used last
+            while len(self._registry_cache) > _CACHED_REGISTRIES:
+                self._registry_cache.pop(next(iter(self._registry_cache)))
         return registry
 
     def _registries(self, days: list[date], changes: list[dict[str, Any]]) -> dict[date, dict[str, LibraryAt]]:
@@ -222,12 +240,14 @@ class Aggregates:
     def _in_area(self, area: AreaFilter, registry: dict[str, LibraryAt]) -> list[LibraryAt]:
         """The libraries of ``registry`` in ``area``, worked out once per registry and area."""
         key = (id(registry), area)
-        found = self._area_cache.get(key)
+        with self._cache_lock:
+            found = self._area_cache.get(key)
         if found is None or found[0] is not registry:
             found = (registry, [lib for lib in registry.values() if area.contains(lib.areas, lib.library_id)])
-            self._area_cache[key] = found
-            while len(self._area_cache) > _CACHED_AREAS:
-                self._area_cache.pop(next(iter(self._area_cache)))
+            with self._cache_lock:
+                self._area_cache[key] = found
+                while len(self._area_cache) > _CACHED_AREAS:
+                    self._area_cache.pop(next(iter(self._area_cache)))
         return found[1]
 
     def _libraries_in(self, area: AreaFilter, registry: dict[str, LibraryAt], day: date) -> list[LibraryAt]:
@@ -343,8 +363,8 @@ class Aggregates:
         if not masks:
             return ratio(0, 0), ratio(0, 0)
         # One query for the year: each library's mask beside its id.
-        ids, id_params = _string_list("ids", list(masks))
-        bits, bit_params = _string_list("masks", [str(mask) for mask in masks.values()])
+        ids, id_params = string_list("ids", list(masks))
+        bits, bit_params = string_list("masks", [str(mask) for mask in masks.values()])
         row = self.store.select(
             "SELECT toInt64(countIf(reports > 0)) AS received, toInt64(countIf(on_time > 0)) AS on_time "
             "FROM (SELECT library_id, month, sum(reports) AS reports, sum(on_time_reports) AS on_time "
@@ -359,6 +379,7 @@ class Aggregates:
 _CACHED_REGISTRIES = 8
 # What ``Aggregates.one_reading`` has read in this context (None outside one).
 _ONE_READING: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("aggregates_one_reading", default=None)
+_CACHED_READS = 64  # reads of events kept across requests (years × windows asked)
 _CACHED_AREAS = 64  # the region and every province under both schemes, for a registry or two
 
 
@@ -368,15 +389,6 @@ def _fingerprint(changes: list[dict[str, Any]]) -> str:
                         [a.model_dump() for a in c["areas"]]] for c in changes],
                       sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _string_list(name: str, values: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """Thousands of strings as one parameter: joined by commas and split in the store, which costs a
-    fraction of an Array parameter (the client spells that out value by value, the server parses
-    each literal); an Array when a value has a comma."""
-    if any("," in value for value in values):
-        return f"{{{name}:Array(String)}}", {name: list(values)}
-    return f"splitByChar(',', {{{name}:String}})", {name: ",".join(values)}
 
 
 def _month_end(year: int, month: int) -> date:

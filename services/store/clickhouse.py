@@ -52,6 +52,15 @@ def normalise_dsn(dsn: str) -> str:
     return dsn
 
 
+def string_list(name: str, values: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """Thousands of strings (library ids) as one query parameter: joined by commas and split in the
+    store, which costs a fraction of an Array parameter (the client spells that out value by value
+    and the server parses each literal: ~100 ms for 5,000 ids); an Array when a value has a comma."""
+    if any("," in value for value in values):
+        return f"{{{name}:Array(String)}}", {name: list(values)}
+    return f"splitByChar(',', {{{name}:String}})", {name: ",".join(values)}
+
+
 @dataclass(frozen=True)
 class AreaFilter:
     """An area under one scheme: the region (no codes), a province, a commune or one library."""
@@ -224,6 +233,15 @@ class Store:
         return self.select(
             f"SELECT * EXCEPT (resolved), {resolved} AS resolved FROM dead_letters FINAL {where} "
             "ORDER BY recorded_at DESC LIMIT {limit:UInt32}", {"limit": limit})
+
+    def table_version(self, table: str) -> tuple[Any, ...]:
+        """What changes whenever ``table``'s rows may have: its active parts (every insert makes one;
+        a merge replaces some). Cheap: read from ``system.parts``, not from the table."""
+        row = self.select(
+            "SELECT count() AS parts, sum(rows) AS rows, max(modification_time) AS modified, "
+            "groupBitXor(cityHash64(name)) AS names FROM system.parts "
+            "WHERE database = currentDatabase() AND table = {t:String} AND active", {"t": table})[0]
+        return tuple(row.values())
 
     def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a parameterised query (``{name:Type}`` placeholders), as dicts."""
