@@ -61,8 +61,9 @@ LAST_DAY = date(2026, 10, 31)
 GOAL_MS = 100.0  # p99 of every endpoint at 10 M facts
 GOAL_MS_LARGEST = 300.0  # … and at 50 M
 GOAL_OVERHEAD = 1.3
-STORAGE_TABLES = ("visit_chain_rows", "visits_library_month", "visits_area_day", "visits_area_month", "events",
-                  "activity_chain_rows", "activity_library_month", "activity_area_day", "activity_area_month")
+STORAGE_TABLES = ("visit_chain_rows", "visits_library_month", "visits_area_day", "visits_area_month",
+                  "visits_library_day", "events", "activity_chain_rows", "activity_library_month",
+                  "activity_area_day", "activity_area_month")
 _LIB_COLUMNS = ["idx", "library_id", "province_legacy", "commune_legacy", "province_2025", "commune_2025", "level",
                 "growth"]
 
@@ -377,6 +378,9 @@ def measure(client: httpx.Client, recorder: Recorder, batch: list[tuple[str, dic
 def run(ctx: Context) -> list[Figure]:
     stages = (1_000_000, 10_000_000, 50_000_000) if ctx.full else (100_000, 500_000, 1_000_000)
     main = stages[1] if ctx.full else stages[-1]
+    if os.environ.get("BENCH_QUERY_STAGES"):  # e.g. 10000000: re-measure one stage (it is also the main one)
+        stages = tuple(int(n) for n in os.environ["BENCH_QUERY_STAGES"].split(","))
+        main = main if main in stages else stages[-1]
     per_endpoint = {main: 200 if ctx.full else 60}
     others = 60 if ctx.full else 30
     base = ctx.dir("query")

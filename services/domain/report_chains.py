@@ -12,8 +12,10 @@ The chain's current version is the one accepted last (``submitted_at``, then log
 as ``current_facts`` and the oracle define it; a retraction counts as a version that withdraws
 the chain. So the result depends on the set of versions seen, never on their arrival order
 or on how many times each arrived. Each change bumps ``seq``, the row's version in the store
-(``ReplacingMergeTree(seq)``): the same events folded again from the same state give the same
-rows, so a batch written twice (a crash before its offsets were committed) changes nothing.
+(``VersionedCollapsingMergeTree(sign, seq)``: the change is written as a cancel row of the chain
+as loaded and its new row). Events folded again over the chains they already changed change
+nothing, so a batch delivered twice, read against what the store holds, writes nothing the
+second time.
 
 Pure: the caller loads the chains a batch touches, folds, and writes the chains it returns.
 """

@@ -67,6 +67,7 @@ class Aggregates:
         self.reference = reference
         self._registry_cache: dict[str, dict[str, LibraryAt]] = {}
         self._cache_lock = threading.Lock()  # request threads share the caches
+        self._masks_cache: dict[tuple[Any, ...], tuple[tuple[dict[str, LibraryAt], ...], dict[str, int]]] = {}
         self._event_reads: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = {}  # key → (events' version, value)
         self._area_cache: dict[tuple[int, AreaFilter], tuple[dict[str, LibraryAt], list[LibraryAt]]] = {}
 
@@ -291,7 +292,7 @@ class Aggregates:
         window_start = day - timedelta(days=365)
         active = self._coordinating(window_start, day) | {
             lib.library_id for lib in registry.values()
-            if any(window_start < d <= day for d in lib.coordination_agreed_on)}
+            if lib.coordination_agreed_on and any(window_start < d <= day for d in lib.coordination_agreed_on)}
         k2 = ratio(sum(lib.library_id in active for lib in operating), len(operating), "K2", year)
 
         k3 = self._trained_workers(area, day, year)
@@ -301,6 +302,27 @@ class Aggregates:
         return {name: indicator.as_dict() for name, indicator in (
             ("K1", k1), ("K2", k2), ("K3", k3), ("K4", k4), ("completeness", completeness),
             ("timeliness", timeliness))}
+
+    def _expected_months(self, area: AreaFilter, months: tuple[tuple[int, date], ...],
+                         registries: dict[date, dict[str, LibraryAt]]) -> dict[str, int]:
+        """Library → the months (bit m - 1) it is expected to report in: operating at the month's end
+        (``months``: (month, its end or D)). Worked out once per area, months and registries."""
+        key = (area, months, tuple(id(registries[end]) for _, end in months))
+        with self._cache_lock:
+            found = self._masks_cache.get(key)
+        if found is not None and all(a is b for a, b in zip(found[0], (registries[e] for _, e in months),
+                                                              strict=True)):
+            return found[1]
+        masks: dict[str, int] = defaultdict(int)
+        for month, end in months:
+            for lib in self._in_area(area, registries[end]):
+                if lib.operating_on(end):
+                    masks[lib.library_id] |= 1 << (month - 1)
+        with self._cache_lock:
+            self._masks_cache[key] = (tuple(registries[e] for _, e in months), dict(masks))
+            while len(self._masks_cache) > _CACHED_AREAS:
+                self._masks_cache.pop(next(iter(self._masks_cache)))
+        return masks
 
     def _coordinating(self, after: date, until: date) -> set[str]:
         return self._once(("coordinating", after, until), lambda: self._read_coordinating(after, until))
@@ -352,13 +374,9 @@ class Aggregates:
         end, or at D), those with a counted visit log, and those whose first was accepted by the
         deadline (the month's end + 10 days: ``on_time_reports`` in the library-month rollup)."""
         months = [m for m in range(1, 13) if date(year, m, 1) <= day]
-        registries = self._registries([min(_month_end(year, month), day) for month in months], changes)
-        masks: dict[str, int] = defaultdict(int)  # library → the months expecting it (bit m - 1)
-        for month in months:
-            month_end = min(_month_end(year, month), day)
-            for lib in self._in_area(area, registries[month_end]):
-                if lib.operating_on(month_end):
-                    masks[lib.library_id] |= 1 << (month - 1)
+        ends = [min(_month_end(year, month), day) for month in months]
+        registries = self._registries(ends, changes)
+        masks = self._expected_months(area, tuple(zip(months, ends, strict=True)), registries)
         expected = sum(mask.bit_count() for mask in masks.values())
         if not masks:
             return ratio(0, 0), ratio(0, 0)
