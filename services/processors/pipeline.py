@@ -61,7 +61,7 @@ class Processor:
     keyed_by: str  # what one unit of state is about: the key its input topics are partitioned by
     fold: Callable[[Batch, State | None, Any, datetime], Folded]  # (batch, keyed state, loaded, now)
     write: Callable[[Store, Folded], dict[str, int]]  # rows written per table; raises if the store refuses
-    # State that is its own fact rows (visit chains): read by ``load`` and handed to ``fold``. Its
+    # State that is its own fact rows (report chains): read by ``load`` and handed to ``fold``. Its
     # flag says the batch may have been folded before (the runner knows: a crash after its write).
     load: Callable[[Store, Batch, bool], Any] | None = None
     # State as key → JSON (``processor_state``): the keys a batch touches, read before ``fold`` and

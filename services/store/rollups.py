@@ -1,11 +1,11 @@
 """The query planner: the smallest table that answers a question, and its SQL.
 
 A report-chain processor's rows (``visit_chain_rows``; ``activity_chain_rows`` for mobile
-sessions, reading promotion, training and donations) feed three rollups through the store's
-materialized views (``schemas/clickhouse/012_visit_rollups.sql``, ``013_activity_rollups.sql``):
-per library per month, and per area (region, province, commune, under each scheme) per day and
-per month. They hold the same sums as the chains, so the planner may pick any table that can
-answer; it picks the smallest:
+sessions, reading promotion, training and donations) feed rollups through the store's
+materialized views (``schemas/clickhouse/012_visit_rollups.sql`` to ``014_visits_library_day.sql``):
+per library per month, per area (region, province, commune, under each scheme) per day and per
+month, and for visits per library per day sorted by day. They hold the same sums as the chains,
+so the planner may pick any table that can answer; it picks the smallest:
 
 - one library, or the libraries of a type: ``visits_library_month`` when the period is whole
   months and the answer is by month, quarter or year; else ``visits_library_day`` (visits; sorted
@@ -31,10 +31,9 @@ Granularity = Literal["day", "month", "quarter", "year"]
 VALUES: tuple[str, ...] = (*COUNT_FIELDS, "reports", "on_time_reports")
 
 
-
 @dataclass(frozen=True)
 class Tables:
-    """A family of tables over the same chains: the chain rows and their three rollups."""
+    """A family of tables over the same chains: the chain rows and their rollups."""
 
     chains: str
     library_month: str
