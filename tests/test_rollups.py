@@ -99,7 +99,9 @@ def retraction(version: Envelope, accepted: datetime) -> SubmissionRetracted:
 def log_of(rng: random.Random, chains: int, forms: tuple[str, ...] = FORMS) -> list[tuple[int, object]]:
     """A log as the intake writes it: each chain's first version before its edits and retraction;
     chains interleaved; an edit's acceptance time sometimes earlier than the version before it in
-    the log (late: the oracle's current version is the one accepted last)."""
+    the log (late: the oracle's current version is the one accepted last); now and then a version
+    published twice, the copy later in the log but before the chain's next version (a resend after
+    the intake's ledger failed: an edit is held until its original is in the ledger)."""
     queues = []
     accepted = datetime(2026, 3, 20, 8, tzinfo=TIMEZONE)
     for n in range(chains):
@@ -122,7 +124,10 @@ def log_of(rng: random.Random, chains: int, forms: tuple[str, ...] = FORMS) -> l
     log: list[object] = []
     while queues:
         queue = rng.choice(queues)
-        log.append(queue.pop(0))
+        event = queue.pop(0)
+        log.append(event)
+        if rng.random() < 0.1:  # published twice (the ledger failed after the publish; the phone resent it
+            queue.insert(0, event)  # before the chain's next version, which waits for its original)
         if not queue:
             queues.remove(queue)
     return list(enumerate(log, start=1))

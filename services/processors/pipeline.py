@@ -87,16 +87,20 @@ def report_chains(name: str, kind: ChainKind, table: str) -> Processor:
     def load(store: Store, batch: Batch, redelivered: bool) -> dict[str, chain_domain.ReportChain]:
         """The chains the batch touches, as the store holds them: the fold cancels exactly these rows.
 
-        A first version needs no read in a batch seen for the first time: the intake publishes a
-        chain's first version before any edit or retraction of it (an edit that comes first is held
-        until its original is accepted), so it is the first event of its chain in the log and no row
-        of it can be in the store yet. Most events are first versions: this keeps the read to the few
-        chains that change. A batch that may have been folded before (``redelivered``: a crash between
-        its write and its offsets) reads every chain, so that what was written then is seen and not
-        written twice."""
-        return store.chains(table, kind, {e.root_id for _, e in batch  # type: ignore[union-attr]
-                                          if kind.member(e)
-                                          and (redelivered or not chain_domain.is_first_version(e))})
+        A chain's first version usually has no row yet, but not always: the log can hold the same
+        submission twice (published, then the intake's ledger failed and the phone sent it again),
+        and a batch may have been folded before (``redelivered``: a crash between its write and its
+        offsets). So the chains of first versions are looked up by key first (the sort key only, a
+        narrow read), and only those found are read whole, with every edited or retracted chain; a
+        redelivered batch reads every chain at once."""
+        touched = {e.root_id for _, e in batch if kind.member(e)}  # type: ignore[union-attr]
+        if not redelivered:
+            first = {e.root_id for _, e in batch  # type: ignore[union-attr]
+                     if kind.member(e) and chain_domain.is_first_version(e)}
+            edited = {e.root_id for _, e in batch  # type: ignore[union-attr]
+                      if kind.member(e) and not chain_domain.is_first_version(e)}
+            touched = edited | store.existing_roots(table, first - edited)
+        return store.chains(table, kind, touched)
 
     def fold(batch: Batch, _state: State | None, chains: Any, now: datetime) -> Folded:
         result = chain_domain.fold_batch(chains, batch, kind)

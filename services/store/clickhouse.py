@@ -153,6 +153,16 @@ class Store:
                 self._client.insert(table, data, column_names=[*chain_columns(kind), "sign"])
         return len(data)
 
+    def existing_roots(self, table: str, root_ids: Iterable[str]) -> set[str]:
+        """Which of these chains have a row in ``table``: reads the sort key only, not the rows."""
+        wanted = list(root_ids)
+        if not wanted:
+            return set()
+        with self._lock:
+            result = self._client.query(f"SELECT DISTINCT root_id FROM {table} WHERE root_id IN {{ids:Array(String)}}",
+                                        parameters={"ids": wanted})
+        return {row[0] for row in result.result_rows}
+
     def chains(self, table: str, kind: ChainKind, root_ids: Iterable[str]) -> dict[str, ReportChain]:
         """The chains with these root ids as they stand (a report-chain processor's state)."""
         wanted = list(root_ids)
