@@ -245,6 +245,19 @@ class QuietWorker(faust.Worker):
         self.spinner = None
 
 
+def _died_inside_a_batch(store: Store) -> bool:
+    """Whether some partition was handed to the processors past what was then recorded as done
+    (``seen:`` at or past ``next:``, in ``Agent``'s marks)."""
+    rows = store.select(
+        "SELECT processor, key, seq FROM processor_state FINAL WHERE endsWith(processor, '-offsets') "
+        "AND (startsWith(key, 'seen:') OR startsWith(key, 'next:'))")
+    marks: dict[tuple[str, str], dict[str, int]] = {}
+    for row in rows:
+        kind, _, partition = row["key"].partition(":")
+        marks.setdefault((row["processor"], partition), {})[kind] = row["seq"]
+    return any(m.get("seen", -1) >= m.get("next", 0) for m in marks.values())
+
+
 def create_worker_app(settings: Settings) -> faust.App:
     app = faust.App(
         f"{settings.kafka_topic_prefix}{settings.processor_group}",
@@ -266,6 +279,11 @@ def create_worker_app(settings: Settings) -> faust.App:
     app.producer.buffer.max_messages = max(100, 4 * settings.processor_batch_rows)
     store = Store(settings.store_dsn)
     store.migrate()
+    if store.dsn.startswith("chdb://") and _died_inside_a_batch(store):
+        # chDB died with the last worker, maybe between a chain insert and its views (a server would
+        # not have); this worker is the store's only writer, so the rollups are made again.
+        log.warning("the last worker stopped inside a batch: rebuilding the rollups from the chain rows")
+        store.rebuild_rollups()
     prefix, group = settings.kafka_topic_prefix, settings.processor_group
 
     def topic_name(topic: Topic) -> str:

@@ -153,6 +153,22 @@ class Store:
                 self._client.insert(table, data, column_names=[*chain_columns(kind), "sign"])
         return len(data)
 
+    def rebuild_rollups(self) -> list[str]:
+        """Every table a materialized view feeds (``<table>_mv``), emptied and filled again from the
+        view's source rows with the view's own SELECT. ClickHouse does not make an insert and its
+        views one: a process killed between them (chDB in the dying process) leaves a rollup short.
+        Only while nothing else writes: the runners call it at start, after such a crash."""
+        views = self.select("SELECT name, as_select FROM system.tables WHERE database = currentDatabase() "
+                            "AND engine = 'MaterializedView' ORDER BY name")
+        rebuilt = []
+        for view in views:
+            target = view["name"].removesuffix("_mv")
+            with self._lock:
+                self._client.command(f"TRUNCATE TABLE {target}")
+                self._client.command(f"INSERT INTO {target} {view['as_select']}")
+            rebuilt.append(target)
+        return rebuilt
+
     def existing_roots(self, table: str, root_ids: Iterable[str]) -> set[str]:
         """Which of these chains have a row in ``table``: reads the sort key only, not the rows."""
         wanted = list(root_ids)
