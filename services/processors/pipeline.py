@@ -93,14 +93,14 @@ def report_chains(name: str, kind: ChainKind, table: str) -> Processor:
         offsets). So the chains of first versions are looked up by key first (the sort key only, a
         narrow read), and only those found are read whole, with every edited or retracted chain; a
         redelivered batch reads every chain at once."""
-        touched = {e.root_id for _, e in batch if kind.member(e)}  # type: ignore[union-attr]
+        first: set[str] = set()
+        edited: set[str] = set()
+        for _, event in batch:
+            if kind.member(event):
+                (first if chain_domain.is_first_version(event) else edited).add(event.root_id)  # type: ignore[union-attr]
         if not redelivered:
-            first = {e.root_id for _, e in batch  # type: ignore[union-attr]
-                     if kind.member(e) and chain_domain.is_first_version(e)}
-            edited = {e.root_id for _, e in batch  # type: ignore[union-attr]
-                      if kind.member(e) and not chain_domain.is_first_version(e)}
-            touched = edited | store.existing_roots(table, first - edited)
-        return store.chains(table, kind, touched)
+            first = store.existing_roots(table, first - edited)
+        return store.chains(table, kind, edited | first)
 
     def fold(batch: Batch, _state: State | None, chains: Any, now: datetime) -> Folded:
         result = chain_domain.fold_batch(chains, batch, kind)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, timedelta
-from typing import Any, get_args
+from typing import Any
 
 from services.domain.forms.library_registry import new_library_id
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
@@ -29,9 +29,6 @@ from services.domain.registry import LibraryAt, registry_at
 from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store, string_list
 from services.store.rollups import Granularity
-
-GRANULARITIES: tuple[str, ...] = get_args(Granularity)
-
 
 RETRACTED = "submission_retracted"
 _COORDINATION_FORMS = ("rotation_moved", "mobile_session_held", "reading_promotion_held")
@@ -234,10 +231,6 @@ class Aggregates:
                 self._registry_cache.pop(next(iter(self._registry_cache)))
         return registry
 
-    def _registries(self, days: list[date], changes: list[dict[str, Any]]) -> dict[date, dict[str, LibraryAt]]:
-        """The registry at each of ``days`` (months with the same changes applied share one)."""
-        return {day: self.registry(day, changes) for day in days}
-
     def _in_area(self, area: AreaFilter, registry: dict[str, LibraryAt]) -> list[LibraryAt]:
         """The libraries of ``registry`` in ``area``, worked out once per registry and area."""
         key = (id(registry), area)
@@ -375,7 +368,7 @@ class Aggregates:
         deadline (the month's end + 10 days: ``on_time_reports`` in the library-month rollup)."""
         months = [m for m in range(1, 13) if date(year, m, 1) <= day]
         ends = [min(_month_end(year, month), day) for month in months]
-        registries = self._registries(ends, changes)
+        registries = {end: self.registry(end, changes) for end in ends}  # months with the same changes share one
         masks = self._expected_months(area, tuple(zip(months, ends, strict=True)), registries)
         expected = sum(mask.bit_count() for mask in masks.values())
         if not masks:
