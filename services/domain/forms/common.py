@@ -29,13 +29,21 @@ def _missing(name: str) -> Reason:
     return Reason("answer_missing", "Thiếu câu trả lời bắt buộc.", "A required answer is missing.", name)
 
 
+def _given(submission: Submission, name: str, reasons: list[Reason], required: bool, strip: bool = False) -> str:
+    """The answer as sent; "" when absent or blank, a reason appended if it was required. Fields added
+    in later form versions may be absent from older submissions, so not every field is required."""
+    raw = submission.answer(name) or ""
+    if strip:
+        raw = raw.strip()
+    if not raw and required:
+        reasons.append(_missing(name))
+    return raw
+
+
 def count(submission: Submission, name: str, reasons: list[Reason], required: bool = False,
           maximum: int = MAX_COUNT) -> int:
-    raw = submission.answer(name)
-    if raw is None or raw == "":
-        if required:
-            reasons.append(_missing(name))
-        # Fields added in later form versions may be absent from older submissions.
+    raw = _given(submission, name, reasons, required)
+    if not raw:
         return 0
     try:
         value = int(raw)
@@ -55,10 +63,8 @@ def count(submission: Submission, name: str, reasons: list[Reason], required: bo
 def decimal(submission: Submission, name: str, reasons: list[Reason], *, above: float, maximum: float,
             required: bool = True) -> float:
     """A decimal answer with ``above < value <= maximum``; 0.0 when missing or wrong."""
-    raw = submission.answer(name)
-    if raw is None or raw == "":
-        if required:
-            reasons.append(_missing(name))
+    raw = _given(submission, name, reasons, required)
+    if not raw:
         return 0.0
     try:
         value = float(raw)
@@ -100,10 +106,8 @@ def event_date(submission: Submission, name: str, today: date, reasons: list[Rea
 def past_date(submission: Submission, name: str, today: date, reasons: list[Reason], earliest: date,
               required: bool = True) -> date | None:
     """A date in the past that may precede the programme (e.g. when a library opened)."""
-    raw = submission.answer(name) or ""
+    raw = _given(submission, name, reasons, required)
     if not raw:
-        if required:
-            reasons.append(_missing(name))
         return None
     return _check_date(raw, name, today, earliest, reasons,
                        f"Ngày trước {earliest:%d/%m/%Y}: hãy kiểm tra năm.",
@@ -113,10 +117,8 @@ def past_date(submission: Submission, name: str, today: date, reasons: list[Reas
 def choice(submission: Submission, name: str, allowed: Collection[str], reasons: list[Reason],
            required: bool = True) -> str | None:
     """A select_one answer that must be one of ``allowed``; None when missing or not allowed."""
-    raw = submission.answer(name) or ""
+    raw = _given(submission, name, reasons, required)
     if not raw:
-        if required:
-            reasons.append(_missing(name))
         return None
     if raw not in allowed:
         options = ", ".join(sorted(allowed))
@@ -149,10 +151,8 @@ def yes_no(submission: Submission, name: str, reasons: list[Reason]) -> bool:
 def text(submission: Submission, name: str, reasons: list[Reason], *, required: bool = True,
          max_length: int = 200, pattern: str | None = None, pattern_vi: str = "", pattern_en: str = "") -> str:
     """A free-text answer, stripped; ``pattern`` (a full-match regex) with its explanation in both languages."""
-    value = (submission.answer(name) or "").strip()
+    value = _given(submission, name, reasons, required, strip=True)
     if not value:
-        if required:
-            reasons.append(_missing(name))
         return ""
     if pattern is not None and (len(value) > max_length or re.fullmatch(pattern, value) is None):
         shown = value if len(value) <= 40 else value[:40] + "…"
@@ -174,10 +174,8 @@ class GeoPoint:
 
 def geopoint(submission: Submission, name: str, reasons: list[Reason], required: bool = True) -> GeoPoint | None:
     """An ODK geopoint, ``"lat lon [altitude [accuracy]]"``, that lies in Vietnam (roughly)."""
-    raw = (submission.answer(name) or "").strip()
+    raw = _given(submission, name, reasons, required, strip=True)
     if not raw:
-        if required:
-            reasons.append(_missing(name))
         return None
     parts = raw.split()
     try:
