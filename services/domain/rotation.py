@@ -148,6 +148,16 @@ def _origin_text(dispatch: RotationMoved) -> tuple[str, str]:
     return f"thư viện tỉnh {p.origin_province}", f"the provincial library of {p.origin_province}"
 
 
+def _judge_origin(event: RotationMoved, dispatch: RotationMoved, act_vi: str, act_en: str) -> Verdict:
+    """A receipt or return must name the origin its dispatch named (``act``: what the event records)."""
+    if _same_origin(event, dispatch):
+        return Verdict(True)
+    b = event.payload.batch_id
+    vi, en = _origin_text(dispatch)
+    return Verdict(False, "origin_mismatch", f"Nơi gửi ghi khi {act_vi} lô sách {b} khác với phiếu gửi đi ({vi}).",
+                   f"The origin recorded on {act_en} of batch {b} differs from its dispatch ({en}).")
+
+
 def _judge(status: Status, event: RotationMoved, done: dict[str, RotationMoved]) -> Verdict:
     """Whether ``event`` may follow a batch in ``status``, whose valid movements are ``done``."""
     b, lib, movement = event.payload.batch_id, event.library_id, event.payload.movement
@@ -178,12 +188,7 @@ def _judge(status: Status, event: RotationMoved, done: dict[str, RotationMoved])
                            f"Lô sách {b} được gửi tới thư viện {holder}, không phải thư viện {lib}.",
                            f"Batch {b} was dispatched to library {holder}, not to library {lib}.")
         assert dispatch is not None
-        if not _same_origin(event, dispatch):
-            vi, en = _origin_text(dispatch)
-            return Verdict(False, "origin_mismatch",
-                           f"Nơi gửi ghi khi nhận lô sách {b} khác với phiếu gửi đi ({vi}).",
-                           f"The origin recorded on receipt of batch {b} differs from its dispatch ({en}).")
-        return Verdict(True)
+        return _judge_origin(event, dispatch, "nhận", "receipt")
     # returned
     if status == "none":
         return Verdict(False, "returned_before_dispatch",
@@ -203,12 +208,7 @@ def _judge(status: Status, event: RotationMoved, done: dict[str, RotationMoved])
                        f"Lô sách {b} đang ở thư viện {holder}; thư viện {lib} không thể trả lô này.",
                        f"Batch {b} is held by library {holder}; library {lib} cannot return it.")
     assert dispatch is not None
-    if not _same_origin(event, dispatch):
-        vi, en = _origin_text(dispatch)
-        return Verdict(False, "origin_mismatch",
-                       f"Nơi gửi ghi khi trả lô sách {b} khác với phiếu gửi đi ({vi}).",
-                       f"The origin recorded on return of batch {b} differs from its dispatch ({en}).")
-    return Verdict(True)
+    return _judge_origin(event, dispatch, "trả", "return")
 
 
 def order_key(event: RotationMoved) -> tuple[date, int, datetime, str]:
