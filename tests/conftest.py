@@ -25,6 +25,28 @@ from tests.kafka.broker import kafka_bootstrap
 OPENROSA = {"X-OpenRosa-Version": "1.0"}
 
 
+# `make check` runs the tests marked `unit`. They must stay fast: a unit test that asks for a fixture
+# starting a server or Java, or that opens ClickHouse, fails instead of quietly slowing the inner loop.
+SERVER_FIXTURES = frozenset({"forms_dir", "settings", "stack", "client", "clickhouse_server",
+                             "kafka_bootstrap_servers"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("unit") and used:
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses {sorted(used)}: drop the mark or the "
+                                    "fixture (unit tests use the fakes in tests/fakes.py)")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_open_no_clickhouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("unit"):
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            raise AssertionError("a unit test opened ClickHouse: use the fakes in tests/fakes.py, or drop the mark")
+        monkeypatch.setattr("clickhouse_connect.get_client", refuse)
+
+
 @pytest.fixture(scope="session")
 def forms_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repo's XLSForms built once per session, with ODK Validate, as `make run` builds them."""

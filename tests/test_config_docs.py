@@ -9,6 +9,8 @@ import pytest
 from services.config import REPO_ROOT, Settings
 from services.tools.config_table import markdown_table
 
+pytestmark = pytest.mark.unit  # make check: no broker, browser, ClickHouse or Java
+
 
 def test_readme_table_matches_the_settings():
     readme = (REPO_ROOT / "README.md").read_text("utf-8")

@@ -18,6 +18,8 @@ from services.domain.report_chains import ReportChain, fold_batch
 from services.domain.submission import parse_submission
 from tests.oracle import Area, Oracle
 
+pytestmark = pytest.mark.unit  # make check: no broker, browser, ClickHouse or Java
+
 REFERENCE = default_reference()
 LIBRARY = next(iter(REFERENCE.libraries.values()))
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.unit  # make check: no broker, browser, ClickHouse or Java
+
 REF = Path(__file__).resolve().parents[1] / "services" / "reference"
 
 LEGACY_PROVINCES = {"02", "04", "06", "08", "10", "11", "12", "14", "15", "17", "19", "20", "24", "25"}
