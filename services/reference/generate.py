@@ -21,9 +21,11 @@ import math
 import sys
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = "vietnamadminunits"
@@ -185,6 +187,37 @@ def _short_name(name: str, unit_type: str) -> str:
     return name[len(unit_type) + 1:]
 
 
+@dataclass
+class _Scheme:
+    """One scheme's rows as the converter's database holds them."""
+
+    units: dict[str, Unit]  # the programme provinces' communes, by code
+    by_key: dict[Any, str]  # the converter's key of a commune → its code
+    province_names: dict[str, str]  # every province, by code
+    province_by_key: dict[str, str]
+
+
+def _read_scheme(rows: Iterable[dict[str, Any]], scheme: str, provinces: Collection[str],
+                 key_of: Callable[[dict[str, Any]], Any]) -> _Scheme:
+    read = _Scheme({}, {}, {}, {})
+    for r in rows:
+        read.province_names[r["provinceCode"]] = nfc(r["provinceShort"])
+        read.province_by_key[r["provinceKey"]] = r["provinceCode"]
+        if r["provinceCode"] not in provinces:
+            continue
+        unit = Unit(
+            code=r["wardCode"], name=nfc(r["ward"]), short=_short_name(r["ward"], r["wardType"]),
+            unit_type=nfc(r["wardType"]), province_code=r["provinceCode"], lat=r["wardLat"], lon=r["wardLon"],
+            district=nfc(r.get("district", "")), district_short=nfc(r.get("districtShort", "")),
+            province_bounds=r.get("provinceBounds", ""),
+        )
+        if unit.code in read.units:
+            raise SystemExit(f"duplicate {scheme} commune code {unit.code}")
+        read.units[unit.code] = unit
+        read.by_key[key_of(r)] = unit.code
+    return read
+
+
 def _load_source() -> Source:
     # Lazy, dev-only imports: see the module docstring.
     from vietnamadminunits.converter.converter_2025 import (
@@ -199,51 +232,18 @@ def _load_source() -> Source:
         print(f"warning: {PACKAGE} {version} installed, SOURCES.md describes {PACKAGE_VERSION}; "
               "review the diff and update SOURCES.md", file=sys.stderr)
 
-    legacy: dict[str, Unit] = {}
-    legacy_by_key: dict[str, str] = {}
-    legacy_province_names: dict[str, str] = {}
-    legacy_province_by_key: dict[str, str] = {}
-    for r in query(
+    # The converter names a legacy commune "<provinceKey>_<districtKey>_<wardKey>", a 2025 one by its
+    # (provinceKey, wardKey).
+    legacy = _read_scheme(query(
         "SELECT provinceShort, provinceCode, provinceKey, provinceBounds, district, districtShort,"
-        " districtKey, ward, wardType, wardCode, wardKey, wardLat, wardLon"
-        " FROM admin_units_legacy"
-    ):
-        legacy_province_names[r["provinceCode"]] = nfc(r["provinceShort"])
-        legacy_province_by_key[r["provinceKey"]] = r["provinceCode"]
-        if r["provinceCode"] not in LEGACY_PROVINCES:
-            continue
-        unit = Unit(
-            code=r["wardCode"], name=nfc(r["ward"]), short=_short_name(r["ward"], r["wardType"]),
-            unit_type=nfc(r["wardType"]), province_code=r["provinceCode"], district=nfc(r["district"]),
-            district_short=nfc(r["districtShort"]),
-            lat=r["wardLat"], lon=r["wardLon"], province_bounds=r["provinceBounds"],
-        )
-        if unit.code in legacy:
-            raise SystemExit(f"duplicate legacy commune code {unit.code}")
-        legacy[unit.code] = unit
-        # The converter names a legacy commune by "<provinceKey>_<districtKey>_<wardKey>".
-        legacy_by_key[f"{r['provinceKey']}_{r['districtKey']}_{r['wardKey']}"] = unit.code
-
-    new: dict[str, Unit] = {}
-    new_by_key: dict[tuple[str, str], str] = {}
-    new_province_names: dict[str, str] = {}
-    new_province_by_key: dict[str, str] = {}
-    for r in query(
+        " districtKey, ward, wardType, wardCode, wardKey, wardLat, wardLon FROM admin_units_legacy"
+    ), "legacy", LEGACY_PROVINCES, lambda r: f"{r['provinceKey']}_{r['districtKey']}_{r['wardKey']}")
+    new = _read_scheme(query(
         "SELECT provinceShort, provinceCode, provinceKey, ward, wardType, wardCode, wardKey,"
         " wardLat, wardLon FROM admin_units"
-    ):
-        new_province_names[r["provinceCode"]] = nfc(r["provinceShort"])
-        new_province_by_key[r["provinceKey"]] = r["provinceCode"]
-        if r["provinceCode"] not in PROVINCES_2025:
-            continue
-        unit = Unit(
-            code=r["wardCode"], name=nfc(r["ward"]), short=_short_name(r["ward"], r["wardType"]),
-            unit_type=nfc(r["wardType"]), province_code=r["provinceCode"], lat=r["wardLat"], lon=r["wardLon"],
-        )
-        if unit.code in new:
-            raise SystemExit(f"duplicate 2025 commune code {unit.code}")
-        new[unit.code] = unit
-        new_by_key[(r["provinceKey"], r["wardKey"])] = unit.code
+    ), "2025", PROVINCES_2025, lambda r: (r["provinceKey"], r["wardKey"]))
+    legacy_by_key, new_by_key = legacy.by_key, new.by_key
+    legacy_province_by_key, new_province_by_key = legacy.province_by_key, new.province_by_key
 
     legacy_to_new_province = {
         legacy_province_by_key[old_key]: new_province_by_key[new_key]
@@ -264,7 +264,8 @@ def _load_source() -> Source:
             for t in targets:
                 pairs.append((legacy_by_key[old_key], new_by_key.get((new_pkey, t["newWardKey"]), "?"), 0,
                               int(bool(t["isDefaultNewWard"]))))
-    return Source(legacy, new, legacy_province_names, new_province_names, pairs, legacy_to_new_province)
+    return Source(legacy.units, new.units, legacy.province_names, new.province_names, pairs,
+                  legacy_to_new_province)
 
 
 def _check(condition: bool, message: str) -> None:
