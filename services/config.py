@@ -255,6 +255,15 @@ class Settings(BaseSettings):
         return value
 
 
+def load_settings(**overrides: Any) -> Settings:
+    """``Settings.from_env`` where a service starts: a wrong setting ends the process with one line
+    naming the variable (exit status 1), not a traceback."""
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc} (README, Configuration)") from None
+
+
 def _explain(error: ValidationError) -> str:
     """pydantic's errors as one line: ``PORT='x': input should be a valid integer, …; BUS=…``."""
     problems = []

@@ -3,6 +3,9 @@ environment is read and checked as it documents."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,11 @@ def test_settings_survive_the_trip_through_a_child_process_environment(monkeypat
         monkeypatch.setenv(name, value)
     assert Settings.from_env() == settings
 
+
+def test_a_service_started_with_a_wrong_setting_says_so_in_one_line():
+    env = {**os.environ, "BUS": "rabbitmq", "LOG_LEVEL": "loud"}
+    started = subprocess.run([sys.executable, "-m", "services.intake"], cwd=REPO_ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 1 and "Traceback" not in started.stderr
+    assert started.stderr == ("error: BUS='rabbitmq': input should be 'embedded' or 'kafka'; LOG_LEVEL='loud': input "
+                              "should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL' (README, Configuration)\n")
