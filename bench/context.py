@@ -4,7 +4,7 @@ the generated registry, and one real Kafka broker (started on first use, as the 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -60,9 +60,9 @@ class Context:
         base = self.dir(name)
         forms = base / "forms"
         shutil.copytree(self.forms_dir, forms)
-        settings = Settings.from_env(store_dsn=f"chdb://{base / 'store'}", state_dir=base / "state", forms_dir=forms,
-                                     libraries_file=str(self.registry), log_level="WARNING")
-        return replace(settings, **overrides)  # type: ignore[arg-type]
+        return Settings.from_env(**{"store_dsn": f"chdb://{base / 'store'}", "state_dir": base / "state",
+                                    "forms_dir": forms, "libraries_file": str(self.registry), "log_level": "WARNING",
+                                    **overrides})
 
     def close(self) -> None:
         if self._broker is not None:

@@ -32,7 +32,6 @@ from bench.results import Figure
 from services.bus.embedded import EmbeddedLog
 from services.bus.topics import VISIT_EVENTS
 from services.config import REPO_ROOT, Settings
-from services.ops.replay import settings_env
 from services.store.clickhouse import Store
 
 GOAL_EVENTS = 10_000_000
@@ -98,7 +97,7 @@ def fill_topic(bootstrap: str, topic: str, files: list[str]) -> int:
 
 def _replay(settings: Settings, args: list[str], log: Path, timeout_s: float) -> tuple[float, float]:
     """Run ``python -m services.ops replay ARGS``; (seconds, largest peak RSS among it and its children, MiB)."""
-    env = {**os.environ, **settings_env(settings), "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **settings.to_env(), "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "services.ops", "replay", *args], cwd=REPO_ROOT, env=env,

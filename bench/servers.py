@@ -18,12 +18,11 @@ import httpx
 from bench import measure
 from bench.measure import top_functions
 from services.config import REPO_ROOT, Settings
-from services.ops.replay import settings_env
 from tests.kafka.broker import die_with_parent
 
 
 def env_of(settings: Settings, **extra: str) -> dict[str, str]:
-    return {**os.environ, **settings_env(settings), "LOG_FORMAT": "text", **extra}
+    return {**os.environ, **settings.to_env(), "LOG_FORMAT": "text", **extra}
 
 
 @dataclass

@@ -1,18 +1,29 @@
 """The one place configuration is read.
 
-Every setting is an environment variable; the table in README.md ("Configuration")
-lists the same names, defaults and meanings, and ``tests/test_config_docs.py`` keeps the
-two in step. Services receive a ``Settings`` object; nothing else reads ``os.environ``.
+Every setting is an environment variable named after a field of ``Settings`` in upper case
+(``state_dir`` → ``STATE_DIR``); the field declares its type, default and meaning, and
+pydantic-settings reads, converts and checks it. An empty variable means the default.
+Services receive a ``Settings`` object; nothing else reads ``os.environ``.
+
+README.md's table ("Configuration") is generated from these fields:
+``python -m services.tools.config_table --write``; ``tests/test_config_docs.py`` fails when
+it is stale.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import stat
-from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -37,150 +48,231 @@ def write_private_json(path: Path, data: object) -> None:
     tmp.replace(path)
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
+class SettingsError(ValueError):
+    """The environment (or an override) does not parse: one line naming each wrong variable."""
 
 
-@dataclass(frozen=True)
-class Setting:
-    """Documentation of one environment variable (rendered into README's table)."""
-
-    env: str
-    default: str
-    meaning: str
+def env_var(field: str) -> str:
+    """The environment variable a ``Settings`` field is read from."""
+    return field.upper()
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("BUS", "embedded", "`embedded` (in-process, SQLite log) or `kafka`."),
-    Setting("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "Kafka brokers, `host:port[,host:port]`."),
-    Setting("KAFKA_TOPIC_PREFIX", "", "Prefix for every topic name (isolates test runs and environments)."),
-    Setting("KAFKA_REPLICATION_FACTOR", "1", "Replication factor for topics created by `services.bus.admin`."),
-    Setting("KAFKA_PUBLISH_TIMEOUT_S", "15", "How long intake waits for the broker's ack before answering 503."),
-    Setting("STORE_DSN", "chdb://var/store", "`chdb://PATH` (embedded ClickHouse) or `http(s)://HOST:8123/DB`."),
-    Setting("STATE_DIR", "var/state", "Intake ledger, raw submissions, embedded log and processor state."),
-    Setting("LIBRARIES_FILE", "", "Library registry CSV (columns of `services/reference/libraries.csv`). Empty: the "
-            "packaged sample registry of 44 fictional libraries."),
-    Setting("FORMS_SRC_DIR", "odk-forms", "XLSForm sources."),
-    Setting("FORMS_DIR", "build/forms", "Built XForms served to ODK Collect."),
-    Setting("HOST", "127.0.0.1", "Address the HTTP services listen on."),
-    Setting("PORT", "8000", "Port of the embedded stack / intake service."),
-    Setting("QUERY_PORT", "8001", "Port of the query service when run on its own."),
-    Setting("MAX_SUBMISSION_BYTES", "10485760", "Largest accepted submission (XML + attachments), bytes."),
-    Setting("MAX_ATTACHMENT_BYTES", "5242880", "Largest accepted attachment (photo, audio…), bytes."),
-    Setting("ACCOUNTS_FILE", "", "Team accounts (JSON, HA1 + province scopes). Empty: the intake is open (demo only)."),
-    Setting("DIGEST_NONCE_SECRET", "", "Key signing Digest nonces; set the same on every intake replica."),
-    Setting("TRUSTED_PROXIES", "", "Addresses (IPs or CIDR networks, comma-separated) of reverse proxies whose "
-            "`X-Forwarded-Proto` / `X-Forwarded-For` are believed (Basic auth needs HTTPS). Empty: none, the "
-            "connection itself is what counts."),
-    Setting("AUTH_MAX_FAILURES_ACCOUNT", "5", "Wrong passwords for one account before it is locked out (Digest, "
-            "Basic)."),
-    Setting("AUTH_MAX_FAILURES_ADDRESS", "20", "Wrong passwords or API keys from one client address before it is "
-            "locked out."),
-    Setting("AUTH_LOCKOUT_S", "30", "First lock-out, seconds; doubles with each further failure, at most 15 min. "
-            "Answered 429 with `Retry-After`."),
-    Setting("HELD_TIMEOUT_HOURS", "168", "How long an edit waits for its original before going to dead letters."),
-    Setting("PARTIAL_TIMEOUT_HOURS", "24", "How long a split upload (`*isIncomplete*=yes`) waits for its last part "
-            "before it and its attachments are deleted."),
-    Setting("CENTRAL_CONFIG", "", "pyodk config file (TOML, `[central]` base_url, username, password, "
-            "default_project_id) for the ODK Central pull. Empty: no pull."),
-    Setting("CENTRAL_PROJECT_ID", "0", "ODK Central project to pull from; `0`: the config's `default_project_id`."),
-    Setting("CENTRAL_FORMS", "visit_log", "Form ids to pull from ODK Central, comma-separated."),
-    Setting("CENTRAL_POLL_INTERVAL_S", "60", "Seconds between two polls of ODK Central."),
-    Setting("CENTRAL_ACCOUNT", "central-pull", "Intake account pulled submissions are recorded under (its provinces "
-            "apply if it is in `ACCOUNTS_FILE`, else every province)."),
-    Setting("PROCESSOR_BATCH_ROWS", "5000", "Processors (both modes): fold and write at most this many events at "
-            "once…"),
-    Setting("PROCESSOR_BATCH_MS", "200", "…and the distributed worker waits at most this many milliseconds to fill "
-            "a batch."),
-    Setting("EMBEDDED_READ_WAIT_S", "2", "Embedded stack: how long a query waits for the processors to reach what "
-            "the intake accepted before it (201 means durable; this makes it visible to the next read)."),
-    Setting("PROCESSOR_GROUP", "thuvien-processors", "Workers' consumer group (faust app id); a new one replays."),
-    Setting("FAUST_SESSION_TIMEOUT_S", "30", "How soon a dead worker's partitions move to the others."),
-    Setting("FAUST_WEB_PORT", "6066", "faust worker's own web port (its `/metrics` is served there)."),
-    Setting("FAUST_DATA_DIR", "var/faust", "faust worker's data directory."),
-    Setting("ROTATION_LOAN_DAYS", "90", "Book rotation: a batch not returned this many days after its dispatch is "
-            "overdue."),
-    Setting("API_KEYS_FILE", "", "Query API keys (JSON: sha256 of each key → name, scopes; "
-            "`python -m services.query.access add`). Required by the query service; empty in the embedded stack: "
-            "a random demo key (read:all + admin) is made at start-up and printed."),
-    Setting("LOG_LEVEL", "INFO", "Python log level."),
-    Setting("LOG_FORMAT", "json", "`json`: one JSON object per line (time in Asia/Ho_Chi_Minh, level, logger, message, "
-            "fields such as `event_id`), for log collectors; `text`: one readable line, for a terminal."),
-    Setting("OPS_API_KEY", "", "Query API key (scope `admin`) that `thuvien deadletters` sends (`X-API-Key`)."),
-)
+def env_text(value: object) -> str:
+    """A setting's value as it is written in the environment (read back to the same value)."""
+    if isinstance(value, tuple):
+        return ",".join(env_text(item) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # "15", as an operator writes it; read back as 15.0
+    return str(value)
 
 
-@dataclass(frozen=True)
-class Settings:
-    bus: str = "embedded"
-    kafka_bootstrap_servers: str = "localhost:9092"
-    kafka_topic_prefix: str = ""
-    kafka_replication_factor: int = 1
-    kafka_publish_timeout_s: float = 15.0
-    store_dsn: str = "chdb://var/store"
-    state_dir: Path = field(default_factory=lambda: Path("var/state"))
-    libraries_file: str = ""
-    forms_src_dir: Path = field(default_factory=lambda: Path("odk-forms"))
-    forms_dir: Path = field(default_factory=lambda: Path("build/forms"))
-    host: str = "127.0.0.1"
-    port: int = 8000
-    query_port: int = 8001
-    max_submission_bytes: int = 10 * 1024 * 1024
-    max_attachment_bytes: int = 5 * 1024 * 1024
-    accounts_file: str = ""
-    digest_nonce_secret: str = ""
-    trusted_proxies: str = ""
-    auth_max_failures_account: int = 5
-    auth_max_failures_address: int = 20
-    auth_lockout_s: float = 30.0
-    held_timeout_hours: float = 168.0
-    partial_timeout_hours: float = 24.0
-    central_config: str = ""
-    central_project_id: int = 0
-    central_forms: str = "visit_log"
-    central_poll_interval_s: float = 60.0
-    central_account: str = "central-pull"
-    processor_batch_rows: int = 5000
-    processor_batch_ms: int = 200
-    embedded_read_wait_s: float = 2.0
-    processor_group: str = "thuvien-processors"
-    faust_session_timeout_s: float = 30.0
-    faust_web_port: int = 6066
-    faust_data_dir: Path = field(default_factory=lambda: Path("var/faust"))
-    rotation_loan_days: int = 90
-    api_keys_file: str = ""
-    log_level: str = "INFO"
-    log_format: str = "json"
-    ops_api_key: str = ""
+def masked_dsn(text: str) -> str:
+    """A DSN (or any text holding one) without its password."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"port {text!r} is not a number in 1..65535")
+    return int(text)
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]  # uvicorn and faust know these too
+
+
+class Settings(BaseSettings):
+    """Every setting of every service; built once at start-up by ``from_env``."""
+
+    # frozen: a service's settings cannot drift after start-up; copies are model_copy(update=…).
+    # env_ignore_empty: `FOO=` (as docker compose writes an unset `${FOO}`) means the default.
+    model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, extra="forbid")
+
+    bus: Literal["embedded", "kafka"] = Field(
+        "embedded", description="`embedded` (in-process, SQLite log) or `kafka`.")
+    kafka_bootstrap_servers: str = Field(
+        "localhost:9092", description="Kafka brokers, `host:port[,host:port]`.")
+    kafka_topic_prefix: str = Field(
+        "", description="Prefix for every topic name (isolates test runs and environments).")
+    kafka_replication_factor: int = Field(
+        1, ge=1, description="Replication factor for topics created by `services.bus.admin`.")
+    kafka_publish_timeout_s: float = Field(
+        15.0, gt=0, description="How long intake waits for the broker's ack before answering 503.")
+    store_dsn: str = Field(
+        "chdb://var/store", description="`chdb://PATH` (embedded ClickHouse) or "
+        "`http(s)://[USER:PASSWORD@]HOST[:PORT][/DB]` (ClickHouse server, HTTP port 8123).")
+    state_dir: Path = Field(
+        Path("var/state"), description="Intake ledger, raw submissions, embedded log and processor state.")
+    libraries_file: str = Field(
+        "", description="Library registry CSV (columns of `services/reference/libraries.csv`). Empty: the "
+        "packaged sample registry of 44 fictional libraries.")
+    forms_src_dir: Path = Field(Path("odk-forms"), description="XLSForm sources.")
+    forms_dir: Path = Field(Path("build/forms"), description="Built XForms served to ODK Collect.")
+    host: str = Field("127.0.0.1", description="Address the HTTP services listen on.")
+    port: Port = Field(8000, description="Port of the embedded stack / intake service.")
+    query_port: Port = Field(8001, description="Port of the query service when run on its own.")
+    max_submission_bytes: int = Field(
+        10 * 1024 * 1024, gt=0, description="Largest accepted submission (XML + attachments), bytes.")
+    max_attachment_bytes: int = Field(
+        5 * 1024 * 1024, gt=0, description="Largest accepted attachment (photo, audio…), bytes.")
+    accounts_file: str = Field(
+        "", description="Team accounts (JSON, HA1 + province scopes). Empty: the intake is open (demo only).")
+    digest_nonce_secret: str = Field(
+        "", description="Key signing Digest nonces; set the same on every intake replica.")
+    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects for a tuple.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Addresses (IPs or CIDR networks, comma-separated) of reverse proxies whose "
+        "`X-Forwarded-Proto` / `X-Forwarded-For` are believed (Basic auth needs HTTPS). Empty: none, the "
+        "connection itself is what counts.")
+    auth_max_failures_account: int = Field(
+        5, ge=1, description="Wrong passwords for one account before it is locked out (Digest, Basic).")
+    auth_max_failures_address: int = Field(
+        20, ge=1, description="Wrong passwords or API keys from one client address before it is locked out.")
+    auth_lockout_s: float = Field(
+        30.0, gt=0, description="First lock-out, seconds; doubles with each further failure, at most 15 min. "
+        "Answered 429 with `Retry-After`.")
+    held_timeout_hours: float = Field(
+        168.0, ge=0, description="How long an edit waits for its original before going to dead letters.")
+    partial_timeout_hours: float = Field(
+        24.0, ge=0, description="How long a split upload (`*isIncomplete*=yes`) waits for its last part "
+        "before it and its attachments are deleted.")
+    central_config: str = Field(
+        "", description="pyodk config file (TOML, `[central]` base_url, username, password, "
+        "default_project_id) for the ODK Central pull. Empty: no pull.")
+    central_project_id: int = Field(
+        0, ge=0, description="ODK Central project to pull from; `0`: the config's `default_project_id`.")
+    central_forms: str = Field("visit_log", description="Form ids to pull from ODK Central, comma-separated.")
+    central_poll_interval_s: float = Field(60.0, gt=0, description="Seconds between two polls of ODK Central.")
+    central_account: str = Field(
+        "central-pull", description="Intake account pulled submissions are recorded under (its provinces "
+        "apply if it is in `ACCOUNTS_FILE`, else every province).")
+    processor_batch_rows: int = Field(
+        5000, ge=1, description="Processors (both modes): fold and write at most this many events at once…")
+    processor_batch_ms: int = Field(
+        200, ge=1, description="…and the distributed worker waits at most this many milliseconds to fill a batch.")
+    embedded_read_wait_s: float = Field(
+        2.0, ge=0, description="Embedded stack: how long a query waits for the processors to reach what the "
+        "intake accepted before it (201 means durable; this makes it visible to the next read).")
+    processor_group: str = Field(
+        "thuvien-processors", description="Workers' consumer group (faust app id); a new one replays.")
+    faust_session_timeout_s: float = Field(
+        30.0, gt=0, description="How soon a dead worker's partitions move to the others.")
+    faust_web_port: Port = Field(6066, description="faust worker's own web port (its `/metrics` is served there).")
+    faust_data_dir: Path = Field(Path("var/faust"), description="faust worker's data directory.")
+    rotation_loan_days: int = Field(
+        90, ge=1, description="Book rotation: a batch not returned this many days after its dispatch is overdue.")
+    api_keys_file: str = Field(
+        "", description="Query API keys (JSON: sha256 of each key → name, scopes; "
+        "`python -m services.query.access add`). Required by the query service; empty in the embedded stack: "
+        "a random demo key (read:all + admin) is made at start-up and printed.")
+    log_level: LogLevel = Field(
+        "INFO", description="Python log level: `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` (any case).")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="`json`: one JSON object per line (time in Asia/Ho_Chi_Minh, level, logger, message, "
+        "fields such as `event_id`), for log collectors; `text`: one readable line, for a terminal.")
+    ops_api_key: str = Field(
+        "", description="Query API key (scope `admin`) that `thuvien deadletters` sends (`X-API-Key`).")
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        """Read every setting from the environment; keyword overrides win (tests use them)."""
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            setting = _SETTING_BY_FIELD[f.name]
-            raw = _env(setting.env, setting.default)
-            values[f.name] = _coerce(f.type, raw)
-        values.update(overrides)
-        settings = cls(**values)  # type: ignore[arg-type]
-        if settings.bus not in ("embedded", "kafka"):
-            raise ValueError(f"BUS must be 'embedded' or 'kafka', not {settings.bus!r}")
-        if settings.log_format not in ("json", "text"):
-            raise ValueError(f"LOG_FORMAT must be 'json' or 'text', not {settings.log_format!r}")
-        return settings
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Read every setting from the environment; keyword overrides win (tests use them) and are
+        checked like the environment. SettingsError names each wrong variable."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables a child process reads them from."""
+        return {env_var(name): env_text(value) for name, value in self}
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        # `info` has always worked; a wrong value is quoted as the operator wrote it
+        return value.upper() if isinstance(value, str) and value.upper() in get_args(LogLevel) else value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for server in (part.strip() for part in value.split(",")):
+            host, colon, port = server.rpartition(":")
+            if not server or (colon and not host):
+                raise ValueError(f"{server!r} is not host:port")
+            if colon:  # the clients default a bare host to 9092
+                _port(port)
+        return value
+
+    @field_validator("store_dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        if value.startswith("chdb://"):
+            if value == "chdb://":
+                raise ValueError("chdb:// needs the store's directory: chdb://PATH")
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("is neither chdb://PATH nor http(s)://HOST[:PORT][/DB]")
+        url = urlsplit(value)
+        if not url.hostname:
+            raise ValueError("has no host: http(s)://HOST[:PORT][/DB]")
+        try:
+            port = url.port  # None: none given, ClickHouse's default
+        except ValueError:  # not a number, or past 65535
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("its port is not a number in 1..65535")
+        if url.path.strip("/").count("/"):
+            raise ValueError("names more than one database: http(s)://HOST[:PORT][/DB]")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _addresses(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value  # pydantic refuses it with its own message
+        addresses = tuple(str(item).strip() for item in items if str(item).strip())
+        for address in addresses:
+            # uvicorn would quietly take a malformed entry (10.0.0.1/8) as a name that never matches
+            try:
+                ipaddress.ip_network(address)
+            except ValueError as exc:
+                raise ValueError(f"{address!r} is not an IP address or CIDR network ({exc})") from None
+        return addresses
+
+    @field_validator("state_dir", "forms_src_dir", "forms_dir", "faust_data_dir")
+    @classmethod
+    def _a_directory(cls, path: Path) -> Path:
+        if path.exists() and not path.is_dir():
+            raise ValueError("is a file, not a directory")
+        return path
+
+    @field_validator("libraries_file", "accounts_file", "central_config", "api_keys_file")
+    @classmethod
+    def _a_file(cls, value: str) -> str:
+        if value and Path(value).is_dir():
+            raise ValueError("is a directory, not a file")
+        return value
 
 
-def _coerce(type_name: object, raw: str) -> object:
-    name = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
-    if name == "int":
-        return int(raw)
-    if name == "float":
-        return float(raw)
-    if name == "Path":
-        return Path(raw)
-    return raw
+def load_settings(**overrides: Any) -> Settings:
+    """``Settings.from_env`` where a service starts: a wrong setting ends the process with one line
+    naming the variable (exit status 1), not a traceback."""
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc} (README, Configuration)") from None
 
 
-_SETTING_BY_FIELD = {s.env.lower(): s for s in SETTINGS}
-assert set(_SETTING_BY_FIELD) == {f.name for f in fields(Settings)}, "SETTINGS and Settings disagree"
+def _explain(error: ValidationError) -> str:
+    """pydantic's errors as one line: ``PORT='x': input should be a valid integer, …; BUS=…``."""
+    problems = []
+    for item in error.errors(include_url=False):
+        name = env_var(str(item["loc"][0])) if item["loc"] else "settings"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{name} is not a setting")
+            continue
+        message = item["msg"].removeprefix("Value error, ")
+        shown = masked_dsn(item["input"]) if isinstance(item["input"], str) else item["input"]
+        problems.append(f"{name}={shown!r}: {message[:1].lower()}{message[1:]}")
+    return "; ".join(problems)

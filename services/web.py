@@ -46,7 +46,7 @@ def create_app(title: str, routers: list[APIRouter], on_shutdown: list[Callable[
 
 def uvicorn_config(app: FastAPI, settings: Settings, port: int) -> uvicorn.Config:
     """How every service is served (entry points and tests that run a real server)."""
-    trusted = [address.strip() for address in settings.trusted_proxies.split(",") if address.strip()]
+    trusted = list(settings.trusted_proxies)
     return uvicorn.Config(
         app, host=settings.host, port=port, log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's loggers propagate to the one handler services.logs installed

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 
 import uvicorn
 
@@ -29,7 +28,7 @@ def serving(app, settings: Settings | None = None, *, lifespan: str = "auto") ->
         # log_config=None: uvicorn leaves the process's logging alone (its default reconfigures it for good).
         config = uvicorn.Config(app, log_level="warning", log_config=None, lifespan=lifespan)
     else:
-        config = uvicorn_config(app, replace(settings, host="127.0.0.1"), sock.getsockname()[1])
+        config = uvicorn_config(app, settings.model_copy(update={"host": "127.0.0.1"}), sock.getsockname()[1])
         config.lifespan = lifespan
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -265,7 +265,7 @@ def test_the_query_service_refuses_to_start_without_keys(settings: Settings, tmp
     with pytest.raises(RuntimeError, match="API_KEYS_FILE"):
         query_app(settings)
     with pytest.raises(FileNotFoundError):
-        query_app(Settings(**{**settings.__dict__, "api_keys_file": str(tmp_path / "missing.json")}))
+        query_app(settings.model_copy(update={"api_keys_file": str(tmp_path / "missing.json")}))
 
 
 def test_the_embedded_stack_prints_its_demo_key_when_ready():

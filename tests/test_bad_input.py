@@ -148,8 +148,8 @@ def test_the_readme_table_lists_every_case():
 
 def test_a_broker_that_cannot_ack_gets_503_with_retry_after(settings: Settings, library: Library):
     """No broker listens on the port: the intake must not say 201 for what it could not make durable."""
-    down = Settings(**{**settings.__dict__, "bus": "kafka", "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
-                       "kafka_publish_timeout_s": 2.0})
+    down = settings.model_copy(update={"bus": "kafka", "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
+                                       "kafka_publish_timeout_s": 2.0})
     with TestClient(intake_app(down), headers=OPENROSA) as client:
         xml = _xml(client.get("/forms/visit_log.xml").content, library, "uuid:no-broker")
         response = _post(client, xml)

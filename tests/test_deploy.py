@@ -16,7 +16,7 @@ import subprocess
 import pytest
 import yaml
 
-from services.config import REPO_ROOT, SETTINGS
+from services.config import REPO_ROOT, Settings, env_var
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 APP_SERVICES = {"topics", "intake", "worker", "query"}
@@ -37,7 +37,7 @@ def test_every_app_service_runs_a_module_that_exists(compose: dict):
 
 
 def test_every_environment_variable_is_a_documented_setting(compose: dict):
-    known = {s.env for s in SETTINGS}
+    known = {env_var(name) for name in Settings.model_fields}
     for name in APP_SERVICES:
         env = compose["services"][name].get("environment", {})
         assert set(env) <= known, f"{name}: unknown settings {set(env) - known}"

@@ -132,7 +132,7 @@ def test_submission_flows_through_kafka_and_a_faust_worker(distributed_settings:
 
     keys = distributed_settings.state_dir / "api-keys.json"
     key = add_key(keys, "e2e", ["read:all"])
-    secured = Settings(**{**distributed_settings.__dict__, "api_keys_file": str(keys)})
+    secured = distributed_settings.model_copy(update={"api_keys_file": str(keys)})
     with TestClient(query_app(secured), headers={"Authorization": f"Bearer {key}"}) as query:  # closes the store
 
         def month(lib: Library, day, scheme="legacy") -> list[dict]:

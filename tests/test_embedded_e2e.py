@@ -182,7 +182,7 @@ def test_a_deployment_registry_replaces_the_sample_one(tmp_path, settings, libra
         writer.writeheader()
         writer.writerow(ours)
 
-    stack = embedded_stack(replace(settings, libraries_file=str(registry)))
+    stack = embedded_stack(settings.model_copy(update={"libraries_file": str(registry)}))
     try:
         client = TestClient(stack.app, headers={"X-OpenRosa-Version": "1.0", "X-API-Key": stack.demo_api_key or ""})
         xform, day = served_xform(client), today_local() - timedelta(days=1)

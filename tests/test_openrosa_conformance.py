@@ -139,7 +139,7 @@ def test_an_edit_before_its_original_is_held_then_applied(client: TestClient, li
 
 
 def test_an_edit_whose_original_never_comes_goes_to_the_dead_letters(settings: Settings, library: Library):
-    built = embedded_stack(Settings(**{**settings.__dict__, "held_timeout_hours": 0.0}))
+    built = embedded_stack(settings.model_copy(update={"held_timeout_hours": 0.0}))
     try:
         client = TestClient(built.app, headers=OPENROSA)
         edit = fill_instance(client.get("/forms/visit_log.xml").content, visit_answers(library, DAY, total=9),
@@ -162,7 +162,7 @@ def secured(settings: Settings, tmp_path: Path) -> Iterator[EmbeddedStack]:
     accounts = tmp_path / "accounts.json"
     add_account(accounts, "doi-hg", "mat-khau-hg", ["legacy:02"])
     add_account(accounts, "doi-lc", "mat-khau-lc", ["2025:12"])
-    built = embedded_stack(Settings(**{**settings.__dict__, "accounts_file": str(accounts)}))
+    built = embedded_stack(settings.model_copy(update={"accounts_file": str(accounts)}))
     try:
         yield built
     finally:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ from services.domain.reference import default_reference
 from services.intake.accounts import ANONYMOUS
 from services.intake.handler import IntakeService
 from services.ops import broker
-from services.ops.replay import settings_env
 from services.store.aggregates import Aggregates
 from services.store.clickhouse import AreaFilter, Store
 from services.tools.samples import all_sample_reports
@@ -52,13 +50,14 @@ AREAS = [AreaFilter("legacy"), AreaFilter("2025"), AreaFilter("legacy", "02"), A
 def thuvien(settings: Settings, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
     """``python -m services.ops ARGS`` (what the ``thuvien`` script runs) with ``settings`` as its environment."""
     return subprocess.run([sys.executable, "-m", "services.ops", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **settings_env(settings), **env})
+                          text=True, timeout=timeout, env={**os.environ, **settings.to_env(), **env})
 
 
 def _kafka_settings(settings: Settings, tmp_path: Path, bootstrap: str, prefix: str) -> Settings:
-    return replace(settings, bus="kafka", kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix,
-                   faust_data_dir=tmp_path / "faust", faust_web_port=free_port(), processor_batch_ms=200,
-                   faust_session_timeout_s=6.0)
+    return settings.model_copy(update={
+        "bus": "kafka", "kafka_bootstrap_servers": bootstrap, "kafka_topic_prefix": prefix,
+        "faust_data_dir": tmp_path / "faust", "faust_web_port": free_port(), "processor_batch_ms": 200,
+        "faust_session_timeout_s": 6.0})
 
 
 def _prefix(name: str) -> str:
@@ -240,7 +239,7 @@ def test_distributed_replay_from_the_beginning_and_from_a_date_gives_the_origina
         settings: Settings, tmp_path: Path, kafka_bootstrap_servers: str):
     prefix = _prefix("opsreplay")
     kafka = _kafka_settings(settings, tmp_path, kafka_bootstrap_servers, prefix)
-    original = replace(kafka, store_dsn=f"chdb://{tmp_path / 'original'}")
+    original = kafka.model_copy(update={"store_dsn": f"chdb://{tmp_path / 'original'}"})
     ensure_topics(kafka_bootstrap_servers, prefix, group=original.processor_group)
     worker = WorkerProcess(original, tmp_path / "worker.log").start()
     try:
@@ -298,7 +297,7 @@ def _tail(path: Path) -> str:
 
 
 def test_embedded_replay_from_a_position_into_a_fresh_store(settings: Settings, tmp_path: Path):
-    stack = embedded_stack(replace(settings, held_timeout_hours=168.0))
+    stack = embedded_stack(settings.model_copy(update={"held_timeout_hours": 168.0}))
     try:
         _post_some(stack.app, stack.service, random.Random(8))
     finally:
@@ -409,8 +408,8 @@ def test_doctor_says_to_stop_the_stack_that_holds_the_chdb_directory(settings: S
 def test_doctor_fails_on_a_missing_topic_until_topics_are_applied(settings: Settings, tmp_path: Path,
                                                                   kafka_bootstrap_servers: str):
     prefix = _prefix("opsdoc")
-    kafka = replace(_kafka_settings(_migrated(settings), tmp_path, kafka_bootstrap_servers, prefix),
-                    api_keys_file=str(_keys_file(tmp_path)))
+    kafka = _kafka_settings(_migrated(settings), tmp_path, kafka_bootstrap_servers, prefix).model_copy(
+        update={"api_keys_file": str(_keys_file(tmp_path))})
     missing = thuvien(kafka, "doctor")
     assert missing.returncode == 1
     lines = _doctor_lines(missing)
@@ -441,7 +440,7 @@ def _keys_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def served(settings: Settings) -> Iterator[tuple[EmbeddedStack, str]]:
     """The embedded stack on a real port, as operators reach it. Held edits expire at once."""
-    stack = embedded_stack(replace(settings, held_timeout_hours=0.0))
+    stack = embedded_stack(settings.model_copy(update={"held_timeout_hours": 0.0}))
     try:
         with serving(stack.app, settings) as base_url:
             yield stack, base_url

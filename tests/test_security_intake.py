@@ -15,7 +15,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -64,7 +63,7 @@ def accounts_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def secured(settings: Settings, accounts_file: Path) -> Iterator[EmbeddedStack]:
-    built = embedded_stack(replace(settings, accounts_file=str(accounts_file)))
+    built = embedded_stack(settings.model_copy(update={"accounts_file": str(accounts_file)}))
     try:
         yield built
     finally:
@@ -264,10 +263,10 @@ def test_a_nonce_from_another_process_is_stale_for_the_right_password_and_a_gues
 
 # --- 4. X-Forwarded-Proto is believed only from TRUSTED_PROXIES ----------------------------------------------------
 
-@pytest.mark.parametrize(("trusted", "status"), [("", 401), ("127.0.0.1", 200)])
+@pytest.mark.parametrize(("trusted", "status"), [((), 401), (("127.0.0.1",), 200)])
 def test_basic_over_plain_http_is_refused_whatever_the_client_claims(
-        settings: Settings, accounts_file: Path, trusted: str, status: int):
-    configured = replace(settings, accounts_file=str(accounts_file), trusted_proxies=trusted)
+        settings: Settings, accounts_file: Path, trusted: tuple[str, ...], status: int):
+    configured = settings.model_copy(update={"accounts_file": str(accounts_file), "trusted_proxies": trusted})
     stack = embedded_stack(configured)
     basic = "Basic " + base64.b64encode(f"doi-hg:{PASSWORDS['doi-hg']}".encode()).decode()
     try:
@@ -316,7 +315,7 @@ def test_guessing_an_accounts_password_is_locked_out(secured: EmbeddedStack, cap
 
 
 def test_a_lock_out_ends_and_the_right_password_then_works(settings: Settings, accounts_file: Path):
-    stack = embedded_stack(replace(settings, accounts_file=str(accounts_file), auth_lockout_s=1.0))
+    stack = embedded_stack(settings.model_copy(update={"accounts_file": str(accounts_file), "auth_lockout_s": 1.0}))
     try:
         client = TestClient(stack.app, headers=OPENROSA)
         wrong = [client.head("/submission", auth=httpx.DigestAuth("doi-hg", "sai")).status_code for _ in range(6)]
@@ -375,7 +374,7 @@ def test_a_part_outside_the_accounts_provinces_is_refused_and_kept_as_a_dead_let
 
 
 def test_an_unfinished_split_upload_expires_with_its_files(settings: Settings, xform: bytes):
-    stack = embedded_stack(replace(settings, partial_timeout_hours=0.0))
+    stack = embedded_stack(settings.model_copy(update={"partial_timeout_hours": 0.0}))
     try:
         client = TestClient(stack.app, headers=OPENROSA)
         xml = report(xform, HA_GIANG, "uuid:abandoned", 12)
@@ -499,7 +498,8 @@ def test_the_accounts_file_is_written_0600_and_one_others_may_read_stops_the_sta
     assert stat.S_IMODE(accounts_file.stat().st_mode) == 0o600
     accounts_file.chmod(0o644)
     with pytest.raises(ValueError, match=f"chmod 600 {re.escape(str(accounts_file))}"):
-        embedded_stack(replace(settings, accounts_file=str(accounts_file))).close()  # close: only if it started
+        # close: only if it started
+        embedded_stack(settings.model_copy(update={"accounts_file": str(accounts_file)})).close()
     env = {**os.environ, "ACCOUNTS_FILE": str(accounts_file), "STATE_DIR": str(settings.state_dir),
            "STORE_DSN": settings.store_dsn, "FORMS_DIR": str(settings.forms_dir), "PORT": "1"}
     started = subprocess.run([sys.executable, "-m", "services.embedded"], cwd=REPO_ROOT, env=env,

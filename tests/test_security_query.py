@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -127,13 +126,14 @@ def test_an_api_keys_file_others_may_read_stops_the_query_service(settings: Sett
                              text=True, timeout=120)
     assert started.returncode != 0 and "chmod 600" in started.stderr, started.stderr[-2000:]
     with pytest.raises(ValueError, match="chmod 600"):
-        embedded_stack(replace(settings, api_keys_file=str(path))).close()  # close: only if it wrongly started
+        # close: only if it wrongly started
+        embedded_stack(settings.model_copy(update={"api_keys_file": str(path)})).close()
 
 
 def test_a_keys_file_made_readable_while_running_is_not_read_again(settings: Settings, tmp_path: Path):
     path = tmp_path / "api-keys.json"
     first = add_key(path, "so-vh", ["read:all"])
-    stack = embedded_stack(replace(settings, api_keys_file=str(path)))
+    stack = embedded_stack(settings.model_copy(update={"api_keys_file": str(path)}))
     try:
         client = TestClient(stack.app)
         assert client.get("/v1/me", headers={"X-API-Key": first}).status_code == 200

@@ -62,8 +62,8 @@ def _post_all(app, service: IntakeService, rng: random.Random) -> None:
 def _settings(root: Path, forms_dir: Path, **overrides) -> Settings:
     if not (root / "forms").exists():
         shutil.copytree(forms_dir, root / "forms")
-    return Settings(**{**Settings.from_env().__dict__, "bus": "embedded", "store_dsn": f"chdb://{root / 'store'}",
-                       "state_dir": root / "state", "forms_dir": root / "forms", **overrides})
+    return Settings.from_env(**{"bus": "embedded", "store_dsn": f"chdb://{root / 'store'}",
+                                "state_dir": root / "state", "forms_dir": root / "forms", **overrides})
 
 
 def test_embedded_store_equals_the_oracle_and_a_replay_gives_the_same(tmp_path: Path, forms_dir: Path):

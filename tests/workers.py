@@ -23,10 +23,10 @@ def worker_settings(base: Settings, tmp_path: Path, *, bootstrap: str, prefix: s
     """A worker's settings (or an intake's beside it): Kafka on ``bootstrap`` under ``prefix``, consumer
     group ``group``, its own faust directory and web port, the store ``store``; short batches and a
     short session timeout, so that tests see rebalances in seconds."""
-    return Settings(**{**base.__dict__, "bus": "kafka", "kafka_bootstrap_servers": bootstrap,
-                       "kafka_topic_prefix": prefix, "processor_group": group, "store_dsn": store,
-                       "faust_data_dir": tmp_path / f"faust-{name}", "faust_web_port": free_port(),
-                       "processor_batch_ms": 200, "faust_session_timeout_s": 6.0, **extra})
+    return base.model_copy(update={"bus": "kafka", "kafka_bootstrap_servers": bootstrap,
+                                   "kafka_topic_prefix": prefix, "processor_group": group, "store_dsn": store,
+                                   "faust_data_dir": tmp_path / f"faust-{name}", "faust_web_port": free_port(),
+                                   "processor_batch_ms": 200, "faust_session_timeout_s": 6.0, **extra})
 
 
 def worker_env(settings: Settings, **overrides: str) -> dict[str, str]:

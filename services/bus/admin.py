@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from services import logs
 from services.bus.topics import TOPICS, Topic, group_topics
-from services.config import Settings
+from services.config import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(prog="python -m services.bus.admin", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    settings = Settings.from_env(bus="kafka")
+    settings = load_settings(bus="kafka")
     logs.configure(settings)
     created = ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                             settings.kafka_replication_factor, group=settings.processor_group)

@@ -16,7 +16,7 @@ import httpx
 
 from services import logs
 from services.bootstrap import embedded_stack
-from services.config import Settings
+from services.config import load_settings
 from services.tools.load_samples import load
 from services.web import serve
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.embedded", description=__doc__)
     parser.add_argument("--load-samples", action="store_true", help="send the sample submissions of every form once up")
     args = parser.parse_args()
-    settings = Settings.from_env()
+    settings = load_settings()
     logs.configure(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the sample loader's 1,000+ requests
     stack = embedded_stack(settings)

@@ -11,14 +11,14 @@ import argparse
 
 from services import logs
 from services.bootstrap import intake_app
-from services.config import Settings
+from services.config import load_settings
 from services.web import serve
 
 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(prog="python -m services.intake", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    settings = Settings.from_env()
+    settings = load_settings()
     if settings.bus != "kafka":
         raise SystemExit("The intake on its own publishes to Kafka: set BUS=kafka. "
                          "For the one-process stack run `python -m services.embedded` (make run).")

@@ -462,9 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pyodk.client import Client
 
     from services.bootstrap import central_pollers
-    from services.config import Settings
+    from services.config import load_settings
 
-    settings = Settings.from_env()
+    settings = load_settings()
     parser = argparse.ArgumentParser(prog="python -m services.intake.central",
                                      description="Pull submissions from ODK Central into the intake.")
     parser.add_argument("--config", default=settings.central_config or None,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def build_parser(settings: Settings | None) -> argparse.ArgumentParser:
     from services.ops import replay as replay_module
     from services.tools import deadletters
 
-    defaults = settings or Settings()
+    defaults = settings or Settings.model_construct()  # the defaults; the environment did not parse
     parser = argparse.ArgumentParser(prog="thuvien", description=__doc__, formatter_class=_RAW)
     parser.add_argument("--log-level", default="WARNING",
                         help="level of this command's own log lines on stderr (default: WARNING)")
@@ -193,8 +192,8 @@ def _replay(settings: Settings, args: argparse.Namespace, parser: argparse.Argum
                                       from_offset=from_offset, from_date=args.from_date)
     if not args.group:
         parser.error("replay needs --group NEW_GROUP (or --embedded)")
-    return replay.distributed_replay(replace(settings, bus="kafka"), to_store=args.to_store, group=args.group,
-                                     from_offset=None if args.from_beginning else args.from_offset,
+    return replay.distributed_replay(settings.model_copy(update={"bus": "kafka"}), to_store=args.to_store,
+                                     group=args.group, from_offset=None if args.from_beginning else args.from_offset,
                                      from_date=args.from_date, worker_log=args.worker_log, timeout_s=args.timeout)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from services.config import Settings
+from services.config import Settings, masked_dsn
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
@@ -31,11 +30,6 @@ class Check:
     def line(self) -> str:
         todo = f"  → {self.todo}" if self.todo and self.status != OK else ""
         return f"{self.status:<4}  {self.name:<10}  {self.found}{todo}"
-
-
-def masked(dsn: str) -> str:
-    """A DSN without its password."""
-    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", dsn)
 
 
 # ------------------------------------------------------------------------------ checks
@@ -134,10 +128,6 @@ def check_store(settings: Settings) -> Iterator[Check]:
         yield Check(WARN, "store", f"chDB at {path}: one process owns a chDB directory",
                     "stop the running stack (make run) or worker using it before `thuvien doctor`, else it cannot "
                     "open the store")
-    elif not dsn.startswith(("http://", "https://")):
-        yield Check(FAIL, "store", f"STORE_DSN={masked(dsn)} is neither chdb://PATH nor http(s)://HOST:PORT/DB",
-                    "fix STORE_DSN")
-        return
     try:
         store = Store(dsn)
     except Exception as exc:
@@ -145,7 +135,7 @@ def check_store(settings: Settings) -> Iterator[Check]:
         todo = ("most likely a running stack or worker holds this chDB directory (one process each): stop it "
                 "and run doctor again; else check the path and its permissions" if dsn.startswith("chdb://")
                 else "check STORE_DSN (host, port, database, user, password) and that ClickHouse is up")
-        yield Check(FAIL, "store", f"cannot open STORE_DSN={masked(dsn)}: {text}", todo)
+        yield Check(FAIL, "store", f"cannot open STORE_DSN={masked_dsn(dsn)}: {text}", todo)
         return
     try:
         wanted = {m.version: m.name for m in load_migrations()}
@@ -155,11 +145,11 @@ def check_store(settings: Settings) -> Iterator[Check]:
             applied = set()
         missing = sorted(set(wanted) - applied)
         if missing:
-            yield Check(FAIL, "store", f"{masked(dsn)} reachable; migrations not applied: "
+            yield Check(FAIL, "store", f"{masked_dsn(dsn)} reachable; migrations not applied: "
                                        f"{', '.join(f'{v:03d}_{wanted[v]}' for v in missing)}",
                         "start the stack, the worker or the query service once: they migrate at start-up")
         else:
-            yield Check(OK, "store", f"{masked(dsn)} reachable, {len(applied)} migrations applied")
+            yield Check(OK, "store", f"{masked_dsn(dsn)} reachable, {len(applied)} migrations applied")
     finally:
         store.close()
 
@@ -192,7 +182,7 @@ def check_kafka(settings: Settings) -> Iterator[Check]:
 
 
 def run_checks(settings: Settings) -> Iterator[Check]:
-    yield Check(OK, "settings", f"BUS={settings.bus}, STORE_DSN={masked(settings.store_dsn)}, "
+    yield Check(OK, "settings", f"BUS={settings.bus}, STORE_DSN={masked_dsn(settings.store_dsn)}, "
                                 f"STATE_DIR={settings.state_dir}, LOG_FORMAT={settings.log_format}")
     yield check_forms(settings)
     yield check_reference(settings)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO
@@ -35,7 +35,7 @@ import httpx
 
 from services.bus.admin import ensure_topics
 from services.bus.embedded import EmbeddedLog
-from services.config import REPO_ROOT, SETTINGS, TIMEZONE, Settings
+from services.config import REPO_ROOT, TIMEZONE, Settings
 from services.ops import broker
 from services.ops.progress import Progress
 from services.processors.embedded import EmbeddedRunner, state_files
@@ -79,12 +79,6 @@ def processed_offsets(web_port: int) -> dict[tuple[str, int], int]:
     return found
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``settings`` as the environment variables a child process reads them from."""
-    by_field = {s.env.lower(): s.env for s in SETTINGS}
-    return {by_field[f.name]: str(getattr(settings, f.name)) for f in fields(settings)}
-
-
 def _store_summary(dsn: str) -> str:
     try:
         store = Store(dsn)
@@ -111,7 +105,7 @@ class WorkerChild:
 
     def start(self) -> WorkerChild:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **settings_env(self.settings)}
+        env = {**os.environ, **self.settings.to_env()}
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen([sys.executable, "-m", "services.processors.worker"], cwd=REPO_ROOT,
                                             env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -216,8 +210,9 @@ def distributed_replay(settings: Settings, *, to_store: str, group: str, from_of
         return 0
 
     web_port = _free_port()
-    child_settings = replace(settings, bus="kafka", processor_group=group, store_dsn=to_store, faust_web_port=web_port,
-                             faust_data_dir=settings.faust_data_dir / f"replay-{group}")
+    child_settings = settings.model_copy(update={
+        "bus": "kafka", "processor_group": group, "store_dsn": to_store, "faust_web_port": web_port,
+        "faust_data_dir": settings.faust_data_dir / f"replay-{group}"})
     log_path = worker_log or child_settings.faust_data_dir / "worker.log"
     worker = WorkerChild(child_settings, log_path).start()
     print(f"worker: pid {worker.process.pid if worker.process else '?'}, log {log_path}", file=out)

@@ -36,7 +36,7 @@ from aiohttp import web
 from services import logs, metrics
 from services.bus.codec import Message, decode, encode
 from services.bus.topics import EVENT_PARTITIONS, INTERNAL_TOPICS, Topic, internal_topic_name, key_for, topic_for
-from services.config import Settings
+from services.config import Settings, load_settings
 from services.processors import runner
 from services.processors.pipeline import Batch, Processor, consumer_groups
 from services.processors.retry import until_written
@@ -330,7 +330,7 @@ def create_worker_app(settings: Settings) -> faust.App:
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(prog="python -m services.processors.worker", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    settings = Settings.from_env(bus="kafka")
+    settings = load_settings(bus="kafka")
     logs.configure(settings)
     app = create_worker_app(settings)
     # faust's own command line runs the worker (signals, graceful shutdown, rebalancing); --quiet: no

@@ -10,14 +10,14 @@ import argparse
 
 from services import logs
 from services.bootstrap import query_app
-from services.config import Settings
+from services.config import load_settings
 from services.web import serve
 
 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(prog="python -m services.query", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    settings = Settings.from_env()
+    settings = load_settings()
     logs.configure(settings)
     serve(query_app(settings), settings, settings.query_port)
 

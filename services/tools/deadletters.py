@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from services.config import Settings
+from services.config import Settings, load_settings
 
 OPENROSA = {"X-OpenRosa-Version": "1.0"}
 
@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.tools.deadletters", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, Settings.from_env())
+    add_arguments(parser, load_settings())
     return run(parser.parse_args(argv))
 
 
