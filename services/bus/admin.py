@@ -8,15 +8,13 @@ does the same and prints the layout (README, "Operations").
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services import logs
 from services.bus.topics import TOPICS, Topic, group_topics
-from services.config import load_settings
+from services.entrypoint import start
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +44,7 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(prog="python -m services.bus.admin", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    settings = load_settings(bus="kafka")
-    logs.configure(settings)
+    _, settings = start("python -m services.bus.admin", __doc__, argv, bus="kafka")
     created = ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                             settings.kafka_replication_factor, group=settings.processor_group)
     print(f"created: {created or 'nothing (all topics exist)'}")

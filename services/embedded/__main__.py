@@ -14,9 +14,8 @@ import time
 
 import httpx
 
-from services import logs
 from services.bootstrap import embedded_stack
-from services.config import load_settings
+from services.entrypoint import start
 from services.tools.load_samples import load
 from services.web import serve
 
@@ -52,9 +51,7 @@ def _when_ready(base_url: str, api_key: str | None, load_samples: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.embedded", description=__doc__)
     parser.add_argument("--load-samples", action="store_true", help="send the sample submissions of every form once up")
-    args = parser.parse_args()
-    settings = load_settings()
-    logs.configure(settings)
+    args, settings = start(parser.prog, __doc__, parser=parser)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the sample loader's 1,000+ requests
     stack = embedded_stack(settings)
     base_url = f"http://{settings.host}:{settings.port}"

@@ -22,7 +22,6 @@ end stays beyond it with nothing delivered, is read straight from Kafka and proc
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
@@ -36,7 +35,8 @@ from aiohttp import web
 from services import logs, metrics
 from services.bus.codec import Message, decode, encode
 from services.bus.topics import EVENT_PARTITIONS, INTERNAL_TOPICS, Topic, internal_topic_name, key_for, topic_for
-from services.config import Settings, load_settings
+from services.config import Settings
+from services.entrypoint import start
 from services.processors import runner
 from services.processors.pipeline import Batch, Processor, consumer_groups
 from services.processors.retry import until_written
@@ -328,10 +328,7 @@ def create_worker_app(settings: Settings) -> faust.App:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(prog="python -m services.processors.worker", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    settings = load_settings(bus="kafka")
-    logs.configure(settings)
+    _, settings = start("python -m services.processors.worker", __doc__, argv, bus="kafka")
     app = create_worker_app(settings)
     # faust's own command line runs the worker (signals, graceful shutdown, rebalancing); --quiet: no
     # start-up banner on stdout, so that what the process writes is log lines only.

@@ -6,19 +6,13 @@ Answers the aggregates API (``/v1/...``) from STORE_DSN. Settings are environmen
 
 from __future__ import annotations
 
-import argparse
-
-from services import logs
 from services.bootstrap import query_app
-from services.config import load_settings
+from services.entrypoint import start
 from services.web import serve
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(prog="python -m services.query", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    settings = load_settings()
-    logs.configure(settings)
+    _, settings = start("python -m services.query", __doc__, argv)
     serve(query_app(settings), settings, settings.query_port)
 
 
