@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,17 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, list | tuple):
+        return tuple(str(item).strip() for item in value if str(item).strip())
+    return value  # pydantic refuses it with its own message
+
+
 Port = Annotated[int, Field(ge=1, le=65535)]
+# NoDecode: written comma-separated (`a,b`), not as the JSON pydantic-settings expects for a tuple.
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]  # uvicorn and faust know these too
 
 
@@ -119,8 +129,7 @@ class Settings(BaseSettings):
         "", description="Team accounts (JSON, HA1 + province scopes). Empty: the intake is open (demo only).")
     digest_nonce_secret: str = Field(
         "", description="Key signing Digest nonces; set the same on every intake replica.")
-    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects for a tuple.
-    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+    trusted_proxies: CommaList = Field(
         (), description="Addresses (IPs or CIDR networks, comma-separated) of reverse proxies whose "
         "`X-Forwarded-Proto` / `X-Forwarded-For` are believed (Basic auth needs HTTPS). Empty: none, the "
         "connection itself is what counts.")
@@ -141,7 +150,7 @@ class Settings(BaseSettings):
         "default_project_id) for the ODK Central pull. Empty: no pull.")
     central_project_id: int = Field(
         0, ge=0, description="ODK Central project to pull from; `0`: the config's `default_project_id`.")
-    central_forms: str = Field("visit_log", description="Form ids to pull from ODK Central, comma-separated.")
+    central_forms: CommaList = Field(("visit_log",), description="Form ids to pull from ODK Central, comma-separated.")
     central_poll_interval_s: float = Field(60.0, gt=0, description="Seconds between two polls of ODK Central.")
     central_account: str = Field(
         "central-pull", description="Intake account pulled submissions are recorded under (its provinces "
@@ -225,13 +234,9 @@ class Settings(BaseSettings):
             raise ValueError("names more than one database: http(s)://HOST[:PORT][/DB]")
         return value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies")
     @classmethod
-    def _addresses(cls, value: object) -> object:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            return value  # pydantic refuses it with its own message
-        addresses = tuple(str(item).strip() for item in items if str(item).strip())
+    def _addresses(cls, addresses: tuple[str, ...]) -> tuple[str, ...]:
         for address in addresses:
             # uvicorn would quietly take a malformed entry (10.0.0.1/8) as a name that never matches
             try:

@@ -485,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.config:
         parser.error("no pyodk config: pass --config or set CENTRAL_CONFIG")
-    forms = args.forms or [f.strip() for f in settings.central_forms.split(",") if f.strip()]
+    forms = args.forms or list(settings.central_forms)
     if not forms:
         parser.error("no form to pull: pass --form or set CENTRAL_FORMS")
     client = Client(config_path=args.config, cache_path=args.cache)
