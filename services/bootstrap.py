@@ -28,9 +28,9 @@ from services.domain.reference import Reference, default_reference
 from services.intake.accounts import Account, Accounts
 from services.intake.catalogue import FormCatalogue
 from services.intake.digest import DigestAuthenticator
-from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
 from services.intake.openrosa import openrosa_router
+from services.intake.service import IntakeService
 from services.intake.upload import Limits
 from services.login_throttle import LoginThrottle, ThrottlePolicy
 from services.processors.embedded import EmbeddedRunner

@@ -15,8 +15,8 @@ from services.bus.codec import Message
 from services.bus.embedded import EmbeddedLog
 from services.clock import now_local, today_local
 from services.domain.reference import Library, default_reference
-from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
+from services.intake.service import IntakeService
 from services.tools.submissions import fill_instance
 from tests.conftest import visit_answers
 

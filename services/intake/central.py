@@ -79,7 +79,7 @@ from services.domain.errors import Refused, StorageFull
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account
 from services.intake.blobs import IncomingFile, StagedBlob
-from services.intake.handler import IntakeService, OutOfScope
+from services.intake.service import IntakeService, OutOfScope
 
 if TYPE_CHECKING:
     from pyodk.client import Client

@@ -32,8 +32,8 @@ from services.domain.errors import Reason, Refused
 from services.intake.accounts import ANONYMOUS, Account
 from services.intake.catalogue import FormCatalogue
 from services.intake.digest import DigestAuthenticator
-from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
+from services.intake.service import IntakeService
 from services.intake.upload import Limits, UploadRefused, read_upload, too_large
 from services.login_throttle import LoginThrottle
 
