@@ -31,7 +31,7 @@ from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library
 from services.intake.accounts import Account
 from services.intake.central import CentralPoller, Cursor, PollResult
-from services.intake.ledger import Ledger
+from services.intake.ledger import SqliteLedger
 from services.tools.submissions import fill_instance
 from tests.conftest import visit_answers
 from tests.fake_central import Attachment, FakeCentral, iso, served
@@ -338,7 +338,7 @@ def test_the_command_line_pulls_once(central, pyodk_config, xform, library, sett
     assert result["accepted"] == 3 and result["error"] is None
     assert (tmp_path / "cli-state" / "central" / f"{PROJECT}-{FORM}.json").exists()
     # This process already runs a chDB (the `stack` fixture): read the CLI's intake ledger instead.
-    ledger = Ledger(tmp_path / "cli-state")
+    ledger = SqliteLedger(tmp_path / "cli-state")
     try:
         for i in range(3):
             entry = ledger.lookup(f"uuid:cli-{i}")

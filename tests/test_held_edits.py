@@ -15,7 +15,7 @@ from services.bus.codec import Message
 from services.bus.embedded import EmbeddedLog
 from services.clock import now_local, today_local
 from services.domain.reference import Library, default_reference
-from services.intake.ledger import Ledger
+from services.intake.ledger import SqliteLedger
 from services.intake.service import IntakeService
 from services.tools.submissions import fill_instance
 from tests.conftest import visit_answers
@@ -40,7 +40,7 @@ class UnreachableWhileDown:
 @pytest.fixture
 def intake(tmp_path: Path, forms_dir: Path):
     bus = EmbeddedLog(tmp_path / "bus.sqlite")
-    ledger = Ledger(tmp_path / "state")
+    ledger = SqliteLedger(tmp_path / "state")
     xform = (forms_dir / "visit_log.xml").read_bytes()
     version = re.search(rb'id="visit_log"[^>]*version="([^"]+)"', xform).group(1).decode()  # type: ignore[union-attr]
     publisher = UnreachableWhileDown(bus)

@@ -31,6 +31,7 @@ from services.domain.rotation import (
 from services.store import rotation as rotation_store
 from services.store.clickhouse import AreaFilter, Store
 from services.tools.submissions import fill_instance, multipart
+from tests.fakes import InMemoryState
 from tests.test_distributed_e2e import Worker, distributed_settings, worker  # noqa: F401 (fixtures)
 
 REFERENCE = default_reference()
@@ -39,20 +40,6 @@ HOLDER = next(lib for lib in LIBRARIES if lib.area("legacy").province_code == "0
 OTHER = next(lib for lib in LIBRARIES if lib.area("legacy").province_code == "02" and lib is not HOLDER)
 BATCH = "LC-08-2025-001"
 NOW = datetime(2025, 12, 1, 9, 0, tzinfo=TIMEZONE)
-
-
-class DictState:
-    """The State port over a dict; values go through JSON, as in SQLite and faust tables."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        raw = self.data.get(key)
-        return json.loads(raw) if raw is not None else None
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self.data[key] = json.dumps(value)
 
 
 def moved(movement: str, day: date, *, root: str, version: int = 1, library: Library = HOLDER, batch: str = BATCH,
@@ -96,8 +83,8 @@ class Folded:
         return {k: c for k, c in self.letters.items() if not c.resolved}
 
 
-def run(events: list[object], state: DictState | None = None, into: Folded | None = None) -> Folded:
-    state = state or DictState()
+def run(events: list[object], state: InMemoryState | None = None, into: Folded | None = None) -> Folded:
+    state = state or InMemoryState()
     into = into or Folded()
     for position, event in enumerate(events, start=len(into.results) + 1):
         result = fold(state, event, position, NOW + timedelta(seconds=position))
@@ -210,7 +197,7 @@ def test_an_origin_other_than_the_dispatch_is_invalid():
 
 
 def test_an_edit_replaces_its_movement():
-    state, folded = DictState(), Folded()
+    state, folded = InMemoryState(), Folded()
     run([moved("dispatched", d0, root="uuid:d"), moved("received", d0 - timedelta(days=1), root="uuid:r")],
         state, folded)
     [letter] = folded.open_letters().values()
@@ -230,7 +217,7 @@ def test_an_edit_replaces_its_movement():
 
 def test_an_edit_into_another_batch_leaves_the_first():
     other = "LC-08-2025-002"
-    state, folded = DictState(), Folded()
+    state, folded = InMemoryState(), Folded()
     run([moved("dispatched", d0, root="uuid:d"), moved("dispatched", d0, root="uuid:e", batch=other),
          moved("received", d1, root="uuid:r")], state, folded)
     run([moved("received", d1, root="uuid:r", version=2, batch=other)], state, folded)
@@ -241,7 +228,7 @@ def test_an_edit_into_another_batch_leaves_the_first():
 
 def test_a_retraction_withdraws_the_movement():
     events = lifecycle()
-    state, folded = DictState(), Folded()
+    state, folded = InMemoryState(), Folded()
     run(events, state, folded)
     run([retracted(events[2], NOW + timedelta(days=30))], state, folded)
     row = folded.batches[BATCH]
@@ -253,7 +240,7 @@ def test_a_retraction_withdraws_the_movement():
 
 def test_a_retraction_makes_a_later_movement_invalid_and_its_letter_open():
     events = lifecycle()
-    state, folded = DictState(), Folded()
+    state, folded = InMemoryState(), Folded()
     run(events, state, folded)
     run([retracted(events[0], NOW + timedelta(days=30))], state, folded)
     assert folded.batches[BATCH].status == "none"
@@ -262,7 +249,7 @@ def test_a_retraction_makes_a_later_movement_invalid_and_its_letter_open():
 
 def test_a_redelivered_event_rewrites_the_same_rows():
     events = lifecycle()
-    state, folded = DictState(), Folded()
+    state, folded = InMemoryState(), Folded()
     run(events, state, folded)
     before = folded.batches[BATCH]
     again = run([events[1]], state, Folded())
@@ -270,7 +257,7 @@ def test_a_redelivered_event_rewrites_the_same_rows():
 
 
 def test_same_instance_id_with_other_answers_is_a_conflict():
-    state = DictState()
+    state = InMemoryState()
     run([moved("dispatched", d0, root="uuid:d")], state)
     other = moved("dispatched", d0, root="uuid:d", copies=70)
     assert run([other], state).results[0].outcome == "conflict"
