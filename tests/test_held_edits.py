@@ -16,6 +16,7 @@ from services.bus.embedded import EmbeddedLog
 from services.clock import now_local, today_local
 from services.domain.reference import Library, default_reference
 from services.intake.ledger import SqliteLedger
+from services.intake.refusals import BusUnavailable
 from services.intake.service import IntakeService
 from services.tools.submissions import fill_instance
 from tests.conftest import visit_answers
@@ -78,7 +79,7 @@ def test_a_failed_release_keeps_the_edit_held_until_the_original_is_resent(intak
 
     assert service.submit(edit).kind == "held"  # the phone sent the edit first
     publisher.down = True
-    with pytest.raises(PublishFailed):
+    with pytest.raises(BusUnavailable):
         service.submit(original)  # not durable: 503, Collect keeps it
     publisher.down = False
     # The original goes through; now the edit's release fails (the broker drops again right after).
