@@ -35,7 +35,8 @@ test: $(STAMP) kafka-jars static  ## lint, then every test (a real Kafka broker 
 
 # The inner loop, under a minute: lint, the domain, the intake's refusals, the query API's security.
 CHECK_TESTS := tests/test_domain.py tests/test_reference_data.py tests/test_schemas.py tests/test_config_docs.py \
-               tests/test_bad_input.py tests/test_openrosa.py tests/test_security_query.py
+               tests/test_bad_input.py tests/test_openrosa.py tests/test_security_query.py \
+               tests/test_intake_service.py tests/test_rotation_fold.py
 
 check: $(STAMP)  ## lint and the fast tests (make test stays the whole suite)
 	$(VENV)/bin/ruff check services tests bench

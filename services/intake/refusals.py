@@ -15,18 +15,26 @@ from services.intake.accounts import Account
 # -- the request ---------------------------------------------------------------------------
 
 
-class OpenRosaVersionMissing(Refused):
+class _Always(Refused):
+    """A refusal that is the same every time: its status and reason are class attributes."""
+
+    status_code: int
+    reason: Reason
+
     def __init__(self) -> None:
-        super().__init__(400, [Reason(
-            "openrosa_version_missing", "Thiếu tiêu đề X-OpenRosa-Version: 1.0; hãy dùng ODK Collect.",
-            "Missing header X-OpenRosa-Version: 1.0; use ODK Collect or an OpenRosa client.")])
+        super().__init__(self.status_code, [self.reason])
 
 
-class Unauthorized(Refused):
-    def __init__(self) -> None:
-        super().__init__(401, [Reason(
-            "unauthorized", "Cần đăng nhập bằng tài khoản của đội (tên và mật khẩu trong cài đặt máy chủ).",
-            "Sign in with your team account (user name and password in the server settings).")])
+class OpenRosaVersionMissing(_Always):
+    status_code, reason = 400, Reason(
+        "openrosa_version_missing", "Thiếu tiêu đề X-OpenRosa-Version: 1.0; hãy dùng ODK Collect.",
+        "Missing header X-OpenRosa-Version: 1.0; use ODK Collect or an OpenRosa client.")
+
+
+class Unauthorized(_Always):
+    status_code, reason = 401, Reason(
+        "unauthorized", "Cần đăng nhập bằng tài khoản của đội (tên và mật khẩu trong cài đặt máy chủ).",
+        "Sign in with your team account (user name and password in the server settings).")
 
 
 class TooManyFailures(Refused):
@@ -41,18 +49,16 @@ class TooManyFailures(Refused):
 # -- the body ------------------------------------------------------------------------------
 
 
-class NotMultipart(Refused):
-    def __init__(self) -> None:
-        super().__init__(415, [Reason(
-            "not_multipart", "Bản gửi phải là multipart/form-data với phần xml_submission_file.",
-            "A submission must be multipart/form-data with an xml_submission_file part.")])
+class NotMultipart(_Always):
+    status_code, reason = 415, Reason(
+        "not_multipart", "Bản gửi phải là multipart/form-data với phần xml_submission_file.",
+        "A submission must be multipart/form-data with an xml_submission_file part.")
 
 
-class NoSubmissionFile(Refused):
-    def __init__(self) -> None:
-        super().__init__(400, [Reason(
-            "no_submission_file", "Thiếu phần 'xml_submission_file' trong bản gửi.",
-            "The multipart body has no 'xml_submission_file' file part.")])
+class NoSubmissionFile(_Always):
+    status_code, reason = 400, Reason(
+        "no_submission_file", "Thiếu phần 'xml_submission_file' trong bản gửi.",
+        "The multipart body has no 'xml_submission_file' file part.")
 
 
 class UploadRefused(Refused):
