@@ -28,9 +28,9 @@ from services.domain.reference import Reference, default_reference
 from services.intake.accounts import Account, Accounts
 from services.intake.catalogue import FormCatalogue
 from services.intake.digest import DigestAuthenticator
-from services.intake.handler import IntakeService
-from services.intake.ledger import Ledger
+from services.intake.ledger import Ledger, SqliteLedger
 from services.intake.openrosa import openrosa_router
+from services.intake.service import IntakeService
 from services.intake.upload import Limits
 from services.login_throttle import LoginThrottle, ThrottlePolicy
 from services.processors.embedded import EmbeddedRunner
@@ -137,7 +137,7 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     # 201 means durable, not yet folded: a read (the API, the dashboard, a tool) first waits, bounded,
     # for what was accepted before it, so whoever submitted sees it.
     store.read_barrier = lambda: processors.caught_up(settings.embedded_read_wait_s)
-    ledger = Ledger(settings.state_dir)
+    ledger = SqliteLedger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, bus, ledger)
     expiry = Periodic(service.sweep, 300)
     throttle = login_throttle(settings)
@@ -159,7 +159,7 @@ def distributed_intake(settings: Settings) -> tuple[FastAPI, IntakeService]:
     reference = default_reference(settings.libraries_file)
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                settings.kafka_publish_timeout_s)
-    ledger = Ledger(settings.state_dir)
+    ledger = SqliteLedger(settings.state_dir)
     catalogue, service = _intake_service(settings, reference, publisher, ledger)
     expiry = Periodic(service.sweep, 300)
     app = create_app("Thư viện cơ sở — intake (OpenRosa)",
@@ -206,7 +206,7 @@ def central_pollers(settings: Settings, client: Client, project_id: int, form_id
     if settings.bus == "kafka":
         publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                    settings.kafka_publish_timeout_s)
-        ledger = Ledger(settings.state_dir)
+        ledger = SqliteLedger(settings.state_dir)
         _, service = _intake_service(settings, default_reference(settings.libraries_file), publisher, ledger)
         closers: list[Callable[[], object]] = [publisher.close, ledger.close]
     else:

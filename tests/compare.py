@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from services.clock import today_local
-from services.domain.activities import DIMENSIONS, MEASURES
+from services.domain.activity_chains import DIMENSIONS, MEASURES
 from services.domain.reference import default_reference
 from services.store import rollups
 from services.store.aggregates import Aggregates

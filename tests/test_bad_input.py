@@ -14,7 +14,7 @@ from services.bootstrap import intake_app
 from services.clock import today_local
 from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library
-from services.intake.ledger import Ledger
+from services.intake.ledger import SqliteLedger
 from services.tools.submissions import fill_instance
 from tests.conftest import OPENROSA, visit_answers
 from tests.kafka.broker import free_port
@@ -156,7 +156,7 @@ def test_a_broker_that_cannot_ack_gets_503_with_retry_after(settings: Settings, 
         assert response.status_code == 503 and response.headers["Retry-After"] == "30"
         assert _rejections(client).get(("503", "bus_unavailable"), 0) >= 1
     # Not recorded as accepted: the retry, once the broker is back, is a first submission, not a duplicate.
-    ledger = Ledger(settings.state_dir)
+    ledger = SqliteLedger(settings.state_dir)
     try:
         assert ledger.lookup("uuid:no-broker") is None
     finally:

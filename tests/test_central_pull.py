@@ -25,13 +25,13 @@ from pyodk.client import Client
 from pyodk.errors import PyODKError
 
 from services.bootstrap import EmbeddedStack
-from services.bus.base import PublishFailed
 from services.clock import today_local
 from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library
 from services.intake.accounts import Account
 from services.intake.central import CentralPoller, Cursor, PollResult
-from services.intake.ledger import Ledger
+from services.intake.ledger import SqliteLedger
+from services.intake.refusals import BusUnavailable
 from services.tools.submissions import fill_instance
 from tests.conftest import visit_answers
 from tests.fake_central import Attachment, FakeCentral, iso, served
@@ -99,7 +99,7 @@ def counts(result: PollResult) -> dict[str, object]:
 
 
 class BusDownAt:
-    """The intake as wired, except that the n-th call to it finds the bus down (PublishFailed)."""
+    """The intake as wired, except that the n-th call to it finds the bus down (BusUnavailable)."""
 
     def __init__(self, service, n: int):
         self._service, self._n, self.calls = service, n, 0
@@ -107,7 +107,7 @@ class BusDownAt:
     def _tick(self) -> None:
         self.calls += 1
         if self.calls == self._n:
-            raise PublishFailed("broker unreachable (test)")
+            raise BusUnavailable("broker unreachable (test)")
 
     def submit(self, raw, account, source="openrosa", attachments=()):
         self._tick()
@@ -338,7 +338,7 @@ def test_the_command_line_pulls_once(central, pyodk_config, xform, library, sett
     assert result["accepted"] == 3 and result["error"] is None
     assert (tmp_path / "cli-state" / "central" / f"{PROJECT}-{FORM}.json").exists()
     # This process already runs a chDB (the `stack` fixture): read the CLI's intake ledger instead.
-    ledger = Ledger(tmp_path / "cli-state")
+    ledger = SqliteLedger(tmp_path / "cli-state")
     try:
         for i in range(3):
             entry = ledger.lookup(f"uuid:cli-{i}")

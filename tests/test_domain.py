@@ -1,4 +1,4 @@
-"""The domain on its own: parsing, validation and the daily-visits fold (no I/O)."""
+"""The domain on its own: parsing, validation and the visit-log report-chain fold (no I/O)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.config import TIMEZONE
-from services.domain.daily_visits import VISITS
 from services.domain.errors import SubmissionRejected
 from services.domain.events import Retraction, SubmissionRetracted
 from services.domain.forms.visit_log import VisitCounts, VisitLogged, parse
 from services.domain.reference import default_reference
 from services.domain.report_chains import ReportChain, fold_batch
 from services.domain.submission import parse_submission
+from services.domain.visit_chains import VISIT_CHAINS
 from tests.oracle import Area, Oracle
 
 pytestmark = pytest.mark.unit  # make check: no broker, browser, ClickHouse or Java
@@ -53,7 +53,7 @@ class Chains:
         return self.fold_at(batch)
 
     def fold_at(self, batch: list[tuple[int, object]]) -> list[str]:
-        folded = fold_batch(self.rows, batch, VISITS)
+        folded = fold_batch(self.rows, batch, VISIT_CHAINS)
         self.rows.update(folded.chains)
         return [outcome for _, outcome, _ in folded.outcomes]
 
@@ -124,12 +124,13 @@ def test_a_batch_folded_again_from_the_same_state_gives_the_same_rows():
     chains = Chains()
     chains.fold(event("v1", DAY, 10))
     batch = [(2, event("v2", date(2026, 9, 30), 12, root_id="v1", answers_hash="b")), (3, event("w", DAY, 4))]
-    first = fold_batch(chains.rows, batch, VISITS).chains
+    first = fold_batch(chains.rows, batch, VISIT_CHAINS).chains
     chains.rows.update(first)
-    assert fold_batch(chains.rows, batch, VISITS).chains == {}  # the written rows already hold it: nothing to rewrite
+    # the written rows already hold it: nothing to rewrite
+    assert fold_batch(chains.rows, batch, VISIT_CHAINS).chains == {}
     before = Chains()
     before.fold_at([(1, event("v1", DAY, 10))])
-    assert fold_batch(before.rows, batch, VISITS).chains == first  # the write lost: the same rows again, same seq
+    assert fold_batch(before.rows, batch, VISIT_CHAINS).chains == first  # the write lost: the same rows again, same seq
 
 
 def test_a_retraction_withdraws_the_chain_once():

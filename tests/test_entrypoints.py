@@ -135,7 +135,7 @@ def test_a_submissions_instance_id_is_in_the_intake_processor_and_store_write_lo
     lines = _lines(json_logs)
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     about = [line for line in lines if line.get("event_id") == accepted or accepted in line.get("event_ids", [])]
-    intake = [line for line in about if line["logger"] == "services.intake.handler"]
+    intake = [line for line in about if line["logger"] == "services.intake.service"]
     assert [(i["message"], i["form_id"], i["library_id"], i["kind"]) for i in intake] == [
         ("submission accepted", "visit_log", library.library_id, "new")]
     # One line per processor batch (not per event): what it folded, how, and the rows it wrote.

@@ -15,8 +15,9 @@ from services.bus.codec import Message
 from services.bus.embedded import EmbeddedLog
 from services.clock import now_local, today_local
 from services.domain.reference import Library, default_reference
-from services.intake.handler import IntakeService
-from services.intake.ledger import Ledger
+from services.intake.ledger import SqliteLedger
+from services.intake.refusals import BusUnavailable
+from services.intake.service import IntakeService
 from services.tools.submissions import fill_instance
 from tests.conftest import visit_answers
 
@@ -40,7 +41,7 @@ class UnreachableWhileDown:
 @pytest.fixture
 def intake(tmp_path: Path, forms_dir: Path):
     bus = EmbeddedLog(tmp_path / "bus.sqlite")
-    ledger = Ledger(tmp_path / "state")
+    ledger = SqliteLedger(tmp_path / "state")
     xform = (forms_dir / "visit_log.xml").read_bytes()
     version = re.search(rb'id="visit_log"[^>]*version="([^"]+)"', xform).group(1).decode()  # type: ignore[union-attr]
     publisher = UnreachableWhileDown(bus)
@@ -78,7 +79,7 @@ def test_a_failed_release_keeps_the_edit_held_until_the_original_is_resent(intak
 
     assert service.submit(edit).kind == "held"  # the phone sent the edit first
     publisher.down = True
-    with pytest.raises(PublishFailed):
+    with pytest.raises(BusUnavailable):
         service.submit(original)  # not durable: 503, Collect keeps it
     publisher.down = False
     # The original goes through; now the edit's release fails (the broker drops again right after).

@@ -32,7 +32,7 @@ from services.clock import today_local
 from services.config import REPO_ROOT, TIMEZONE, Settings
 from services.domain.reference import default_reference
 from services.intake.accounts import ANONYMOUS
-from services.intake.handler import IntakeService
+from services.intake.service import IntakeService
 from services.ops import broker
 from services.store.aggregates import Aggregates
 from services.store.clickhouse import AreaFilter, Store

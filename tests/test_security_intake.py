@@ -30,7 +30,7 @@ from services.domain.reference import Library, default_reference
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account, Accounts, add_account, ha1
 from services.intake.digest import DigestAuthenticator
-from services.intake.handler import OutOfScope
+from services.intake.refusals import OutOfScope
 from services.tools.submissions import fill_instance, multipart
 from tests.conftest import OPENROSA, digest_header, visit_answers
 from tests.disk import fill, small_disk

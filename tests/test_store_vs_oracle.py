@@ -17,7 +17,7 @@ from services.bus.admin import ensure_topics
 from services.config import Settings
 from services.domain.reference import default_reference
 from services.intake.accounts import ANONYMOUS
-from services.intake.handler import IntakeService
+from services.intake.service import IntakeService
 from services.store.aggregates import Aggregates
 from services.store.clickhouse import Store
 from services.tools.samples import all_sample_reports

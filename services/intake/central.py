@@ -35,7 +35,7 @@ What Central's documentation and code say, and what follows from it:
   commits this is exactly "``ge`` the boundary and skip the ids remembered at it".
 - The cursor moves only past a row that was handled: accepted, duplicate, held, refused by
   the intake with a reason, retracted (or nothing to retract). A row whose handling raised
-  (the bus is down: ``PublishFailed``; the disk is full: ``StorageFull``; Central answered an
+  (the bus is down: ``BusUnavailable``; the disk is full: ``StorageFull``; Central answered an
   error) stops the poll there, with the cursor before it; the next poll starts again from that row.
 - An edit in Central is a new version of the same submission: a new ``meta/instanceID`` with
   ``meta/deprecatedID`` naming the version it replaces, while ``__id`` stays the first
@@ -74,12 +74,12 @@ import requests
 from pyodk.errors import PyODKError
 
 from services import metrics
-from services.bus.base import PublishFailed
 from services.domain.errors import Refused, StorageFull
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account
 from services.intake.blobs import IncomingFile, StagedBlob
-from services.intake.handler import IntakeService, OutOfScope
+from services.intake.refusals import BusUnavailable, OutOfScope
+from services.intake.service import IntakeService
 
 if TYPE_CHECKING:
     from pyodk.client import Client
@@ -252,7 +252,7 @@ class CentralPoller:
         for stream in STREAMS:  # each stream has its own cursor: one stuck on a row does not hold the other
             try:
                 self._pull(stream, result)
-            except PublishFailed as exc:  # nothing can be accepted now: stop the whole poll
+            except BusUnavailable as exc:  # nothing can be accepted now: stop the whole poll
                 errors.append(f"the bus could not make an event durable: {exc}")
                 break
             except StorageFull as exc:  # nor kept: stop the whole poll, the row is tried again next time
@@ -385,8 +385,8 @@ class CentralPoller:
     def _submit(self, raw: bytes, files: Sequence[IncomingFile], result: PollResult) -> None:
         try:
             accepted = self._service.submit(raw, self._account, source="central", attachments=files)
-        except StorageFull:
-            raise  # the poll stops before this row and starts again there
+        except (BusUnavailable, StorageFull):
+            raise  # not kept now: the poll stops before this row and starts again there
         except Refused as exc:
             self._refused(exc.code, str(exc), result)
             return

@@ -1,4 +1,7 @@
-"""What the intake has accepted: instanceID → answers' hash and edit-chain root (SQLite).
+"""What the intake has accepted: instanceID → answers' hash and edit-chain root.
+
+``Ledger`` is the port the intake's service depends on; ``SqliteLedger`` is its adapter (the
+unit tests' in-memory one is ``tests/fakes.py``).
 
 This is how an identical resend is recognised (201, nothing published) and a different
 submission reusing an instanceID is refused (409). The raw XML and attachments are kept
@@ -18,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from services.intake.blobs import BlobStore
 from services.sqlite import GroupCommit, full_disk_refused, open_durable
@@ -34,10 +38,52 @@ class LedgerEntry:
     retracted: bool = False
 
 
+class Ledger(Protocol):
+    """What the intake's service asks of its ledger; the raw bytes are kept by content in ``blobs``."""
+
+    blobs: BlobStore
+
+    def lookup(self, instance_id: str) -> LedgerEntry | None: ...
+
+    def chain(self, root_id: str) -> list[LedgerEntry]:
+        """Every accepted version of an edit chain (its first instanceID is ``root_id``), in the order accepted."""
+
+    def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
+        """Commit ``entry``; returns once it is durable (raises what the commit raised). A second entry
+        for an instanceID is ignored."""
+
+    def mark_retracted(self, instance_id: str) -> None: ...
+
+    # Edits that came before the version they replace: held, then released (or expired).
+    def hold(self, instance_id: str, deprecated_id: str, content_hash: str, raw_sha256: str, username: str,
+             provinces_json: str, source: str, attachments_json: str, held_at: datetime) -> None: ...
+
+    def held(self, instance_id: str | None = None, waiting_for: str | None = None,
+             held_before: datetime | None = None) -> list[dict[str, str]]:
+        """Held rows matching every filter given, oldest first; keys: ``instance_id``, ``deprecated_id``,
+        ``content_hash``, ``raw_sha256``, ``username``, ``provinces``, ``source``, ``attachments``, ``held_at``
+        (ISO text), each as ``hold`` was given it."""
+
+    def release(self, instance_id: str) -> None: ...
+
+    # Split uploads: attachments (JSON) of the parts received so far, per instanceID (files: blobs' "partial").
+    def partial_attachments(self, instance_id: str) -> str | None: ...
+
+    def keep_partial(self, instance_id: str, content_hash: str, attachments_json: str, at: datetime) -> None: ...
+
+    def forget_partial(self, instance_id: str) -> None:
+        """The upload is complete (its files were taken into the store) or abandoned: drop what is left."""
+
+    def partials_before(self, before: datetime) -> list[str]:
+        """instanceIDs of split uploads whose last part came before ``before``."""
+
+    def close(self) -> None: ...
+
+
 _ENTRY_COLUMNS = "instance_id, root_id, content_hash, form_id, raw_sha256, event_json, retracted"
 
 
-class Ledger:
+class SqliteLedger:
     def __init__(self, state_dir: Path):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.blobs = BlobStore(state_dir / "raw")
@@ -78,13 +124,11 @@ class Ledger:
         return LedgerEntry(*row[:6], bool(row[6])) if row else None
 
     def chain(self, root_id: str) -> list[LedgerEntry]:
-        """Every accepted version of an edit chain (its first instanceID is ``root_id``)."""
         with self._read_lock:
             rows = self._reader.execute(f"SELECT {_ENTRY_COLUMNS} FROM accepted WHERE root_id = ? "
                                         "ORDER BY accepted_at", (root_id,)).fetchall()
         return [LedgerEntry(*row[:6], bool(row[6])) for row in rows]
 
-    # Submissions whose deprecatedID names a version not received yet: held, then released.
     def hold(self, instance_id: str, deprecated_id: str, content_hash: str, raw_sha256: str, username: str,
              provinces_json: str, source: str, attachments_json: str, held_at: datetime) -> None:
         self._write("INSERT OR IGNORE INTO held (instance_id, deprecated_id, content_hash, raw_sha256, username, "
@@ -111,7 +155,6 @@ class Ledger:
     def release(self, instance_id: str) -> None:
         self._write("DELETE FROM held WHERE instance_id = ?", (instance_id,))
 
-    # Split uploads: attachments of the parts received so far, per instanceID (files: blobs' "partial").
     def partial_attachments(self, instance_id: str) -> str | None:
         with self._read_lock:
             row = self._reader.execute("SELECT attachments FROM partial WHERE instance_id = ?",
@@ -123,21 +166,18 @@ class Ledger:
                     (instance_id, content_hash, attachments_json, at.isoformat()))
 
     def forget_partial(self, instance_id: str) -> None:
-        """The upload is complete (its files were taken into the store) or abandoned: drop what is left."""
         if self.partial_attachments(instance_id) is None:  # almost always: no split upload, no commit
             return
         self._write("DELETE FROM partial WHERE instance_id = ?", (instance_id,))
         self.blobs.drop_parked(instance_id)
 
     def partials_before(self, before: datetime) -> list[str]:
-        """instanceIDs of split uploads whose last part came before ``before``."""
         with self._read_lock:
             rows = self._reader.execute("SELECT instance_id FROM partial WHERE updated_at < ? ORDER BY updated_at",
                                         (before.isoformat(),)).fetchall()
         return [row[0] for row in rows]
 
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
-        """Commit ``entry``; returns once it is durable (raises what the commit raised)."""
         self._records.write((entry.instance_id, entry.root_id, entry.content_hash, entry.form_id, entry.raw_sha256,
                              entry.event_json, int(entry.retracted), accepted_at.isoformat()))
 

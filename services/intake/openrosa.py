@@ -27,14 +27,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from services import metrics
-from services.bus.base import PublishFailed
-from services.domain.errors import Reason, Refused
+from services.domain.errors import Refused
 from services.intake.accounts import ANONYMOUS, Account
 from services.intake.catalogue import FormCatalogue
 from services.intake.digest import DigestAuthenticator
-from services.intake.handler import IntakeService
 from services.intake.ledger import Ledger
-from services.intake.upload import Limits, UploadRefused, read_upload, too_large
+from services.intake.refusals import OpenRosaVersionMissing, TooManyFailures, Unauthorized, UploadRefused
+from services.intake.service import IntakeService
+from services.intake.upload import Limits, read_submission
 from services.login_throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 OPENROSA_HEADERS = {"X-OpenRosa-Version": "1.0"}
 XML = "text/xml; charset=utf-8"
 _INSTANCE_ID = re.compile(rb"<(?:\w+:)?instanceID>([^<]{1,200})</(?:\w+:)?instanceID>")
-_BUS_UNAVAILABLE = Refused(503, [Reason(
-    "bus_unavailable", "Máy chủ tạm thời không lưu được bản gửi; Collect sẽ gửi lại sau.",
-    "The server cannot store submissions right now; Collect will retry.")], retry_after=30)
 
 
 def openrosa_response(status: int, text: str, nature: str, headers: dict[str, str] | None = None) -> Response:
@@ -54,8 +51,9 @@ def openrosa_response(status: int, text: str, nature: str, headers: dict[str, st
     return Response(body, status_code=status, media_type=XML, headers={**OPENROSA_HEADERS, **(headers or {})})
 
 
-def _answer(refused: Refused, form_id: str, headers: dict[str, str] | None = None) -> Response:
-    """A refusal as Collect reads it: the status, the reasons in both languages, when to retry."""
+def refusal_response(refused: Refused, form_id: str, headers: dict[str, str] | None = None) -> Response:
+    """Any refusal as Collect reads it (the one place ``Refused`` becomes OpenRosa): the status, the
+    reasons in both languages, when to retry; counted by form, status and reason."""
     metrics.SUBMISSIONS_REJECTED.labels(form_id=form_id or "unknown", status=str(refused.status),
                                         reason=refused.code).inc()
     extra = dict(headers or {})
@@ -71,16 +69,22 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
     throttle = throttle or LoginThrottle()
 
     async def refuse(refused: Refused, raw: bytes, account: Account) -> Response:
-        """Answer a refusal; one of the submission (4xx) is also recorded for operators, off the event
-        loop (recording commits to the log), without letting the record change the answer. A body
-        refused before its end is not read further: ``Connection: close``, or uvicorn would drain it."""
+        """Answer a refused submission; one refused for what it is (4xx) is also recorded for operators,
+        off the event loop (recording commits to the log), without letting the record change the
+        answer. A body refused before its end is not read further: ``Connection: close``, or uvicorn
+        would drain it."""
+        headers = None
+        if isinstance(refused, UploadRefused):
+            raw, headers = refused.raw, {"Connection": "close"}
         form_id = form_id_hint(raw)
-        if refused.status < 500:
+        if refused.status >= 500:
+            log.error("submission refused: %s", refused)
+        else:
             found = _INSTANCE_ID.search(raw[:20000])
             instance_id = found.group(1).decode("utf-8", "replace") if found else ""
             await run_in_threadpool(service.record_rejection, refused.status, refused.reasons, form_id,
                                     instance_id, account)
-        return _answer(refused, form_id, {"Connection": "close"} if isinstance(refused, UploadRefused) else None)
+        return refusal_response(refused, form_id, headers)
 
     def form_id_hint(raw: bytes) -> str:
         """Form id for metric labels: only ids we serve, so a client cannot grow the label set."""
@@ -90,17 +94,13 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
     def guard(request: Request) -> Account | Response:
         """The OpenRosa header, then the account (Digest; Basic over HTTPS only), braked on guessing."""
         if request.headers.get("X-OpenRosa-Version") != "1.0":
-            return _answer(Refused(400, [Reason(
-                "openrosa_version_missing", "Thiếu tiêu đề X-OpenRosa-Version: 1.0; hãy dùng ODK Collect.",
-                "Missing header X-OpenRosa-Version: 1.0; use ODK Collect or an OpenRosa client.")]), "")
+            return refusal_response(OpenRosaVersionMissing(), "")
         if authenticator is None:
             return ANONYMOUS
         address = request.client.host if request.client else "unknown"
         header = request.headers.get("authorization")
         if header and (wait := throttle.retry_after(address, authenticator.claimed_username(header))):
-            return _answer(Refused(429, [Reason(
-                "too_many_failures", f"Sai mật khẩu quá nhiều lần; hãy thử lại sau {wait} giây.",
-                f"Too many wrong passwords; try again in {wait} seconds.")], retry_after=wait), "")
+            return refusal_response(TooManyFailures(wait), "")
         # The request's own scheme: X-Forwarded-Proto counts only from TRUSTED_PROXIES (services/web.py).
         https = request.url.scheme == "https"
         uri = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -110,10 +110,7 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
             return result.account
         if result.failed:
             throttle.failed("intake", result.method, address, result.username or None)
-        return _answer(Refused(401, [Reason(
-            "unauthorized", "Cần đăng nhập bằng tài khoản của đội (tên và mật khẩu trong cài đặt máy chủ).",
-            "Sign in with your team account (user name and password in the server settings).")]), "",
-            {"WWW-Authenticate": authenticator.challenge(stale=result.stale)})
+        return refusal_response(Unauthorized(), "", {"WWW-Authenticate": authenticator.challenge(stale=result.stale)})
 
     @router.get("/formList")
     def form_list(request: Request) -> Response:
@@ -179,40 +176,15 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
     async def submission_post(request: Request) -> Response:
         if isinstance(who := guard(request), Response):
             return who
-        account = who
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
-            return await refuse(Refused(415, [Reason(
-                "not_multipart", "Bản gửi phải là multipart/form-data với phần xml_submission_file.",
-                "A submission must be multipart/form-data with an xml_submission_file part.")]), b"", account)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limits.submission_bytes:  # said so up front: not read at all
-            return await refuse(UploadRefused(413, too_large("Bản gửi", "Submission", limits.submission_bytes,
-                                                             int(declared))), b"", account)
+        xml = b""
         try:
-            upload = await read_upload(request.stream(), content_type, limits, ledger.blobs)
-        except UploadRefused as exc:
-            return await refuse(exc, exc.raw, account)
-        except Refused as exc:  # StorageFull while writing an attachment
-            log.error("submission refused: %s", exc)
-            return await refuse(exc, b"", account)
-        if upload.xml is None:
-            upload.discard()
-            return await refuse(Refused(400, [Reason(
-                "no_submission_file", "Thiếu phần 'xml_submission_file' trong bản gửi.",
-                "The multipart body has no 'xml_submission_file' file part.")]), b"", account)
-        form_id = form_id_hint(upload.xml)
-        metrics.SUBMISSION_BYTES.labels(form_id=form_id).observe(upload.size)
-        try:
-            accepted = await run_in_threadpool(service.submit, upload.xml, account, "openrosa", upload.files,
+            upload = await read_submission(request.headers, request.stream(), limits, ledger.blobs)
+            xml = upload.xml or b""
+            metrics.SUBMISSION_BYTES.labels(form_id=form_id_hint(xml)).observe(upload.size)
+            accepted = await run_in_threadpool(service.submit, xml, who, "openrosa", upload.files,
                                                incomplete=upload.incomplete)
-        except Refused as exc:
-            if exc.status >= 500:
-                log.error("submission refused: %s", exc)
-            return await refuse(exc, upload.xml, account)
-        except PublishFailed as exc:
-            log.error("publish failed: %s", exc)
-            return await refuse(_BUS_UNAVAILABLE, upload.xml, account)
+        except Refused as refused:
+            return await refuse(refused, xml, who)
         metrics.SUBMISSIONS_ACCEPTED.labels(form_id=accepted.form_id, kind=accepted.kind).inc()
         metrics.ATTACHMENTS.labels(form_id=accepted.form_id).inc(len(upload.files))
         return openrosa_response(201, _ACCEPTED_TEXT[accepted.kind], "submit_success")

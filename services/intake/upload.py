@@ -15,7 +15,7 @@ python-multipart (the parser Starlette uses) does the parsing.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import python_multipart
@@ -23,8 +23,9 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from services.domain.errors import Reason, Refused
+from services.domain.errors import Reason
 from services.intake.blobs import BlobStore, IncomingFile, StagedBlob
+from services.intake.refusals import NoSubmissionFile, NotMultipart, UploadRefused, too_large
 
 SUBMISSION_PART = "xml_submission_file"
 INCOMPLETE_FIELD = "*isIncomplete*"
@@ -62,20 +63,6 @@ class Upload:
     def incomplete(self) -> bool:
         """One part of a split upload (``*isIncomplete*=yes`` on all but the last part)."""
         return self.fields.get(INCOMPLETE_FIELD, "").strip().lower() == "yes"
-
-
-class UploadRefused(Refused):
-    """The body breaks a limit or is not a submission; ``raw`` is the XML part if it was read."""
-
-    def __init__(self, status: int, reason: Reason, raw: bytes = b""):
-        super().__init__(status, [reason])
-        self.raw = raw
-
-
-def too_large(what_vi: str, what_en: str, limit: int, size: int | None = None) -> Reason:
-    size_vi, size_en = (f"{size} byte, ", f"{size} bytes, ") if size is not None else ("", "")
-    return Reason("too_large", f"{what_vi} quá lớn ({size_vi}tối đa {limit} byte).",
-                  f"{what_en} too large ({size_en}at most {limit} bytes).")
 
 
 class _Part:
@@ -180,6 +167,23 @@ class _Reader:
         pending, self.pending = self.pending, []
         for blob, chunk in pending:
             blob.write(chunk)
+
+
+async def read_submission(headers: Mapping[str, str], stream: AsyncIterator[bytes], limits: Limits,
+                          blobs: BlobStore) -> Upload:
+    """A submission's body, read within ``limits``, with its XML part (``xml`` is set); else raise
+    NotMultipart, UploadRefused, NoSubmissionFile, StorageFull (or OSError), nothing kept."""
+    content_type = headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise NotMultipart()
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.submission_bytes:  # said so up front: not read at all
+        raise UploadRefused(413, too_large("Bản gửi", "Submission", limits.submission_bytes, int(declared)))
+    upload = await read_upload(stream, content_type, limits, blobs)
+    if upload.xml is None:
+        upload.discard()
+        raise NoSubmissionFile()
+    return upload
 
 
 async def read_upload(stream: AsyncIterator[bytes], content_type: str, limits: Limits,

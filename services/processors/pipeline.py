@@ -27,13 +27,13 @@ from services.bus.codec import Message
 from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, ROTATION_BATCHES, Topic
 from services.domain import report_chains as chain_domain
 from services.domain import rotation as rotation_domain
-from services.domain.activities import ACTIVITIES as ACTIVITIES_KIND
-from services.domain.daily_visits import VISITS
+from services.domain.activity_chains import ACTIVITY_CHAINS
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason
 from services.domain.events import Envelope
 from services.domain.report_chains import ChainKind
 from services.domain.state import State
+from services.domain.visit_chains import VISIT_CHAINS
 from services.store import rotation as rotation_store
 from services.store.clickhouse import Store
 
@@ -121,8 +121,8 @@ def report_chains(name: str, kind: ChainKind, table: str) -> Processor:
                      keyed_by="root_id (the report chain)", load=load, fold=fold, write=write)
 
 
-DAILY_VISITS = report_chains("daily_visits", VISITS, "visit_chain_rows")
-ACTIVITIES = report_chains("activities", ACTIVITIES_KIND, "activity_chain_rows")
+DAILY_VISITS = report_chains("daily_visits", VISIT_CHAINS, "visit_chain_rows")
+ACTIVITIES = report_chains("activities", ACTIVITY_CHAINS, "activity_chain_rows")
 
 
 # --- the event archive: stateless --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Accepting one submission: parse → validate → deduplicate → check scope → enrich → publish → record.
 
-No HTTP here: ``openrosa.py`` turns the outcomes into OpenRosa responses. The order is
+No HTTP here: ``openrosa.py`` turns the outcomes into OpenRosa responses. Whatever turns a
+submission away is a ``Refused`` (``refusals.py``), a bus that cannot make an event durable too. The order is
 what makes the guarantees: the event is published (durable) before the ledger records
 it and before 201 is sent, so an acknowledged submission is never lost; a crash between
 publish and record means the phone resends, and the processors drop the duplicate. For one
@@ -30,6 +31,7 @@ from typing import Literal
 from pydantic import TypeAdapter
 
 from services.bus.base import Publisher, PublishFailed
+from services.bus.codec import Message
 from services.clock import now_local
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason, Refused, StorageFull, SubmissionRejected
@@ -41,41 +43,9 @@ from services.intake.accounts import ANONYMOUS, Account
 from services.intake.blobs import IncomingFile
 from services.intake.keyed_lock import KeyedLock
 from services.intake.ledger import Ledger, LedgerEntry
+from services.intake.refusals import BusUnavailable, OutOfScope, SubmissionConflict
 
 log = logging.getLogger(__name__)
-
-
-class SubmissionConflict(Refused):
-    """The instanceID is known with different answers."""
-
-    def __init__(self, instance_id: str):
-        super().__init__(409, [Reason(
-            "instance_id_conflict",
-            f"Mã bản ghi {instance_id} đã được gửi với nội dung khác; hãy sửa bản ghi thay vì gửi mới.",
-            f"instanceID {instance_id} was already submitted with different answers; edit it instead.",
-        )])
-
-
-class OutOfScope(Refused):
-    """The account may not write for this library's province, or for an earlier version of the chain
-    it replaces or withdraws; kept as a dead letter."""
-
-    def __init__(self, account: Account, library_id: str, replaces: str | None = None):
-        if replaces is None:
-            reason = Reason(
-                "out_of_scope",
-                f"Tài khoản {account.username} không được gửi dữ liệu cho thư viện {library_id} "
-                "(ngoài tỉnh được giao).",
-                f"Account {account.username} may not submit for library {library_id} (outside its provinces).",
-                "library_id")
-        else:
-            reason = Reason(
-                "out_of_scope",
-                f"Tài khoản {account.username} không được sửa hay rút bản ghi {replaces}: một phiên bản của nó "
-                "thuộc thư viện ngoài tỉnh được giao.",
-                f"Account {account.username} may not edit or withdraw {replaces}: a version of it is for a library "
-                "outside the account's provinces.", "deprecatedID")
-        super().__init__(403, [reason])
 
 
 AcceptedKind = Literal["new", "duplicate", "held", "partial"]
@@ -95,6 +65,8 @@ def _merge(earlier: list[AttachmentRef], later: Sequence[AttachmentRef]) -> list
 
 
 _ATTACHMENTS = TypeAdapter(list[AttachmentRef])
+# Refusals that say "not now", not "not this": the submission may be tried again as it is.
+_NOT_DURABLE = (BusUnavailable, StorageFull)
 
 
 class IntakeService:
@@ -140,7 +112,7 @@ class IntakeService:
     def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa",
                attachments: Sequence[IncomingFile] = (), *, incomplete: bool = False) -> Accepted:
         """Accept, hold, keep as a part (``incomplete``: ``*isIncomplete*=yes``), or raise ``Refused``
-        (SubmissionRejected, SubmissionConflict, OutOfScope, StorageFull) or PublishFailed.
+        (SubmissionRejected, SubmissionConflict, OutOfScope; not durable now: StorageFull, BusUnavailable).
 
         A part is checked as the complete submission would be. Whatever of ``attachments`` was not
         taken (a refusal, an error) is deleted before this returns."""
@@ -196,13 +168,19 @@ class IntakeService:
             occurred_on=parsed.occurred_on, library_id=parsed.library_id, areas=parsed.areas,
             submitter=account.username, source=source, content_hash=submission.content_hash,
             attachments=files, payload=parsed.payload)
-        self._publisher.publish(event)
+        self._publish(event)
         self._ledger.record(LedgerEntry(submission.instance_id, root_id, submission.content_hash,
                                         submission.form_id, raw_sha, event.model_dump_json()), now)
         self._ledger.forget_partial(submission.instance_id)
         accepted = Accepted(submission.instance_id, submission.form_id, "new")
         _log_accepted(accepted, parsed.library_id, account, source)
         return accepted
+
+    def _publish(self, message: Message) -> None:
+        try:
+            self._publisher.publish(message)
+        except PublishFailed as exc:
+            raise BusUnavailable(str(exc)) from exc
 
     def _check_scope(self, account: Account, submission: Submission, raw: bytes, library_id: str,
                      areas: list[AdminArea], predecessor: LedgerEntry | None, now: datetime) -> None:
@@ -222,7 +200,7 @@ class IntakeService:
         """Keep what the intake could not apply, with the raw XML, for an operator to read and re-drive."""
         if library_id is None:
             library_id = submission.answer("library_id") or ""
-        self._publisher.publish(DeadLetter.of(
+        self._publish(DeadLetter.of(
             stage="intake", reason=reason, instance_id=instance_id or submission.instance_id,
             form_id=submission.form_id, library_id=library_id, submitter=submitter,
             content_hash=submission.content_hash, raw=raw, recorded_at=at or self._clock()))
@@ -278,10 +256,12 @@ class IntakeService:
                     try:
                         self._submit(submission, raw, account, held["source"], (),  # type: ignore[arg-type]
                                      held_files=files, releasing=True)
+                    except _NOT_DURABLE:
+                        raise
                     except Refused as exc:
                         self._dead_letter_held(held, raw, exc)
                     self._ledger.release(held["instance_id"])
-            except (PublishFailed, StorageFull):
+            except _NOT_DURABLE:
                 log.warning("held edit %s not released yet: it could not be made durable", held["instance_id"],
                             extra={"event_id": held["instance_id"]})
 
@@ -351,7 +331,8 @@ class IntakeService:
         """Withdraw an accepted submission's chain (e.g. rejected in Central's review).
 
         Returns False when there is nothing to do: unknown instanceID, or already retracted. Raises
-        OutOfScope (and keeps a dead letter) when a version of the chain is outside the account's provinces.
+        OutOfScope (and keeps a dead letter) when a version of the chain is outside the account's provinces,
+        BusUnavailable when the retraction could not be made durable.
         """
         with self._locks.holding(instance_id):
             entry = self._ledger.lookup(instance_id)
@@ -370,7 +351,7 @@ class IntakeService:
                 event_id=f"{instance_id}#retracted", submitted_at=self._clock(), submitter=account.username,
                 content_hash=hashlib.sha256(f"retract|{instance_id}|{reason_code}".encode()).hexdigest(),
                 payload=Retraction(retracts_event_type=original.event_type, reason_code=reason_code, reason=reason))
-            self._publisher.publish(retraction)
+            self._publish(retraction)
             self._ledger.mark_retracted(instance_id)
         log.info("submission retracted", extra={"event_id": retraction.event_id, "retracts": instance_id,
                                                 "form_id": original.form_id, "library_id": original.library_id,

@@ -2,7 +2,7 @@
 and donations. A chain keeps what its form's aggregates group by (``DIMENSIONS``) and sum
 (``MEASURES``) of its current version; the columns another form has are empty (0 or "").
 
-One processor folds the four forms (``services/processors/pipeline.py``, ``ACTIVITIES``) into
+One processor, ``activities`` (``services/processors/pipeline.py``), folds the four forms into
 ``activity_chain_rows``; the store rolls them up as it does visits (``services/store/rollups.py``).
 """
 
@@ -38,4 +38,4 @@ def measure(event: Envelope) -> dict[str, Any]:
     return values
 
 
-ACTIVITIES = ChainKind(event_types=tuple(_FIELDS), columns=(*DIMENSIONS, *MEASURES), measure=measure, empty=EMPTY)
+ACTIVITY_CHAINS = ChainKind(event_types=tuple(_FIELDS), columns=(*DIMENSIONS, *MEASURES), measure=measure, empty=EMPTY)
