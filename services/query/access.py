@@ -21,8 +21,8 @@ Scopes:
   filtered to what the key reaches.
 - ``admin``: dead letters and intake rejections (``/v1/dead-letters``, ``/v1/rejections``).
 
-Requests send ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. The file is read again
-when it changes, so a key added or revoked takes effect without a restart.
+Requests send ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (read in ``deps.py``). The file
+is read again when it changes, so a key added or revoked takes effect without a restart.
 """
 
 from __future__ import annotations

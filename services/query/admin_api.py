@@ -5,6 +5,8 @@
 - ``GET /v1/rejections``: submissions the intake refused (table ``rejections``), newest first.
 """
 
+from __future__ import annotations
+
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response

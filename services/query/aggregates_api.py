@@ -5,6 +5,8 @@ Each answer names its area (names VI/EN, code and scheme) and period; series com
 with an ETag (``services/query/formats.py``).
 """
 
+from __future__ import annotations
+
 from datetime import date
 from typing import Annotated, Any
 

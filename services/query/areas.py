@@ -187,7 +187,7 @@ class AreaResolver:
                      region_ok: bool) -> None:
         if reach.everything:
             return
-        scheme = query.scheme
+        scheme, hint_vi, hint_en = query.scheme, "", ""
         if library is not None:
             outside = None if reach.library(library.at.areas) else (
                 "library", f"Thư viện {query.library}", f"Library {query.library}")
@@ -199,15 +199,14 @@ class AreaResolver:
                 "province", f"Tỉnh {query.province} ({scheme})", f"Province {query.province} ({scheme})")
         else:
             outside = None if region_ok else ("province", f"Toàn vùng ({scheme})", f"The whole region ({scheme})")
+            hint_vi = "; hãy chọn một tỉnh bằng province= (và scheme=)"
+            hint_en = "; name one with province= (and scheme=)"
         if outside is None:
             return
         field, what_vi, what_en = outside
         reached = ", ".join([f"legacy:{c}" for c in sorted(reach.legacy)]
                             + [f"2025:{c}" for c in sorted(reach.current)])
-        scope_vi = f"khoá {principal.name!r} chỉ đọc các tỉnh {reached or '(không có)'}"
-        scope_en = f"key {principal.name!r} reads only provinces {reached or '(none)'}"
-        if library is None and not query.commune and not query.province:  # the region: say how to name one
-            scope_vi += "; hãy chọn một tỉnh bằng province= (và scheme=)"
-            scope_en += "; name one with province= (and scheme=)"
+        scope_vi = f"khoá {principal.name!r} chỉ đọc các tỉnh {reached or '(không có)'}{hint_vi}"
+        scope_en = f"key {principal.name!r} reads only provinces {reached or '(none)'}{hint_en}"
         raise RequestRefused(403, "Outside the key's scope", Reason(
             "outside_scope", f"{what_vi}: {scope_vi}", f"{what_en}: {scope_en}", field))

@@ -1,6 +1,8 @@
 """``GET /v1/areas`` (reference provinces and communes of a scheme) and ``GET /v1/libraries`` (the
 library registry at a date), both filtered to what the key reaches (``areas.py``)."""
 
+from __future__ import annotations
+
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response

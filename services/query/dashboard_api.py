@@ -10,6 +10,8 @@ province, the communes and those with a library in the model today (what ``/v1/a
 ``/v1/libraries`` list). The long lists themselves stay separate, paginated requests.
 """
 
+from __future__ import annotations
+
 from collections import Counter
 from datetime import date
 from typing import Annotated, Any

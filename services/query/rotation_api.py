@@ -7,6 +7,8 @@
 - ``GET /v1/rotation/provinces``: per province, copies in circulation, batches overdue, loss rate.
 """
 
+from __future__ import annotations
+
 from datetime import date
 from typing import Annotated, Any, Literal
 
