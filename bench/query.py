@@ -9,7 +9,7 @@ generated registry, over about 6.4 years (2,000 open days) with seasonality and 
 facts are 500 libraries, 10 million the registry's 5,000, 50 million 25,000 (the registry's
 communes, more libraries: the country growing).
 
-At each stage the query service's own routes (``query_router`` over the same ``Store``, as
+At each stage the query service's own routes (the query API's ``router`` over the same ``Store``, as
 ``services.bootstrap.query_app`` builds them) run under uvicorn in a thread, and a mix of
 ``/v1/indicators``, ``/v1/visits`` and ``/v1/growth`` requests (whole programme, provinces and
 communes under both schemes, every granularity, several year ranges, some by library type) goes
@@ -45,9 +45,10 @@ from services.domain.forms.library_registry import LibraryType
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.reference import Reference
 from services.login_throttle import LoginThrottle
+from services.query import api as query_api
 from services.query.access import ApiKeys, add_key
-from services.query.api import query_router
 from services.query.dashboard import dashboard_router
+from services.query.deps import QueryServices
 from services.store.clickhouse import Store
 from services.web import create_app
 
@@ -288,8 +289,8 @@ def _free_port() -> int:
 
 class Server:
     def __init__(self, store: Store, reference: Reference, keys_file: Path):
-        app = create_app("bench query API", [query_router(store, reference, ApiKeys(keys_file), LoginThrottle()),
-                                             dashboard_router()])
+        services = QueryServices.over(store, reference, ApiKeys(keys_file), LoginThrottle())
+        app = create_app("bench query API", [query_api.router, dashboard_router()], state=services.state())
         self.port = _free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     access_log=False, lifespan="off"))

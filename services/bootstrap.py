@@ -34,9 +34,10 @@ from services.intake.service import IntakeService
 from services.intake.upload import Limits
 from services.login_throttle import LoginThrottle, ThrottlePolicy
 from services.processors.embedded import EmbeddedRunner
+from services.query import api as query_api
 from services.query.access import ApiKeys
-from services.query.api import query_router
 from services.query.dashboard import dashboard_router
+from services.query.deps import QueryServices
 from services.store.clickhouse import Store
 from services.web import create_app
 
@@ -142,10 +143,9 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     expiry = Periodic(service.sweep, 300)
     throttle = login_throttle(settings)
     app = create_app("Thư viện cơ sở — embedded stack", [
-        _openrosa(settings, catalogue, service, ledger, authenticator, throttle),
-        query_router(store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days),
-        dashboard_router(),
-    ], on_shutdown=[expiry.stop])
+        _openrosa(settings, catalogue, service, ledger, authenticator, throttle), query_api.router, dashboard_router(),
+    ], on_shutdown=[expiry.stop], state=QueryServices.over(
+        store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days).state())
     return EmbeddedStack(app, store, bus, processors, ledger, service, demo_key, expiry)
 
 
@@ -176,10 +176,10 @@ def query_app(settings: Settings) -> FastAPI:
     keys = ApiKeys(Path(settings.api_keys_file))  # a missing or malformed file stops the start-up here
     store = Store(settings.store_dsn)
     store.migrate()
-    return create_app("Thư viện cơ sở — query API", [
-        query_router(store, default_reference(settings.libraries_file), keys, login_throttle(settings),
-                     rotation_loan_days=settings.rotation_loan_days),
-        dashboard_router()], on_shutdown=[store.close])
+    services = QueryServices.over(store, default_reference(settings.libraries_file), keys, login_throttle(settings),
+                                  rotation_loan_days=settings.rotation_loan_days)
+    return create_app("Thư viện cơ sở — query API", [query_api.router, dashboard_router()],
+                      on_shutdown=[store.close], state=services.state())
 
 
 @dataclass

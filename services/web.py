@@ -9,18 +9,22 @@ even 127.0.0.1, which uvicorn trusts unless told otherwise.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 
 from services import metrics
 from services.config import Settings
-from services.query.problems import install_problem_handlers
+from services.problems import install_problem_handlers
 
 
-def create_app(title: str, routers: list[APIRouter], on_shutdown: list[Callable[[], object]] | None = None) -> FastAPI:
+def create_app(title: str, routers: list[APIRouter], on_shutdown: list[Callable[[], object]] | None = None,
+               state: Mapping[str, Any] | None = None) -> FastAPI:
+    """An app serving ``routers``; ``state`` goes on ``app.state``, where the routers' dependencies find
+    what each app has of its own (the query API's store, keys…: ``services/query/deps.py``)."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -28,6 +32,8 @@ def create_app(title: str, routers: list[APIRouter], on_shutdown: list[Callable[
             close()
 
     app = FastAPI(title=title, version="1", lifespan=lifespan)
+    for name, value in (state or {}).items():
+        setattr(app.state, name, value)
     install_problem_handlers(app)
 
     @app.get("/health", tags=["Operations"])

@@ -21,12 +21,12 @@ Scopes:
   filtered to what the key reaches.
 - ``admin``: dead letters and intake rejections (``/v1/dead-letters``, ``/v1/rejections``).
 
-Requests send ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. The file is read again
-when it changes, so a key added or revoked takes effect without a restart.
+Requests send ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (read in ``deps.py``). The file
+is read again when it changes, so a key added or revoked takes effect without a restart.
 """
 
-# No `from __future__ import annotations` here: FastAPI must resolve the annotations of route and
-# dependency closures (`Depends(read)`, a local name) when the routes are built.
+from __future__ import annotations
+
 import argparse
 import csv
 import hashlib
@@ -36,20 +36,15 @@ import re
 import secrets
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
-
-from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from typing import Any
 
 from services.config import check_private, write_private_json
 from services.domain.events import Scheme
 from services.domain.reference import REFERENCE_DIR, Reference, default_reference
-from services.login_throttle import LoginThrottle
-from services.query.problems import Problem
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +52,6 @@ READ_ALL = "read:all"
 ADMIN = "admin"
 _PROVINCE_SCOPE = re.compile(r"^read:province:(legacy|2025):(\d{2})$")
 KEY_PREFIX = "tvk_"
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="thuvien-coso"'}
 
 
 def hash_key(key: str) -> str:
@@ -166,7 +160,7 @@ class ApiKeys:
             self._stamp = _stamp(self.path)
 
     @classmethod
-    def demo(cls) -> "tuple[ApiKeys, str]":
+    def demo(cls) -> tuple[ApiKeys, str]:
         """A random key with ``read:all`` and ``admin``, kept only in this process's memory."""
         key = new_key()
         return cls(in_memory={hash_key(key): Principal("demo", (READ_ALL, ADMIN))}), key
@@ -215,52 +209,6 @@ def read_keys_file(path: Path) -> dict[str, Principal]:
         scopes = tuple(check_scope(s) for s in entry.get("scopes", []))
         keys[digest] = Principal(str(entry["name"]), scopes)
     return keys
-
-
-# --- FastAPI dependencies ---------------------------------------------------------------------------
-
-_bearer = HTTPBearer(auto_error=False, scheme_name="bearerKey",
-                     description="`Authorization: Bearer <key>` (a key made by `python -m services.query.access`).")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKeyHeader",
-                       description="The same key in an `X-API-Key` header.")
-
-
-def authenticator(keys: ApiKeys, throttle: LoginThrottle) -> Callable[..., Principal]:
-    def principal(request: Request,
-                  bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
-                  api_key: Annotated[str | None, Security(_header)] = None) -> Principal:
-        key = api_key or (bearer.credentials if bearer else None)
-        if not key:
-            raise Problem(401, "API key required", "Send Authorization: Bearer <key> or X-API-Key: <key>.",
-                          "Authorization", _CHALLENGE)
-        address = request.client.host if request.client else "unknown"
-        if wait := throttle.retry_after(address):
-            raise Problem(429, "Too many wrong API keys", f"Too many wrong API keys from this address; try again "
-                          f"in {wait} seconds.", "Authorization", {"Retry-After": str(wait)})
-        found = keys.lookup(key.strip())
-        if found is None:
-            throttle.failed("query", "api_key", address)
-            raise Problem(401, "Unknown API key", "The API key is not valid (revoked, or mistyped).",
-                          "Authorization", _CHALLENGE)
-        return found
-    return principal
-
-
-def reader(authenticated: Callable[..., Principal]) -> Callable[..., Principal]:
-    def read(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
-        if not principal.reads:
-            raise Problem(403, "Not allowed", f"Key {principal.name!r} has no read scope (read:all or "
-                          "read:province:<scheme>:<code>).", "Authorization")
-        return principal
-    return read
-
-
-def administrator(authenticated: Callable[..., Principal]) -> Callable[..., Principal]:
-    def admin(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
-        if not principal.admin:
-            raise Problem(403, "Not allowed", f"Key {principal.name!r} lacks the admin scope.", "Authorization")
-        return principal
-    return admin
 
 
 def describe(principal: Principal, reference: Reference) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """The query API (``/v1``): aggregates, indicators, rotation, the registry and reference areas, for
-programme managers, dashboards and tools. One entry point, ``query_router``; the routes live in
+programme managers, dashboards and tools. One router, ``router``, over what an app puts on its
+state (``deps.QueryServices``); the routes live in
 
 - ``aggregates_api.py``: indicators, visits, growth, mobile sessions, reading promotion, training, donations;
 - ``rotation_api.py``: rotation batches, books on hand per library, rotation per province;
-- ``areas.py``: reference areas and the library registry (and how area parameters are read);
+- ``areas_api.py``: reference areas and the library registry (``areas.py``: how area parameters are read);
 - ``admin_api.py``: dead letters and intake rejections (scope ``admin``);
 - ``dashboard_api.py``: every figure of one view of the dashboard page, in one answer;
+- ``deps.py``: what routes depend on (the app's services, the key, the area asked, a period);
 - ``access.py``: API keys and scopes, ``/v1/me``; ``formats.py``: JSON/CSV, ETags, pagination;
 - ``params.py``: the shared parameters (area, period); ``models.py``: the answers' shapes, for OpenAPI.
 
@@ -13,25 +15,18 @@ Every route needs an API key; an unknown query parameter is refused (400), so a 
 ``provnce=02`` never silently answers for the whole region.
 """
 
-# No `from __future__ import annotations` here: FastAPI must resolve the annotations of route and
-# dependency closures (`Depends(read)`, a local name) when the routes are built.
-from typing import Annotated, Any
+from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
 
-from services.domain.reference import Reference
-from services.login_throttle import LoginThrottle
-from services.query import models
-from services.query.access import ApiKeys, Principal, administrator, authenticator, describe, reader
-from services.query.admin_api import admin_router
-from services.query.aggregates_api import aggregates_router
-from services.query.areas import Places, areas_router
-from services.query.dashboard_api import dashboard_api_router
-from services.query.problems import Problem
-from services.query.rotation_api import rotation_router
-from services.store.aggregates import Aggregates
-from services.store.clickhouse import Store
+from services.domain.errors import Reason
+from services.problems import RequestRefused
+from services.query import admin_api, aggregates_api, areas_api, dashboard_api, models, rotation_api
+from services.query.access import describe
+from services.query.deps import CurrentKey, ReferenceDep
 
 _KNOWN = "_v1_query_names"  # kept on each route: its query parameters, computed once
 
@@ -54,28 +49,20 @@ def reject_unknown_parameters(request: Request) -> None:
         setattr(route, _KNOWN, known)
     unknown = sorted({name for name in request.query_params if name not in known})
     if unknown:
-        raise Problem(400, "Unknown parameter", f"unknown query parameter {unknown[0]!r}; this endpoint takes: "
-                      f"{', '.join(sorted(known)) or 'none'}", unknown[0])
+        takes = ", ".join(sorted(known)) or "none"
+        raise RequestRefused(400, "Unknown parameter", Reason(
+            "unknown_parameter", f"không có tham số truy vấn {unknown[0]!r}; đường dẫn này nhận: {takes}",
+            f"unknown query parameter {unknown[0]!r}; this endpoint takes: {takes}", unknown[0]))
 
 
-def query_router(store: Store, reference: Reference, keys: ApiKeys, throttle: LoginThrottle, *,
-                 rotation_loan_days: int = 90) -> APIRouter:
-    """Every ``/v1`` route over ``store`` and ``reference``, guarded by ``keys`` (wrong keys braked by ``throttle``)."""
-    aggregates = Aggregates(store, reference)
-    places = Places(reference, aggregates)
-    authenticated = authenticator(keys, throttle)
-    read, admin = reader(authenticated), administrator(authenticated)
+router = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_parameters)])
 
-    router = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_parameters)])
 
-    @router.get("/me", tags=["Access"], summary="The API key's name, scopes and the provinces it reaches",
-                response_model=models.Me)
-    def me(principal: Annotated[Principal, Depends(authenticated)]) -> dict[str, Any]:
-        return describe(principal, reference)
+@router.get("/me", tags=["Access"], summary="The API key's name, scopes and the provinces it reaches",
+            response_model=models.Me)
+def me(principal: CurrentKey, reference: ReferenceDep) -> dict[str, Any]:
+    return describe(principal, reference)
 
-    router.include_router(aggregates_router(places, aggregates, read))
-    router.include_router(rotation_router(places, store, rotation_loan_days, read))
-    router.include_router(areas_router(places, read))
-    router.include_router(dashboard_api_router(places, aggregates, store, rotation_loan_days, read))
-    router.include_router(admin_router(store, admin))
-    return router
+
+for _routes in (aggregates_api, rotation_api, areas_api, dashboard_api, admin_api):
+    router.include_router(_routes.router)

@@ -1,38 +1,32 @@
 """Areas and libraries: what an area parameter means, who may ask for it, and how an area is
 written in an answer (names in Vietnamese and English, codes tagged with their scheme).
 
-Routes: ``GET /v1/areas`` (reference provinces and communes of a scheme) and ``GET /v1/libraries``
-(the library registry at a date). Both are filtered to the key's reach; every other endpoint
-refuses an area outside it (``services/query/access.py``).
+Every endpoint refuses an area outside the key's reach (``services/query/access.py``); the lists
+``/v1/areas`` and ``/v1/libraries`` (``areas_api.py``) are filtered to it.
 """
 
-# No `from __future__ import annotations` here: FastAPI must resolve the annotations of route and
-# dependency closures (`Depends(read)`, a local name) when the routes are built.
+from __future__ import annotations
+
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Literal
-
-from fastapi import APIRouter, Depends, Query, Request, Response
+from typing import Any
 
 from services.clock import today_local
-from services.domain.events import AdminArea, Scheme
-from services.domain.forms.library_registry import Status
+from services.domain.errors import Reason
+from services.domain.events import SCHEMES, AdminArea, Scheme
 from services.domain.reference import Reference
 from services.domain.registry import LibraryAt
-from services.query import models
+from services.problems import RequestRefused
 from services.query.access import Principal, Reach
-from services.query.formats import FormatParam, PageToken, documented, paginate, plain, respond, wants_csv
-from services.query.params import AreaQuery, SchemeParam, area_query, as_of_query
-from services.query.problems import Problem
+from services.query.params import AreaQuery
 from services.store.aggregates import Aggregates
-from services.store.clickhouse import AreaFilter, string_list
+from services.store.clickhouse import AreaFilter, area_column
 
 REGION_NAMES = {"legacy": ("14 tỉnh của chương trình", "the 14 programme provinces"),
                 "2025": ("10 tỉnh hiện nay", "the 10 current provinces")}
-_SCHEMES: tuple[Scheme, Scheme] = ("legacy", "2025")
-AREA_CODE_COLUMNS = [f"areas.{scheme}.{level}_{what}" for scheme in _SCHEMES for level in ("province", "commune")
+AREA_CODE_COLUMNS = [f"areas.{scheme}.{level}_{what}" for scheme in SCHEMES for level in ("province", "commune")
                      for what in ("code", "name_vi", "name_en")]
 
 
@@ -41,29 +35,6 @@ def ascii_name(name: str) -> str:
     reference's English form of a place name; used for libraries registered without one."""
     decomposed = unicodedata.normalize("NFKD", name.replace("Đ", "D").replace("đ", "d"))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-@dataclass(frozen=True)
-class TypedArea(AreaFilter):
-    """An area restricted to some libraries (those of a type): every query built on ``where()`` and
-    ``contains()`` (aggregates, growth, rotation) then counts only them."""
-
-    library_ids: tuple[str, ...] | None = None
-
-    def where(self) -> tuple[list[str], dict[str, Any]]:
-        clauses, params = super().where()
-        if self.library_ids is not None:
-            ids, values = string_list("typed_library_ids", self.library_ids)
-            clauses.append(f"library_id IN (SELECT arrayJoin({ids}))")
-            params |= values
-        return clauses, params
-
-    @property
-    def by_library(self) -> bool:
-        return self.library_ids is not None or super().by_library
-
-    def contains(self, areas: Any, library_id: str) -> bool:
-        return super().contains(areas, library_id) and (self.library_ids is None or library_id in self.library_ids)
 
 
 @dataclass(frozen=True)
@@ -76,7 +47,7 @@ class LibraryInfo:
 
 
 @dataclass(frozen=True)
-class Resolved:
+class ResolvedArea:
     """An area parameter checked: its filter for the store and how it is written in answers."""
 
     query: AreaQuery
@@ -84,7 +55,10 @@ class Resolved:
     area: dict[str, Any]
 
 
-class Places:
+class AreaResolver:
+    """Reads area parameters (checks them against the reference, the registry and the key) and writes
+    areas and libraries in answers, with their names."""
+
     def __init__(self, reference: Reference, aggregates: Aggregates):
         self.reference = reference
         self.aggregates = aggregates
@@ -112,9 +86,6 @@ class Places:
         return {library_id: LibraryInfo(at, *names.get(library_id, (library_id, library_id, None, None)))
                 for library_id, at in registry.items()}
 
-    def libraries_of_type(self, library_type: str, day: date) -> tuple[str, ...]:
-        return tuple(self.aggregates.libraries_of_type(library_type, day))
-
     # --- writing areas ---------------------------------------------------------------------------
 
     def unit(self, scheme: Scheme, province: str | None = None, commune: str | None = None) -> dict[str, Any]:
@@ -131,7 +102,7 @@ class Places:
         """A place under both schemes: ``{"legacy": {province_code, province_name_vi, …}, "2025": {…}}``."""
         by_scheme = {a.scheme: a for a in areas}
         return {scheme: self.codes_of(scheme, by_scheme[scheme].province_code, by_scheme[scheme].commune_code)
-                if scheme in by_scheme else self.codes_of(scheme, None, None) for scheme in _SCHEMES}
+                if scheme in by_scheme else self.codes_of(scheme, None, None) for scheme in SCHEMES}
 
     def codes_of(self, scheme: Scheme, province: str | None, commune: str | None) -> dict[str, Any]:
         p = self.unit(scheme, province) if province else {"name_vi": None, "name_en": None}
@@ -141,8 +112,9 @@ class Places:
 
     def row_codes(self, row: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Codes of a store row (``province_legacy``, ``commune_legacy``, ``province_2025``, ``commune_2025``)."""
-        return {scheme: self.codes_of(scheme, row.get(f"province_{scheme}"), row.get(f"commune_{scheme}"))
-                for scheme in _SCHEMES}
+        return {scheme: self.codes_of(scheme, row.get(area_column("province", scheme)),
+                                      row.get(area_column("commune", scheme)))
+                for scheme in SCHEMES}
 
     def region(self, scheme: Scheme) -> dict[str, Any]:
         name_vi, name_en = REGION_NAMES[scheme]
@@ -150,7 +122,7 @@ class Places:
 
     # --- reading an area parameter ---------------------------------------------------------------
 
-    def resolve(self, principal: Principal, query: AreaQuery, *, region_ok: bool = False) -> Resolved:
+    def resolve(self, principal: Principal, query: AreaQuery, *, region_ok: bool = False) -> ResolvedArea:
         """Check the area (it exists, its parts agree, the key reaches it) and describe it.
 
         404 for an unknown province, commune or library; 400 when a commune is not in the province
@@ -164,26 +136,36 @@ class Places:
         if query.province:
             province_unit = self.reference.province(scheme, query.province)
             if province_unit is None:
-                raise Problem(404, "Unknown province", f"No province {query.province} under scheme {scheme}",
-                              "province")
+                raise RequestRefused(404, "Unknown province", Reason(
+                    "unknown_province", f"Không có tỉnh {query.province} theo hệ mã {scheme}",
+                    f"No province {query.province} under scheme {scheme}", "province"))
         if query.commune:
             commune_unit = self.reference.commune(scheme, query.commune)
             if commune_unit is None:
-                raise Problem(404, "Unknown commune", f"No commune {query.commune} under scheme {scheme}", "commune")
+                raise RequestRefused(404, "Unknown commune", Reason(
+                    "unknown_commune", f"Không có xã {query.commune} theo hệ mã {scheme}",
+                    f"No commune {query.commune} under scheme {scheme}", "commune"))
             if query.province and commune_unit.province_code != query.province:
-                raise Problem(400, "Commune not in province",
-                              f"Commune {query.commune} ({scheme}) lies in province {commune_unit.province_code}, "
-                              f"not {query.province}", "commune")
+                raise RequestRefused(400, "Commune not in province", Reason(
+                    "commune_not_in_province",
+                    f"Xã {query.commune} ({scheme}) thuộc tỉnh {commune_unit.province_code}, "
+                    f"không phải {query.province}",
+                    f"Commune {query.commune} ({scheme}) lies in province {commune_unit.province_code}, "
+                    f"not {query.province}", "commune"))
         if query.library:
             library = self.libraries(today_local()).get(query.library)
             if library is None:
-                raise Problem(404, "Unknown library", f"No library {query.library} in the registry", "library")
+                raise RequestRefused(404, "Unknown library", Reason(
+                    "unknown_library", f"Không có thư viện {query.library} trong sổ đăng ký",
+                    f"No library {query.library} in the registry", "library"))
             here = library.at.area(scheme)
-            for name, given, actual in (("province", query.province, here.province_code),
-                                        ("commune", query.commune, here.commune_code)):
+            for name, name_vi, given, actual in (("province", "tỉnh", query.province, here.province_code),
+                                                 ("commune", "xã", query.commune, here.commune_code)):
                 if given and given != actual:
-                    raise Problem(400, f"Library not in {name}",
-                                  f"Library {query.library} lies in {name} {actual} ({scheme}), not {given}", "library")
+                    raise RequestRefused(400, f"Library not in {name}", Reason(
+                        f"library_not_in_{name}",
+                        f"Thư viện {query.library} thuộc {name_vi} {actual} ({scheme}), không phải {given}",
+                        f"Library {query.library} lies in {name} {actual} ({scheme}), not {given}", "library"))
         self._check_reach(principal.reach(), principal, query, library, region_ok)
 
         if library is not None:
@@ -199,129 +181,32 @@ class Places:
             area = self.unit(scheme, province_unit.code)
         else:
             area = self.region(scheme)
-        return Resolved(query, AreaFilter(scheme, query.province, query.commune, query.library), area)
+        return ResolvedArea(query, AreaFilter(scheme, query.province, query.commune, query.library), area)
 
     def _check_reach(self, reach: Reach, principal: Principal, query: AreaQuery, library: LibraryInfo | None,
                      region_ok: bool) -> None:
         if reach.everything:
             return
-        scheme = query.scheme
+        scheme, hint_vi, hint_en = query.scheme, "", ""
+        if library is not None:
+            outside = None if reach.library(library.at.areas) else (
+                "library", f"Thư viện {query.library}", f"Library {query.library}")
+        elif query.commune:
+            outside = None if reach.commune(self.reference, scheme, query.commune) else (
+                "commune", f"Xã {query.commune} ({scheme})", f"Commune {query.commune} ({scheme})")
+        elif query.province:
+            outside = None if reach.province(scheme, query.province) else (
+                "province", f"Tỉnh {query.province} ({scheme})", f"Province {query.province} ({scheme})")
+        else:
+            outside = None if region_ok else ("province", f"Toàn vùng ({scheme})", f"The whole region ({scheme})")
+            hint_vi = "; hãy chọn một tỉnh bằng province= (và scheme=)"
+            hint_en = "; name one with province= (and scheme=)"
+        if outside is None:
+            return
+        field, what_vi, what_en = outside
         reached = ", ".join([f"legacy:{c}" for c in sorted(reach.legacy)]
                             + [f"2025:{c}" for c in sorted(reach.current)])
-        scope = f"key {principal.name!r} reads only provinces {reached or '(none)'}"
-        if library is not None:
-            if not reach.library(library.at.areas):
-                raise Problem(403, "Outside the key's scope", f"Library {query.library}: {scope}", "library")
-        elif query.commune:
-            if not reach.commune(self.reference, scheme, query.commune):
-                raise Problem(403, "Outside the key's scope", f"Commune {query.commune} ({scheme}): {scope}",
-                              "commune")
-        elif query.province:
-            if not reach.province(scheme, query.province):
-                raise Problem(403, "Outside the key's scope", f"Province {query.province} ({scheme}): {scope}",
-                              "province")
-        elif not region_ok:
-            raise Problem(403, "Outside the key's scope", f"The whole region ({scheme}): {scope}; name one with "
-                          "province= (and scheme=)", "province")
-
-    def typed(self, resolved: Resolved, day: date) -> AreaFilter:
-        """The area's filter, restricted to the libraries of ``library_type`` (registry at ``day``) if asked."""
-        f = resolved.filter
-        if not resolved.query.library_type:
-            return f
-        return TypedArea(f.scheme, f.province_code, f.commune_code, f.library_id,
-                         self.libraries_of_type(resolved.query.library_type, day))
-
-
-# --- /v1/areas and /v1/libraries ---------------------------------------------------------------------
-
-PROVINCE_COLUMNS = ["scheme", "level", "code", "name_vi", "name_en"]
-COMMUNE_COLUMNS = [*PROVINCE_COLUMNS, "province_code", "province_name_vi", "province_name_en", "district_name_vi",
-                   "in_programme"]
-LIBRARY_COLUMNS = ["library_id", "name_vi", "name_en", "library_type", "status", "operating", "opened_on",
-                   "model_joined_on", "in_model", "latitude", "longitude", *AREA_CODE_COLUMNS]
-
-
-def areas_router(places: Places, read: Callable[..., Principal]) -> APIRouter:
-    router = APIRouter(tags=["Areas and libraries"])
-    reference = places.reference
-
-    @router.get("/areas", summary="Reference provinces or communes of a scheme (names VI/EN), paginated",
-                responses=documented(models.Areas))
-    def areas(
-        request: Request,
-        principal: Annotated[Principal, Depends(read)],
-        scheme: SchemeParam = "legacy",
-        level: Annotated[Literal["province", "commune"], Query(description="`province` or `commune`.")] = "province",
-        province: Annotated[str | None, Query(pattern=r"^\d{2}$", description="Only this province's communes.")]
-        = None,
-        in_programme: Annotated[bool | None, Query(
-            description="2025 communes with (or without) programme territory.")] = None,
-        page_size: Annotated[int, Query(ge=1, le=1000, description="Rows per page (1–1000).")] = 1000,
-        page_token: PageToken = None,
-        format: FormatParam = None,
-    ) -> Response:
-        if province:
-            places.resolve(principal, AreaQuery(scheme, province))  # exists, and within reach
-        reach = principal.reach()
-        rows: list[dict[str, Any]]
-        if level == "province":
-            rows = [{"scheme": scheme, "level": "province", "code": p.code, "name_vi": p.name_vi,
-                     "name_en": p.name_en}
-                    for p in reference.provinces_in(scheme)
-                    if reach.province(scheme, p.code) and (not province or p.code == province)]
-            columns = PROVINCE_COLUMNS
-        else:
-            rows = []
-            for c in reference.communes_in(scheme, province):
-                member = scheme == "legacy" or reference.in_programme(c.code)
-                if (in_programme is not None and member != in_programme) or not reach.commune(reference, scheme,
-                                                                                             c.code):
-                    continue
-                p = reference.province(scheme, c.province_code)
-                rows.append({"scheme": scheme, "level": "commune", "code": c.code, "name_vi": c.name_vi,
-                             "name_en": c.name_en, "province_code": c.province_code,
-                             "province_name_vi": p.name_vi if p else None, "province_name_en": p.name_en if p else None,
-                             "district_name_vi": c.district_name_vi or None, "in_programme": member})
-            columns = COMMUNE_COLUMNS
-        csv = wants_csv(request, format)
-        page, token, links = paginate(request, rows, "code", None if csv else page_size, page_token)
-        body = {"scheme": scheme, "level": level, "items": page, "next_page_token": token}
-        return respond(request, body, page, columns, format, f"areas-{scheme}-{level}", headers=links)
-
-    @router.get("/libraries", summary="The library registry at a date: names VI/EN, type, codes under both schemes",
-                responses=documented(models.Libraries))
-    def libraries(
-        request: Request,
-        principal: Annotated[Principal, Depends(read)],
-        area: Annotated[AreaQuery, Depends(area_query)],
-        as_of: Annotated[date, Depends(as_of_query)],
-        status: Annotated[Status | None, Query(description="Only libraries with this status at `as_of`.")] = None,
-        in_model: Annotated[bool | None, Query(description="Only libraries in (or not in) the model at `as_of`.")]
-        = None,
-        page_size: Annotated[int, Query(ge=1, le=1000, description="Rows per page (1–1000).")] = 1000,
-        page_token: PageToken = None,
-        format: FormatParam = None,
-    ) -> Response:
-        resolved = places.resolve(principal, area, region_ok=True)
-        reach = principal.reach()
-        rows = []
-        for info in places.libraries(as_of).values():
-            lib = info.at
-            if not (resolved.filter.contains(lib.areas, lib.library_id) and reach.library(lib.areas)):
-                continue
-            if (area.library_type and lib.library_type != area.library_type) or (status and lib.status != status):
-                continue
-            if in_model is not None and lib.in_model_on(as_of) != in_model:
-                continue
-            rows.append(plain({
-                "library_id": lib.library_id, "name_vi": info.name_vi, "name_en": info.name_en,
-                "library_type": lib.library_type, "status": lib.status, "operating": lib.operating_on(as_of),
-                "opened_on": lib.opened_on, "model_joined_on": lib.model_joined_on, "in_model": lib.in_model_on(as_of),
-                "latitude": info.latitude, "longitude": info.longitude, "areas": places.codes(lib.areas)}))
-        csv = wants_csv(request, format)
-        page, token, links = paginate(request, rows, "library_id", None if csv else page_size, page_token)
-        body = {"area": resolved.area, "as_of": as_of.isoformat(), "items": page, "next_page_token": token}
-        return respond(request, body, page, LIBRARY_COLUMNS, format, "libraries", headers=links)
-
-    return router
+        scope_vi = f"khoá {principal.name!r} chỉ đọc các tỉnh {reached or '(không có)'}{hint_vi}"
+        scope_en = f"key {principal.name!r} reads only provinces {reached or '(none)'}{hint_en}"
+        raise RequestRefused(403, "Outside the key's scope", Reason(
+            "outside_scope", f"{what_vi}: {scope_vi}", f"{what_en}: {scope_en}", field))

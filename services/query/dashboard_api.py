@@ -3,17 +3,16 @@ one province, a year) in one answer, so that the page (``static/dashboard.js``) 
 from one request, and a reload or a filter switched back revalidates it (ETag, 304: ``formats.py``).
 
 Each part is what its own endpoint answers, built by the same functions under the same key checks
-(``Places.resolve``, ``Reach``): the area's indicators, visits by month over the year and the one
+(``AreaResolver.resolve``, ``Reach``): the area's indicators, visits by month over the year and the one
 before, and growth; the indicators of each province of the scheme the key reaches; rotation per
 province today, with batches in transit and on hand (what ``/v1/rotation/batches`` lists); per
 province, the communes and those with a library in the model today (what ``/v1/areas`` and
 ``/v1/libraries`` list). The long lists themselves stay separate, paginated requests.
 """
 
-# No `from __future__ import annotations` here: FastAPI must resolve the annotations of route and
-# dependency closures (`Depends(read)`, a local name) when the routes are built.
+from __future__ import annotations
+
 from collections import Counter
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -21,16 +20,17 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from services.clock import today_local
 from services.domain.events import Scheme
+from services.domain.periods import Period
 from services.query import models
 from services.query.access import Principal
 from services.query.aggregates_api import growth_body, indicators_body, visits_body
-from services.query.areas import Places
+from services.query.areas import AreaResolver
+from services.query.deps import AggregatesDep, AreasDep, LoanDays, Reader, StoreDep
 from services.query.formats import documented, respond
-from services.query.params import AreaQuery, Period, YearParam, province_query, the_year
+from services.query.params import AreaQuery, YearParam, province_query, the_year
 from services.query.rotation_api import province_rows
 from services.store import rotation as rotation_store
-from services.store.aggregates import Aggregates
-from services.store.clickhouse import AreaFilter, Store
+from services.store.clickhouse import AreaFilter, Store, area_column
 
 _DESCRIPTION = """Bảng theo dõi: mọi số liệu của một màn hình trong một yêu cầu.
 Every figure the dashboard page draws for what the reader is looking at, in one answer:
@@ -45,24 +45,25 @@ A province-scoped key names one of its provinces (the whole region is refused, 4
 The answer has a strong ETag: send it back in `If-None-Match` to get 304 while nothing changed."""
 
 
-def rotation_figures(places: Places, store: Store, scheme: Scheme, provinces: set[str], day: date,
+def rotation_figures(areas: AreaResolver, store: Store, scheme: Scheme, provinces: set[str], day: date,
                      loan_days: int) -> dict[str, Any]:
     """Rotation per province of ``provinces`` at ``day``, with batches in transit and on hand."""
     moving: Counter[str] = Counter()
     held: Counter[str] = Counter()
+    column = area_column("province", scheme)
     for batch in rotation_store.batches(store, AreaFilter(scheme), day):
-        moving[batch[f"province_{scheme}"]] += batch["status"] == "dispatched"
-        held[batch[f"province_{scheme}"]] += batch["status"] == "received"
+        moving[batch[column]] += batch["status"] == "dispatched"
+        held[batch[column]] += batch["status"] == "received"
     items = [row | {"batches_in_transit": moving[row["province_code"]], "batches_on_hand": held[row["province_code"]]}
-             for row in province_rows(places, store, scheme, day, loan_days) if row["province_code"] in provinces]
+             for row in province_rows(areas, store, scheme, day, loan_days) if row["province_code"] in provinces]
     return {"as_of": day.isoformat(), "loan_days": loan_days, "items": items}
 
 
-def commune_coverage(places: Places, principal: Principal, scheme: Scheme, day: date) -> dict[str, Any]:
+def commune_coverage(areas: AreaResolver, principal: Principal, scheme: Scheme, day: date) -> dict[str, Any]:
     """Per province: the communes of ``scheme`` the key reaches, and those where a library of the
     registry at ``day`` (one the key reaches) is in the model."""
-    reach, reference, region = principal.reach(), places.reference, AreaFilter(scheme)
-    covered = {info.at.area(scheme).commune_code for info in places.libraries(day).values()
+    reach, reference, region = principal.reach(), areas.reference, AreaFilter(scheme)
+    covered = {info.at.area(scheme).commune_code for info in areas.libraries(day).values()
                if region.contains(info.at.areas, info.at.library_id) and reach.library(info.at.areas)
                and info.at.in_model_on(day)}
     communes: Counter[str] = Counter()
@@ -76,36 +77,37 @@ def commune_coverage(places: Places, principal: Principal, scheme: Scheme, day: 
     return {"as_of": day.isoformat(), "items": items}
 
 
-def dashboard_api_router(places: Places, aggregates: Aggregates, store: Store, loan_days: int,
-                         read: Callable[..., Principal]) -> APIRouter:
-    router = APIRouter(tags=["Dashboard"])
+router = APIRouter(tags=["Dashboard"])
 
-    @router.get("/dashboard", summary="Every figure of one dashboard view (area, year) in one answer",
-                description=_DESCRIPTION, responses=documented(models.Dashboard, csv=False))
-    def dashboard(
-        request: Request,
-        principal: Annotated[Principal, Depends(read)],
-        area: Annotated[AreaQuery, Depends(province_query)],
-        year: YearParam = None,
-    ) -> Response:
-        year = the_year(year)
-        resolved = places.resolve(principal, area)  # unknown or out of reach: refused before any work
-        scheme, reach, today = area.scheme, principal.reach(), today_local()
-        reached = [p.code for p in places.reference.provinces_in(scheme) if reach.province(scheme, p.code)]
-        with aggregates.one_reading():  # what no province changes, read once for them all
-            provinces = [indicators_body(places, aggregates, principal, AreaQuery(scheme, code), year)[1]
-                         for code in reached]
-            own = [body for body in provinces if area.province and body["area"]["code"] == area.province]
-            indicators = own[0] if own else indicators_body(places, aggregates, principal, area, year)[1]
-            period = Period(date(year - 1, 1, 1), date(year, 12, 31), "month")
-            body = {
-                "area": resolved.area, "year": year, "indicators": indicators,
-                "visits": visits_body(places, aggregates, principal, area, period)[1],
-                "growth": growth_body(places, aggregates, principal, area, year)[1],
-                "provinces": provinces,
-                "rotation": rotation_figures(places, store, scheme, set(reached), today, loan_days),
-                "communes": commune_coverage(places, principal, scheme, today),
-            }
-        return respond(request, body, [], [], "json", "dashboard")
 
-    return router
+@router.get("/dashboard", summary="Every figure of one dashboard view (area, year) in one answer",
+            description=_DESCRIPTION, responses=documented(models.Dashboard, csv=False))
+def dashboard(
+    request: Request,
+    principal: Reader,
+    area: Annotated[AreaQuery, Depends(province_query)],
+    areas: AreasDep,
+    aggregates: AggregatesDep,
+    store: StoreDep,
+    loan_days: LoanDays,
+    year: YearParam = None,
+) -> Response:
+    year = the_year(year)
+    resolved = areas.resolve(principal, area)  # unknown or out of reach: refused before any work
+    scheme, reach, today = area.scheme, principal.reach(), today_local()
+    reached = [p.code for p in areas.reference.provinces_in(scheme) if reach.province(scheme, p.code)]
+    with aggregates.one_reading():  # what no province changes, read once for them all
+        provinces = [indicators_body(aggregates, areas.resolve(principal, AreaQuery(scheme, code)), year)
+                     for code in reached]
+        own = [body for body in provinces if area.province and body["area"]["code"] == area.province]
+        indicators = own[0] if own else indicators_body(aggregates, resolved, year)
+        period = Period(date(year - 1, 1, 1), date(year, 12, 31), "month")
+        body = {
+            "area": resolved.area, "year": year, "indicators": indicators,
+            "visits": visits_body(aggregates, resolved, period, resolved.filter),
+            "growth": growth_body(aggregates, resolved, year),
+            "provinces": provinces,
+            "rotation": rotation_figures(areas, store, scheme, set(reached), today, loan_days),
+            "communes": commune_coverage(areas, principal, scheme, today),
+        }
+    return respond(request, body, [], [], "json", "dashboard")

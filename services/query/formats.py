@@ -30,7 +30,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from services.query.problems import Problem
+from services.domain.errors import Reason
+from services.problems import PROBLEM_SCHEMA, RequestRefused
 
 Format = Literal["json", "csv"]
 FormatParam = Annotated[Format | None, Query(
@@ -46,18 +47,9 @@ _BOM = "\ufeff"
 _CSV_CHUNK_ROWS = 500
 _VARY = "Accept, Authorization, X-API-Key"
 
-_PROBLEM_SCHEMA = {
-    "type": "object", "required": ["type", "title", "status", "detail"],
-    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                   "detail": {"type": "string"}, "instance": {"type": "string"},
-                   "invalid_params": {"type": "array", "items": {
-                       "type": "object", "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}}}},
-}
-
-
 def _problem(description: str) -> dict[str, Any]:
     return {"description": f"{description} (RFC 9457 problem details, `invalid_params` names the parameter).",
-            "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}}}
+            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
 
 
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -235,11 +227,14 @@ def decode_token(request: Request, token: str) -> str:
         if not isinstance(after, str) or not isinstance(query, str):
             raise ValueError("wrong types")
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Problem(400, "Invalid page token", "page_token is not a token this API gave out", "page_token") \
-            from exc
+        raise RequestRefused(400, "Invalid page token", Reason(
+            "invalid_page_token", "page_token không phải mã trang do API này cấp",
+            "page_token is not a token this API gave out", "page_token")) from exc
     if query != _fingerprint(request):
-        raise Problem(400, "Invalid page token", "page_token belongs to another query: keep every parameter "
-                      "but page_token and page_size as on the first page", "page_token")
+        raise RequestRefused(400, "Invalid page token", Reason(
+            "page_token_of_another_query", "page_token thuộc một truy vấn khác: giữ mọi tham số trừ page_token và "
+            "page_size như ở trang đầu", "page_token belongs to another query: keep every parameter but page_token "
+            "and page_size as on the first page", "page_token"))
     return after
 
 
@@ -256,3 +251,13 @@ def paginate(request: Request, rows: Sequence[Mapping[str, Any]], key: str, page
     token = encode_token(request, str(page[-1][key]))
     link = str(request.url.include_query_params(page_token=token))
     return page, token, {"Link": f'<{link}>; rel="next"'}
+
+
+def respond_page(request: Request, body: dict[str, Any], rows: Sequence[Mapping[str, Any]], key: str,
+                 columns: Sequence[str], fmt: Format | None, filename: str, page_size: int,
+                 page_token: str | None) -> Response:
+    """A list's answer: ``body`` with one page of ``rows`` (``items``) and ``next_page_token`` as JSON;
+    every row after the token as CSV (no cap)."""
+    page, token, links = paginate(request, rows, key, None if wants_csv(request, fmt) else page_size, page_token)
+    return respond(request, {**body, "items": page, "next_page_token": token}, page, columns, fmt, filename,
+                   headers=links)

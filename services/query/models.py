@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from services.domain.events import Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
-
-Scheme = Literal["legacy", "2025"]
+from services.domain.periods import Granularity
 
 
 class Unit(BaseModel):
@@ -74,7 +74,7 @@ class Indicators(BaseModel):
 class _Series(BaseModel):
     area: Area
     library_type: str | None
-    granularity: Literal["day", "month", "quarter", "year"]
+    granularity: Granularity
     start: date
     end: date
 

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, Query
 
 from services.clock import today_local
+from services.domain.errors import Reason
 from services.domain.events import Scheme
 from services.domain.forms.library_registry import LibraryType
-from services.query.problems import Problem
+from services.domain.periods import Granularity, Period
+from services.problems import RequestRefused
 
-Granularity = Literal["day", "month", "quarter", "year"]
 FIRST_DAY = date(2000, 1, 1)  # the programme's data starts in 2020; ClickHouse's Date ends in 2149
 LAST_DAY = date(2100, 12, 31)
 
-SchemeParam = Annotated[Literal["legacy", "2025"], Query(
+SchemeParam = Annotated[Scheme, Query(
     description="Scheme of the codes: `legacy` (the 14 programme provinces, before 2025-07-01) or `2025` "
                 "(the 10 current provinces).")]
 ProvinceParam = Annotated[str | None, Query(pattern=r"^\d{2}$", description="Province code (under `scheme`).")]
@@ -65,7 +66,9 @@ def area_query(place: Annotated[AreaQuery, Depends(place_query)],
 
 def check_day(name: str, value: date | None) -> date | None:
     if value is not None and not FIRST_DAY <= value <= LAST_DAY:
-        raise Problem(400, "Date out of range", f"{name} {value} is outside {FIRST_DAY} … {LAST_DAY}", name)
+        raise RequestRefused(400, "Date out of range", Reason(
+            "date_out_of_range", f"{name} {value} nằm ngoài khoảng {FIRST_DAY} … {LAST_DAY}",
+            f"{name} {value} is outside {FIRST_DAY} … {LAST_DAY}", name))
     return value
 
 
@@ -74,15 +77,10 @@ def the_year(year: int | None) -> int:
     today = today_local()
     year = year or today.year
     if year > today.year:
-        raise Problem(400, "Year in the future", f"year {year} has not begun (today is {today})", "year")
+        raise RequestRefused(400, "Year in the future", Reason(
+            "year_in_future", f"năm {year} chưa bắt đầu (hôm nay là {today})",
+            f"year {year} has not begun (today is {today})", "year"))
     return year
-
-
-@dataclass(frozen=True)
-class Period:
-    start: date
-    end: date
-    granularity: Granularity
 
 
 def period_query(start: StartParam = None, end: EndParam = None,
@@ -92,9 +90,13 @@ def period_query(start: StartParam = None, end: EndParam = None,
     end = end or today_local()
     start = start or date(end.year - 1, 1, 1)
     if start > end:
-        raise Problem(400, "Empty period", f"start {start} is after end {end}", "start")
+        raise RequestRefused(400, "Empty period", Reason(
+            "empty_period", f"ngày đầu {start} sau ngày cuối {end}", f"start {start} is after end {end}", "start"))
     return Period(start, end, granularity)
 
 
 def as_of_query(as_of: AsOfParam = None) -> date:
     return check_day("as_of", as_of) or today_local()
+
+
+AsOf = Annotated[date, Depends(as_of_query)]

@@ -7,20 +7,19 @@
 - ``GET /v1/rotation/provinces``: per province, copies in circulation, batches overdue, loss rate.
 """
 
-# No `from __future__ import annotations` here: FastAPI must resolve the annotations of route and
-# dependency closures (`Depends(read)`, a local name) when the routes are built.
-from collections.abc import Callable
+from __future__ import annotations
+
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from services.domain.events import Scheme
 from services.query import models
-from services.query.access import Principal
-from services.query.areas import AREA_CODE_COLUMNS, Places
-from services.query.formats import FormatParam, PageToken, documented, paginate, plain, respond, wants_csv
-from services.query.params import AreaQuery, ProvinceParam, SchemeParam, area_query, as_of_query
+from services.query.areas import AREA_CODE_COLUMNS, AreaResolver
+from services.query.deps import AreaRequest, AreasDep, LoanDays, ProvinceRequest, StoreDep
+from services.query.formats import PageSize, PageToken, documented, plain
+from services.query.params import AsOf
 from services.store import rotation as rotation_store
 from services.store.clickhouse import Store
 
@@ -34,112 +33,99 @@ ON_HAND_COLUMNS = ["library_id", "name_vi", "name_en", *AREA_CODE_COLUMNS, "batc
 PROVINCE_COLUMNS = ["scheme", "province_code", "name_vi", "name_en", "batches_dispatched", "copies_dispatched",
                     "batches_in_circulation", "copies_in_circulation", "batches_overdue", "copies_lost",
                     "copies_damaged", "loss_rate"]
+router = APIRouter(prefix="/rotation", tags=["Book rotation"])
 
-PageSize = Annotated[int, Query(ge=1, le=1000, description="Rows per page (1–1000).")]
 
-
-def province_rows(places: Places, store: Store, scheme: Scheme, as_of: date, loan_days: int) -> list[dict[str, Any]]:
+def province_rows(areas: AreaResolver, store: Store, scheme: Scheme, as_of: date,
+                  loan_days: int) -> list[dict[str, Any]]:
     """``/v1/rotation/provinces``' rows for every province of ``scheme`` with batches (the caller
     keeps those the key reaches)."""
     rows = []
     for row in rotation_store.province_rotation(store, scheme, as_of, loan_days):
-        unit = places.unit(scheme, row["province_code"])
+        unit = areas.unit(scheme, row["province_code"])
         rows.append(plain({"scheme": scheme, "province_code": row["province_code"], "name_vi": unit["name_vi"],
                            "name_en": unit["name_en"], **{k: row[k] for k in PROVINCE_COLUMNS[4:]}}))
     return rows
 
 
-def rotation_router(places: Places, store: Store, loan_days: int, read: Callable[..., Principal]) -> APIRouter:
-    router = APIRouter(prefix="/rotation", tags=["Book rotation"])
+def _holder(areas: AreaResolver, as_of: date) -> dict[str, dict[str, str]]:
+    """Each library's id and names at ``as_of`` (an unknown id is its own name)."""
+    return {lib_id: {"library_id": lib_id, "name_vi": info.name_vi, "name_en": info.name_en}
+            for lib_id, info in areas.libraries(as_of).items()}
 
-    def names(as_of: date) -> dict[str, tuple[str, str]]:
-        return {lib_id: (info.name_vi, info.name_en) for lib_id, info in places.libraries(as_of).items()}
 
-    @router.get("/batches", summary="Rotation batches at a date (status, holder, copies), paginated",
-                responses=documented(models.Batches))
-    def batches(
-        request: Request,
-        principal: Annotated[Principal, Depends(read)],
-        area: Annotated[AreaQuery, Depends(area_query)],
-        as_of: Annotated[date, Depends(as_of_query)],
-        status: Annotated[Literal["dispatched", "received", "returned"] | None, Query(
-            description="Only batches in this state at `as_of`.")] = None,
-        in_transit: Annotated[bool | None, Query(
-            description="Only batches dispatched and not yet received (true), or the others (false).")] = None,
-        overdue: Annotated[bool | None, Query(
-            description="Only batches not returned ROTATION_LOAN_DAYS after dispatch (true), or the others.")]
-        = None,
-        page_size: PageSize = 100,
-        page_token: PageToken = None,
-        format: FormatParam = None,
-    ) -> Response:
-        resolved = places.resolve(principal, area)
-        holders = names(as_of)
-        rows = []
-        for row in rotation_store.batches(store, places.typed(resolved, as_of), as_of):
-            late = row["status"] != "returned" and (as_of - row["dispatched_on"]).days > loan_days
-            moving = row["status"] == "dispatched"
-            if (status and row["status"] != status) or (in_transit is not None and moving != in_transit) or (
-                    overdue is not None and late != overdue):
-                continue
-            name_vi, name_en = holders.get(row["library_id"], (row["library_id"], row["library_id"]))
-            rows.append(plain({
-                "batch_id": row["batch_id"], "status": row["status"], "in_transit": moving, "overdue": late,
-                "origin": row["origin"],
-                "origin_province": {k: v for k, v in places.unit("2025", row["origin_province"]).items()
-                                    if k != "level"},
-                "origin_library_id": row["origin_library_id"],
-                "holder": {"library_id": row["library_id"], "name_vi": name_vi, "name_en": name_en},
-                "areas": places.row_codes(row),
-                **{k: row[k] for k in ("dispatched_on", "received_on", "returned_on", "titles", "copies",
-                                       "ethnic_language_copies", "copies_lost", "copies_damaged", "days_held")}}))
-        csv = wants_csv(request, format)
-        page, token, links = paginate(request, rows, "batch_id", None if csv else page_size, page_token)
-        body = {"area": resolved.area, "library_type": area.library_type, "as_of": as_of.isoformat(),
-                "loan_days": loan_days, "items": page, "next_page_token": token}
-        return respond(request, body, page, BATCH_COLUMNS, format, "rotation-batches", headers=links)
+def _unknown(library_id: str) -> dict[str, str]:
+    return {"library_id": library_id, "name_vi": library_id, "name_en": library_id}
 
-    @router.get("/libraries", summary="Rotation books on hand per library at a date, paginated",
-                responses=documented(models.OnHandList))
-    def on_hand(
-        request: Request,
-        principal: Annotated[Principal, Depends(read)],
-        area: Annotated[AreaQuery, Depends(area_query)],
-        as_of: Annotated[date, Depends(as_of_query)],
-        page_size: PageSize = 100,
-        page_token: PageToken = None,
-        format: FormatParam = None,
-    ) -> Response:
-        resolved = places.resolve(principal, area)
-        holders = names(as_of)
-        rows: list[dict[str, Any]] = []
-        for row in rotation_store.on_hand_by_library(store, places.typed(resolved, as_of), as_of):
-            name_vi, name_en = holders.get(row["library_id"], (row["library_id"], row["library_id"]))
-            rows.append(plain({"library_id": row["library_id"], "name_vi": name_vi, "name_en": name_en,
-                               "areas": places.row_codes(row),
-                               **{k: row[k] for k in ("batches_on_hand", "copies_on_hand",
-                                                      "ethnic_language_copies_on_hand", "days_held",
-                                                      "longest_held_days")}}))
-        csv = wants_csv(request, format)
-        page, token, links = paginate(request, rows, "library_id", None if csv else page_size, page_token)
-        body = {"area": resolved.area, "library_type": area.library_type, "as_of": as_of.isoformat(),
-                "items": page, "next_page_token": token}
-        return respond(request, body, page, ON_HAND_COLUMNS, format, "rotation-libraries", headers=links)
 
-    @router.get("/provinces", summary="Rotation per province at a date: circulation, overdue batches, loss rate",
-                responses=documented(models.ProvinceRotations))
-    def provinces(
-        request: Request,
-        principal: Annotated[Principal, Depends(read)],
-        as_of: Annotated[date, Depends(as_of_query)],
-        scheme: SchemeParam = "legacy",
-        province: ProvinceParam = None,
-        format: FormatParam = None,
-    ) -> Response:
-        resolved = places.resolve(principal, AreaQuery(scheme, province))
-        rows = [row for row in province_rows(places, store, scheme, as_of, loan_days)
-                if not province or row["province_code"] == province]
-        body = {"area": resolved.area, "as_of": as_of.isoformat(), "loan_days": loan_days, "items": rows}
-        return respond(request, body, rows, PROVINCE_COLUMNS, format, f"rotation-provinces-{scheme}")
+@router.get("/batches", summary="Rotation batches at a date (status, holder, copies), paginated",
+            responses=documented(models.Batches))
+def batches(
+    asked: AreaRequest,
+    as_of: AsOf,
+    store: StoreDep,
+    areas: AreasDep,
+    loan_days: LoanDays,
+    status: Annotated[Literal["dispatched", "received", "returned"] | None, Query(
+        description="Only batches in this state at `as_of`.")] = None,
+    in_transit: Annotated[bool | None, Query(
+        description="Only batches dispatched and not yet received (true), or the others (false).")] = None,
+    overdue: Annotated[bool | None, Query(
+        description="Only batches not returned ROTATION_LOAN_DAYS after dispatch (true), or the others.")] = None,
+    page_size: PageSize = 100,
+    page_token: PageToken = None,
+) -> Response:
+    holders = _holder(areas, as_of)
+    rows = []
+    where = areas.aggregates.of_type(asked.area.filter, asked.area.query.library_type, as_of)
+    for row in rotation_store.batches(store, where, as_of):
+        late = row["status"] != "returned" and (as_of - row["dispatched_on"]).days > loan_days
+        moving = row["status"] == "dispatched"
+        if (status and row["status"] != status) or (in_transit is not None and moving != in_transit) or (
+                overdue is not None and late != overdue):
+            continue
+        rows.append(plain({
+            "batch_id": row["batch_id"], "status": row["status"], "in_transit": moving, "overdue": late,
+            "origin": row["origin"],
+            "origin_province": {k: v for k, v in areas.unit("2025", row["origin_province"]).items() if k != "level"},
+            "origin_library_id": row["origin_library_id"],
+            "holder": holders.get(row["library_id"]) or _unknown(row["library_id"]),
+            "areas": areas.row_codes(row),
+            **{k: row[k] for k in ("dispatched_on", "received_on", "returned_on", "titles", "copies",
+                                   "ethnic_language_copies", "copies_lost", "copies_damaged", "days_held")}}))
+    body = {"area": asked.area.area, "library_type": asked.area.query.library_type, "as_of": as_of.isoformat(),
+            "loan_days": loan_days}
+    return asked.respond_page(body, rows, "batch_id", BATCH_COLUMNS, "rotation-batches", page_size, page_token)
 
-    return router
+
+@router.get("/libraries", summary="Rotation books on hand per library at a date, paginated",
+            responses=documented(models.OnHandList))
+def on_hand(
+    asked: AreaRequest,
+    as_of: AsOf,
+    store: StoreDep,
+    areas: AreasDep,
+    page_size: PageSize = 100,
+    page_token: PageToken = None,
+) -> Response:
+    holders = _holder(areas, as_of)
+    rows: list[dict[str, Any]] = []
+    where = areas.aggregates.of_type(asked.area.filter, asked.area.query.library_type, as_of)
+    for row in rotation_store.on_hand_by_library(store, where, as_of):
+        rows.append(plain({**(holders.get(row["library_id"]) or _unknown(row["library_id"])),
+                           "areas": areas.row_codes(row),
+                           **{k: row[k] for k in ("batches_on_hand", "copies_on_hand",
+                                                  "ethnic_language_copies_on_hand", "days_held",
+                                                  "longest_held_days")}}))
+    body = {"area": asked.area.area, "library_type": asked.area.query.library_type, "as_of": as_of.isoformat()}
+    return asked.respond_page(body, rows, "library_id", ON_HAND_COLUMNS, "rotation-libraries", page_size, page_token)
+
+
+@router.get("/provinces", summary="Rotation per province at a date: circulation, overdue batches, loss rate",
+            responses=documented(models.ProvinceRotations))
+def provinces(asked: ProvinceRequest, as_of: AsOf, store: StoreDep, areas: AreasDep, loan_days: LoanDays) -> Response:
+    scheme, province = asked.area.query.scheme, asked.area.query.province
+    rows = [row for row in province_rows(areas, store, scheme, as_of, loan_days)
+            if not province or row["province_code"] == province]
+    body = {"area": asked.area.area, "as_of": as_of.isoformat(), "loan_days": loan_days, "items": rows}
+    return asked.respond(body, rows, PROVINCE_COLUMNS, f"rotation-provinces-{scheme}")

@@ -11,6 +11,7 @@ what comes back is a handful of numbers, never a row per library and month.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import functools
 import hashlib
 import json
@@ -24,11 +25,11 @@ from typing import Any
 
 from services.domain.forms.library_registry import new_library_id
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
+from services.domain.periods import Granularity
 from services.domain.reference import Reference
 from services.domain.registry import LibraryAt, registry_at
 from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store, string_list
-from services.store.rollups import Granularity
 
 RETRACTED = "submission_retracted"
 _COORDINATION_FORMS = ("rotation_moved", "mobile_session_held", "reading_promotion_held")
@@ -72,6 +73,12 @@ class Aggregates:
 
     def libraries_of_type(self, library_type: str, day: date) -> list[str]:
         return sorted(lib.library_id for lib in self.registry(day).values() if lib.library_type == library_type)
+
+    def of_type(self, area: AreaFilter, library_type: str | None, day: date) -> AreaFilter:
+        """``area`` narrowed to its libraries of ``library_type`` (the registry at ``day``), if one is given."""
+        if not library_type:
+            return area
+        return dataclasses.replace(area, library_ids=tuple(self.libraries_of_type(library_type, day)))
 
     # --- aggregates ---------------------------------------------------------------------------
 
@@ -351,14 +358,7 @@ class Aggregates:
                 recent.add(row["worker"])
             if row["result"] == "passed":
                 passed.add(row["worker"])
-        suffix = "legacy" if area.scheme == "legacy" else "2025"
-
-        def in_area(row: dict[str, Any]) -> bool:
-            return ((not area.library_id or row["library_id"] == area.library_id)
-                    and (not area.province_code or row[f"province_{suffix}"] == area.province_code)
-                    and (not area.commune_code or row[f"commune_{suffix}"] == area.commune_code))
-
-        active = {w for w in recent if in_area(latest[w])}
+        active = {w for w in recent if area.row_contains(latest[w])}
         return ratio(len(active & passed), len(active), "K3", year)
 
     def _reporting(self, area: AreaFilter, year: int, day: date,

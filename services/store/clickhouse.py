@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import clickhouse_connect
 from pydantic import BaseModel
 
 from services.config import TIMEZONE
 from services.domain.dead_letters import DeadLetter, Rejection
-from services.domain.events import Envelope, Scheme
+from services.domain.events import SCHEMES, Envelope, Scheme
 from services.domain.report_chains import ChainKind, ReportChain
 from services.domain.rotation import REASON_CODE as ROTATION_INVALID
 from services.store.migrations import migrate
@@ -28,6 +28,8 @@ from services.store.migrations import migrate
 _CLOSED_BY_PROCESSOR = f"'{ROTATION_INVALID}'"  # reason codes of dead letters only their processor resolves
 _DEAD_LETTER_COLUMNS = ["dead_letter_id", "stage", "reason_code", "reason_vi", "reason_en", "instance_id", "form_id",
                         "library_id", "submitter", "content_hash", "raw_xml", "event_json", "recorded_at"]
+REJECTION_COLUMNS = ["rejection_id", "form_id", "instance_id", "status", "reason_code", "reason_vi", "reason_en",
+                     "submitter", "received_at"]
 _EVENT_COLUMNS = ["event_id", "root_id", "deprecated_id", "event_type", "form_id", "form_version", "library_id",
                   "occurred_on", "submitted_at", "source", "submitter", "content_hash", "province_legacy",
                   "commune_legacy", "province_2025", "commune_2025", "payload", "version"]
@@ -61,42 +63,63 @@ def string_list(name: str, values: Sequence[str]) -> tuple[str, dict[str, Any]]:
     return f"splitByChar(',', {{{name}:String}})", {name: ",".join(values)}
 
 
+def area_column(level: Literal["province", "commune"], scheme: Scheme) -> str:
+    """The column of ``level`` codes under ``scheme`` in every table that has areas (``province_legacy``,
+    ``commune_2025``…). It names a column in SQL: only the two schemes pass, never other text."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}")
+    return f"{level}_{scheme}"
+
+
 @dataclass(frozen=True)
 class AreaFilter:
-    """An area under one scheme: the region (no codes), a province, a commune or one library."""
+    """An area under one scheme: the region (no codes), a province, a commune or one library; and,
+    when ``library_ids`` is given, only those libraries of it (the libraries of a type)."""
 
     scheme: Scheme
     province_code: str | None = None
     commune_code: str | None = None
     library_id: str | None = None
+    library_ids: tuple[str, ...] | None = None
 
     @property
     def by_library(self) -> bool:
-        """Whether the area is narrowed to some libraries (one here; those of a type in a subclass): then
-        only tables with a ``library_id`` can answer for it."""
-        return self.library_id is not None
+        """Whether the area is narrowed to some libraries: then only tables with a ``library_id`` can
+        answer for it."""
+        return self.library_id is not None or self.library_ids is not None
 
     def where(self) -> tuple[list[str], dict[str, Any]]:
         """SQL conditions on the tables' ``province_<scheme>``/``commune_<scheme>``/``library_id`` columns."""
-        suffix = "legacy" if self.scheme == "legacy" else "2025"
         clauses, params = [], {}
-        for column, value, name in ((f"province_{suffix}", self.province_code, "province"),
-                                    (f"commune_{suffix}", self.commune_code, "commune"),
+        for column, value, name in ((area_column("province", self.scheme), self.province_code, "province"),
+                                    (area_column("commune", self.scheme), self.commune_code, "commune"),
                                     ("library_id", self.library_id, "library")):
             if value:
                 clauses.append(f"{column} = {{{name}:String}}")
                 params[name] = value
+        if self.library_ids is not None:
+            ids, values = string_list("typed_library_ids", self.library_ids)
+            clauses.append(f"library_id IN (SELECT arrayJoin({ids}))")
+            params |= values
         return clauses, params
 
     def contains(self, areas: Sequence[Any], library_id: str) -> bool:
         """Whether a library (its areas, one per scheme) lies in this area."""
-        if self.library_id and library_id != self.library_id:
+        if (self.library_id and library_id != self.library_id) or (
+                self.library_ids is not None and library_id not in self.library_ids):
             return False
         area = next((a for a in areas if a.scheme == self.scheme), None)
         if area is None:
             return False
         return (not self.province_code or area.province_code == self.province_code) and (
             not self.commune_code or area.commune_code == self.commune_code)
+
+    def row_contains(self, row: Mapping[str, Any]) -> bool:
+        """Whether a row with a ``library_id`` and area columns (``province_<scheme>``…) lies in this area."""
+        return ((not self.library_id or row["library_id"] == self.library_id)
+                and (self.library_ids is None or row["library_id"] in self.library_ids)
+                and (not self.province_code or row[area_column("province", self.scheme)] == self.province_code)
+                and (not self.commune_code or row[area_column("commune", self.scheme)] == self.commune_code))
 
 
 def _payload_json(payload: Any) -> str:
@@ -227,9 +250,8 @@ class Store:
         return len(rows)
 
     def record_rejections(self, rejections: Sequence[Rejection]) -> int:
-        columns = ["rejection_id", "form_id", "instance_id", "status", "reason_code", "reason_vi", "reason_en",
-                   "submitter", "received_at"]
-        return self.insert_rows("rejections", columns, [[getattr(r, c) for c in columns] for r in rejections])
+        return self.insert_rows("rejections", REJECTION_COLUMNS,
+                                [[getattr(r, c) for c in REJECTION_COLUMNS] for r in rejections])
 
     def insert_events(self, events: Sequence[tuple[int, Envelope]]) -> int:
         rows = []
@@ -259,6 +281,17 @@ class Store:
         return self.select(
             f"SELECT * EXCEPT (resolved), {resolved} AS resolved FROM dead_letters FINAL {where} "
             "ORDER BY recorded_at DESC LIMIT {limit:UInt32}", {"limit": limit})
+
+    def rejections(self, form_id: str | None, reason_code: str | None, limit: int) -> list[dict[str, Any]]:
+        """The intake's recorded rejections, newest first, of one form and one reason when given."""
+        clauses, params = [], {"limit": limit}
+        for column, value in (("form_id", form_id), ("reason_code", reason_code)):
+            if value:
+                clauses.append(f"{column} = {{{column}:String}}")
+                params[column] = value
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self.select(f"SELECT {', '.join(REJECTION_COLUMNS)} FROM rejections FINAL {where} "
+                           "ORDER BY received_at DESC, rejection_id LIMIT {limit:UInt32}", params)
 
     def table_version(self, table: str) -> tuple[Any, ...]:
         """What changes whenever ``table``'s rows may have: its active parts (every insert makes one;

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from services.domain.forms.visit_log import COUNT_FIELDS
+from services.domain.periods import Granularity
 from services.store.clickhouse import AreaFilter
 
-Granularity = Literal["day", "month", "quarter", "year"]
 VALUES: tuple[str, ...] = (*COUNT_FIELDS, "reports", "on_time_reports")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from services.domain.dead_letters import DeadLetter
 from services.domain.events import Scheme
 from services.domain.rotation import LetterChange, RotationBatchRow, RotationMovementRow
-from services.store.clickhouse import AreaFilter, Store
+from services.store.clickhouse import AreaFilter, Store, area_column
 
 BATCH_COLUMNS = ["batch_id", "status", "origin", "origin_province", "origin_library_id", "library_id",
                  "province_legacy", "commune_legacy", "province_2025", "commune_2025", "dispatched_on", "received_on",
@@ -120,9 +120,9 @@ def province_rotation(store: Store, scheme: Scheme, as_of: date, loan_days: int)
     batches overdue (dispatched more than ``loan_days`` before ``as_of``, not returned), copies lost
     and damaged, loss rate = lost ÷ copies dispatched (None when nothing was dispatched)."""
     base, params = _as_of(AreaFilter(scheme), as_of)
-    suffix = "legacy" if scheme == "legacy" else "2025"
+    province = area_column("province", scheme)
     rows = store.select(f"""
-        SELECT province_{suffix} AS province_code, count() AS batches_dispatched, sum(copies) AS copies_dispatched,
+        SELECT {province} AS province_code, count() AS batches_dispatched, sum(copies) AS copies_dispatched,
                countIf(status_at != 'returned') AS batches_in_circulation,
                sumIf(left_at, status_at != 'returned') AS copies_in_circulation,
                countIf(status_at != 'returned'
