@@ -18,7 +18,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 
 from services.config import Settings
-from services.intake.blobs import BlobStore
+from services.intake.blobs import FileBlobStore
 from services.intake.upload import Limits, read_upload
 from services.web import create_app, serve
 
@@ -27,7 +27,7 @@ def empty_app(settings: Settings):  # noqa: ANN201 - a FastAPI app
     router = APIRouter()
     xform = (settings.forms_dir / "visit_log.xml").read_bytes()
     limits = Limits(settings.max_submission_bytes, settings.max_attachment_bytes)
-    blobs = BlobStore(Path(tempfile.mkdtemp(prefix="empty-server-")))
+    blobs = FileBlobStore(Path(tempfile.mkdtemp(prefix="empty-server-")))
 
     @router.get("/forms/visit_log.xml")
     def form_xml() -> Response:

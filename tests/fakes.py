@@ -18,6 +18,7 @@ from services.bus.base import PublishFailed
 from services.bus.codec import Message
 from services.domain.events import Envelope
 from services.intake.blobs import BlobStore
+from services.intake.keyed_lock import KeyedLock
 from services.intake.ledger import LedgerEntry
 
 
@@ -61,6 +62,7 @@ class InMemoryLedger:
 
     def __init__(self, blobs: BlobStore):
         self.blobs = blobs
+        self.exclusive = KeyedLock().holding
         self._accepted: dict[str, tuple[LedgerEntry, datetime]] = {}
         self._held: dict[str, dict[str, str]] = {}
         self._partial: dict[str, tuple[str, datetime]] = {}  # instanceID → (attachments JSON, last part at)

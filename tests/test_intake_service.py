@@ -20,7 +20,7 @@ from services.domain.errors import SubmissionRejected
 from services.domain.events import SubmissionRetracted
 from services.domain.reference import Library, default_reference
 from services.intake.accounts import Account
-from services.intake.blobs import BlobStore, IncomingFile
+from services.intake.blobs import BlobStore, FileBlobStore, IncomingFile
 from services.intake.refusals import BusUnavailable, OutOfScope, SubmissionConflict
 from services.intake.service import IntakeService
 from tests.conftest import visit_answers
@@ -64,7 +64,7 @@ class Intake:
 
 @pytest.fixture
 def intake(tmp_path: Path) -> Intake:
-    publisher, ledger, clock = ListPublisher(), InMemoryLedger(BlobStore(tmp_path / "blobs")), [NOW]
+    publisher, ledger, clock = ListPublisher(), InMemoryLedger(FileBlobStore(tmp_path / "blobs")), [NOW]
     service = IntakeService(REFERENCE, ledger, publisher, known_forms={"visit_log": VERSION},
                             clock=lambda: clock[0], held_timeout=timedelta(days=7))
     return Intake(service, publisher, ledger, clock)

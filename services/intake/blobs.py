@@ -1,6 +1,11 @@
 """Where the intake keeps the bytes phones send: raw XML and attachments, by content (sha256).
 
-Three places under one root, on one filesystem so that moving a file between them is a rename:
+``BlobStore`` is the port; ``FileBlobStore`` (here: files, the embedded mode) and
+``PostgresBlobStore`` (``services/intake/postgres/blobs.py``: shared by every intake replica)
+its adapters. Both receive a request's attachments into local files first (``Incoming``),
+hashed and counted while the body is read, so the limits hold before anything is kept.
+
+The file store keeps three places under one root, on one filesystem so that moving a file between them is a rename:
 
 - ``<root>/<2 hex>/<sha256>``: what was accepted (or held), named by its digest, never by a name
   the phone chose. Written once; a file there is complete (written, fsynced, then renamed in from
@@ -25,7 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from services.domain.errors import StorageFull
 from services.domain.events import AttachmentRef
@@ -95,22 +100,89 @@ def _storage_error(exc: OSError, path: Path) -> Exception:
     return StorageFull(f"no space to store {path.name} in {path.parent}: {exc}") if exc.errno in _NO_SPACE else exc
 
 
-class BlobStore:
+class BlobStore(Protocol):
+    """Content-addressed bytes: what was accepted or held, and the parked parts of split uploads."""
+
+    def stage(self) -> StagedBlob:
+        """A local file to receive an attachment into while the body is read."""
+
+    def stage_bytes(self, data: bytes) -> StagedBlob:
+        """``data`` staged as if it had arrived in a request (ODK Central's attachments)."""
+
+    def forget_stale_incoming(self, older_than_s: float = STALE_INCOMING_S) -> int: ...
+
+    def has(self, digest: str) -> bool: ...
+
+    def read(self, digest: str) -> bytes: ...
+
+    def keep(self, data: bytes) -> str:
+        """Store ``data`` under its sha256; return the digest."""
+
+    def commit(self, staged: StagedBlob) -> str:
+        """Take a finished staged blob into the store under its digest (a no-op for bytes already there)."""
+
+    def park(self, instance_id: str, staged: StagedBlob) -> None:
+        """Keep a part's attachment until its upload's last part comes (or the upload expires)."""
+
+    def adopt_parked(self, instance_id: str, digest: str) -> bool:
+        """Move a parked attachment into the store; False if it is in neither place."""
+
+    def drop_parked(self, instance_id: str) -> None: ...
+
+
+class Incoming:
+    """Files being received (``<root>``), before anyone knows whether they will be kept."""
+
     def __init__(self, root: Path):
         self._root = root
-        self._incoming = root / "incoming"
-        self._partial = root / "partial"
-        self._incoming.mkdir(parents=True, exist_ok=True)
-        self.forget_stale_incoming()
+        self._root.mkdir(parents=True, exist_ok=True)
+        self.forget_stale()
 
-    def forget_stale_incoming(self, older_than_s: float = STALE_INCOMING_S) -> int:
-        """Delete what a crash left in ``incoming/``: never accepted, never answered 201. Only files
-        older than any request lasts, since another process (a Central pull) may share the folder."""
+    def forget_stale(self, older_than_s: float = STALE_INCOMING_S) -> int:
+        """Delete what a crash left: never accepted, never answered 201. Only files older than any
+        request lasts, since another process (a Central pull) may share the folder."""
         oldest = time.time() - older_than_s
-        stale = [path for path in self._incoming.iterdir() if path.stat().st_mtime < oldest]
+        stale = [path for path in self._root.iterdir() if path.stat().st_mtime < oldest]
         for path in stale:
             path.unlink(missing_ok=True)
         return len(stale)
+
+    def stage(self) -> StagedBlob:
+        return open_staged(self._root / f"{uuid.uuid4().hex}.tmp")
+
+    def stage_bytes(self, data: bytes) -> StagedBlob:
+        staged = self.stage()
+        try:
+            staged.write(data)
+            staged.finish()
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
+
+
+def open_staged(path: Path) -> StagedBlob:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return StagedBlob(path, path.open("wb"))
+    except OSError as exc:
+        raise _storage_error(exc, path) from exc
+
+
+class FileBlobStore:
+    def __init__(self, root: Path):
+        self._root = root
+        self._incoming = Incoming(root / "incoming")
+        self._partial = root / "partial"
+
+    def forget_stale_incoming(self, older_than_s: float = STALE_INCOMING_S) -> int:
+        return self._incoming.forget_stale(older_than_s)
+
+    def stage(self) -> StagedBlob:
+        return self._incoming.stage()
+
+    def stage_bytes(self, data: bytes) -> StagedBlob:
+        return self._incoming.stage_bytes(data)
 
     def path(self, digest: str) -> Path:
         return self._root / digest[:2] / digest
@@ -130,35 +202,13 @@ class BlobStore:
         # Staged beside its final name (one of 256 folders), not in incoming/: concurrent requests
         # then create and rename in different directories (one busy directory cost a quarter of the
         # intake's throughput).
-        staged = self._open(path.with_name(f"{digest}.{uuid.uuid4().hex}.tmp"))
+        staged = open_staged(path.with_name(f"{digest}.{uuid.uuid4().hex}.tmp"))
         try:
             staged.write(data)
             staged.finish()
             return self.commit(staged)
         finally:
             staged.discard()
-
-    def stage(self) -> StagedBlob:
-        return self._open(self._incoming / f"{uuid.uuid4().hex}.tmp")
-
-    @staticmethod
-    def _open(path: Path) -> StagedBlob:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return StagedBlob(path, path.open("wb"))
-        except OSError as exc:
-            raise _storage_error(exc, path) from exc
-
-    def stage_bytes(self, data: bytes) -> StagedBlob:
-        """``data`` staged as if it had arrived in a request (ODK Central's attachments)."""
-        staged = self.stage()
-        try:
-            staged.write(data)
-            staged.finish()
-        except BaseException:
-            staged.discard()
-            raise
-        return staged
 
     def commit(self, staged: StagedBlob) -> str:
         """Move a finished staged blob into the store under its digest (a no-op for bytes already there)."""

@@ -11,8 +11,10 @@ A captured ``Authorization`` header must not open a second request: each nonce's
 nonce count (``nc``) is remembered until the nonce expires, and a request whose ``nc`` is not
 above it is refused with ``stale=true`` — a client that raced itself simply retries with a
 fresh nonce, a replayer learns nothing. Without ``qop`` (RFC 2069) there is no ``nc``: such a
-header is good for one request. The counts live in this process (one intake); a second
-replica would accept a header replayed to it once, until the shared ledger holds them.
+header is good for one request. ``NonceCounts`` is the port: ``InMemoryNonceCounts`` when one
+intake process serves (embedded, SQLite ledger), ``PostgresNonceCounts``
+(``services/intake/postgres/nonce_counts.py``) when replicas share the ledger, so a header
+replayed to another replica is refused there too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.request import parse_http_list, parse_keqv_list
 
 from services.intake.accounts import Account, Accounts, ha1
@@ -50,8 +53,16 @@ class AuthResult:
     username: str = ""  # as claimed; a known account's name only
 
 
-class NonceCounts:
+class NonceCounts(Protocol):
     """The highest ``nc`` used with each nonce, kept while the nonce is valid."""
+
+    def advance(self, nonce: str, issued_at: float, nc: int) -> bool:
+        """Record ``nc`` for ``nonce`` (a nonce of ours, checked); False when it is not above the
+        highest seen (a replay)."""
+
+
+class InMemoryNonceCounts:
+    """``NonceCounts`` of one process, bounded: past ``max_nonces`` live nonces a new one is refused."""
 
     def __init__(self, lifetime_s: float, clock: Callable[[], float] = time.time, max_nonces: int = 200_000):
         self._lifetime_s, self._clock, self._max = lifetime_s, clock, max_nonces
@@ -81,11 +92,12 @@ class NonceCounts:
 
 
 class DigestAuthenticator:
-    def __init__(self, accounts: Accounts, secret: bytes | None = None, lifetime_s: int = NONCE_LIFETIME_S):
+    def __init__(self, accounts: Accounts, secret: bytes | None = None, lifetime_s: int = NONCE_LIFETIME_S,
+                 counts: NonceCounts | None = None):
         self.accounts = accounts
         self._secret = secret or secrets.token_bytes(32)
         self._lifetime_s = lifetime_s
-        self._counts = NonceCounts(lifetime_s)
+        self._counts = counts or InMemoryNonceCounts(lifetime_s)
 
     def _sign(self, stamp: str) -> str:
         return hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]

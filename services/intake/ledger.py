@@ -1,7 +1,9 @@
 """What the intake has accepted: instanceID → answers' hash and edit-chain root.
 
-``Ledger`` is the port the intake's service depends on; ``SqliteLedger`` is its adapter (the
-unit tests' in-memory one is ``tests/fakes.py``).
+``Ledger`` is the port the intake's service depends on; ``SqliteLedger`` is its embedded adapter
+(one process: its ``exclusive`` is an in-process lock), ``PostgresLedger``
+(``services/intake/postgres/ledger.py``) the one every intake replica shares (the unit tests'
+in-memory one is ``tests/fakes.py``).
 
 This is how an identical resend is recognised (201, nothing published) and a different
 submission reusing an instanceID is refused (409). The raw XML and attachments are kept
@@ -18,12 +20,14 @@ a second connection (WAL: readers never wait for the writer's fsync). A full dis
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from services.intake.blobs import BlobStore
+from services.intake.blobs import BlobStore, FileBlobStore
+from services.intake.keyed_lock import KeyedLock
 from services.sqlite import GroupCommit, full_disk_refused, open_durable
 
 
@@ -43,14 +47,19 @@ class Ledger(Protocol):
 
     blobs: BlobStore
 
+    def exclusive(self, *instance_ids: str | None) -> AbstractContextManager[None]:
+        """Hold these instanceIDs (None and empty ignored): every caller sharing this ledger — every
+        thread, and for a shared ledger every process — runs its check → publish → record for them
+        one at a time, so of racing sends one wins and the others see it. Not reentrant."""
+
     def lookup(self, instance_id: str) -> LedgerEntry | None: ...
 
     def chain(self, root_id: str) -> list[LedgerEntry]:
         """Every accepted version of an edit chain (its first instanceID is ``root_id``), in the order accepted."""
 
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
-        """Commit ``entry``; returns once it is durable (raises what the commit raised). A second entry
-        for an instanceID is ignored."""
+        """Commit ``entry``; returns once it is durable (raises what the commit raised), or inside
+        ``exclusive``, once the block ends without an error. A second entry for an instanceID is ignored."""
 
     def mark_retracted(self, instance_id: str) -> None: ...
 
@@ -86,7 +95,8 @@ _ENTRY_COLUMNS = "instance_id, root_id, content_hash, form_id, raw_sha256, event
 class SqliteLedger:
     def __init__(self, state_dir: Path):
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.blobs = BlobStore(state_dir / "raw")
+        self.blobs = FileBlobStore(state_dir / "raw")
+        self.exclusive = KeyedLock().holding  # one process owns the file
         self._path = state_dir / "intake.sqlite"
         self._db = open_durable(self._path)
         self._db.execute(

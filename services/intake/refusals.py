@@ -123,3 +123,16 @@ class BusUnavailable(Refused):
         super().__init__(503, [Reason(
             "bus_unavailable", "Máy chủ tạm thời không lưu được bản gửi; Collect sẽ gửi lại sau.",
             "The server cannot store submissions right now; Collect will retry.")], retry_after=30, detail=detail)
+
+
+class LedgerUnavailable(Refused):
+    """The shared ledger (PostgreSQL) cannot be reached or answer now: what the request began was
+    rolled back, so the phone keeps the submission and its resend is a first submission (or, had
+    the event been published already, a duplicate the processors drop). ``detail``: the driver's
+    why, without a password."""
+
+    def __init__(self, detail: str):
+        super().__init__(503, [Reason(
+            "ledger_unavailable", "Máy chủ tạm thời không ghi được sổ nhận; Collect sẽ gửi lại sau.",
+            "The server cannot reach its intake ledger right now; Collect will retry.")],
+            retry_after=30, detail=detail)

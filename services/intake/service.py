@@ -5,8 +5,9 @@ submission away is a ``Refused`` (``refusals.py``), a bus that cannot make an ev
 what makes the guarantees: the event is published (durable) before the ledger records
 it and before 201 is sent, so an acknowledged submission is never lost; a crash between
 publish and record means the phone resends, and the processors drop the duplicate. For one
-instanceID (and the version an edit replaces) the steps run one request at a time, so of
-several racing sends exactly one wins and the others see it.
+instanceID (and the version an edit replaces) the steps run one request at a time — the
+ledger's ``exclusive``: across every replica when the ledger is shared — so of several racing
+sends exactly one wins and the others see it.
 
 Scope: an account writes only for its provinces. A new version must lie in them, and so must
 every earlier version of the chain it replaces — an edit, a retraction or a held edit released
@@ -41,9 +42,8 @@ from services.domain.reference import Reference
 from services.domain.submission import Submission, parse_submission
 from services.intake.accounts import ANONYMOUS, Account
 from services.intake.blobs import IncomingFile
-from services.intake.keyed_lock import KeyedLock
 from services.intake.ledger import Ledger, LedgerEntry
-from services.intake.refusals import BusUnavailable, OutOfScope, SubmissionConflict
+from services.intake.refusals import BusUnavailable, LedgerUnavailable, OutOfScope, SubmissionConflict
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _merge(earlier: list[AttachmentRef], later: Sequence[AttachmentRef]) -> list
 
 _ATTACHMENTS = TypeAdapter(list[AttachmentRef])
 # Refusals that say "not now", not "not this": the submission may be tried again as it is.
-_NOT_DURABLE = (BusUnavailable, StorageFull)
+_NOT_DURABLE = (BusUnavailable, LedgerUnavailable, StorageFull)
 
 
 class IntakeService:
@@ -81,7 +81,6 @@ class IntakeService:
         self._clock = clock
         self._held_timeout = held_timeout
         self._partial_timeout = partial_timeout
-        self._locks = KeyedLock()
 
     def _spec(self, submission: Submission) -> FormSpec:
         spec = FORMS.get(submission.form_id)
@@ -118,7 +117,7 @@ class IntakeService:
         taken (a refusal, an error) is deleted before this returns."""
         try:
             submission = parse_submission(raw)
-            with self._locks.holding(submission.instance_id, submission.deprecated_id):
+            with self._ledger.exclusive(submission.instance_id, submission.deprecated_id):
                 accepted = self._submit(submission, raw, account, source, attachments, incomplete)
         except Refused as exc:
             _log_refused(raw, exc, account, source)
@@ -243,14 +242,19 @@ class IntakeService:
         once its edit is published and recorded, or refused into the dead letters: if that fails (the
         broker is down, the disk full), it stays held and the next resend of ``instance_id`` or the
         sweep tries again — the original, already durable, keeps its 201."""
-        for held in self._ledger.held(waiting_for=instance_id):
+        try:
+            waiting = self._ledger.held(waiting_for=instance_id)
+        except _NOT_DURABLE:  # the ledger is unreachable now: the next resend or the sweep tries again
+            log.warning("edits held for %s not looked up", instance_id, extra={"event_id": instance_id})
+            return
+        for held in waiting:
             provinces = json.loads(held["provinces"]) if held["provinces"] else []
             account = Account(held["username"], provinces=frozenset(provinces))
             files = _ATTACHMENTS.validate_json(held["attachments"])
             raw = self._blobs.read(held["raw_sha256"])
             try:
                 submission = parse_submission(raw)
-                with self._locks.holding(held["instance_id"], instance_id):
+                with self._ledger.exclusive(held["instance_id"], instance_id):
                     if not self._ledger.held(instance_id=held["instance_id"]):
                         continue  # released meanwhile by another request
                     try:
@@ -284,7 +288,7 @@ class IntakeService:
         expired = self._ledger.held(held_before=now - self._held_timeout)
         came = []
         for held in expired:
-            with self._locks.holding(held["instance_id"], held["deprecated_id"]):
+            with self._ledger.exclusive(held["instance_id"], held["deprecated_id"]):
                 if not self._ledger.held(instance_id=held["instance_id"]):
                     continue
                 if self._ledger.lookup(held["deprecated_id"]) is not None:  # its original came; a release failed
@@ -305,7 +309,7 @@ class IntakeService:
         """Forget split uploads whose last part never came within the timeout, and their files."""
         stale = self._ledger.partials_before(self._clock() - self._partial_timeout)
         for instance_id in stale:
-            with self._locks.holding(instance_id):
+            with self._ledger.exclusive(instance_id):
                 self._ledger.forget_partial(instance_id)
             log.info("unfinished split upload expired", extra={"event_id": instance_id})
         return len(stale)
@@ -334,7 +338,7 @@ class IntakeService:
         OutOfScope (and keeps a dead letter) when a version of the chain is outside the account's provinces,
         BusUnavailable when the retraction could not be made durable.
         """
-        with self._locks.holding(instance_id):
+        with self._ledger.exclusive(instance_id):
             entry = self._ledger.lookup(instance_id)
             if entry is None or entry.retracted:
                 return False
