@@ -27,9 +27,12 @@ from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
 from services.intake.accounts import Account, Accounts
 from services.intake.catalogue import FormCatalogue
-from services.intake.digest import DigestAuthenticator
+from services.intake.digest import NONCE_LIFETIME_S, DigestAuthenticator, NonceCounts
 from services.intake.ledger import Ledger, SqliteLedger
 from services.intake.openrosa import openrosa_router
+from services.intake.postgres.database import LedgerDatabase
+from services.intake.postgres.ledger import PostgresLedger
+from services.intake.postgres.nonce_counts import PostgresNonceCounts
 from services.intake.service import IntakeService
 from services.intake.upload import Limits
 from services.login_throttle import LoginThrottle, ThrottlePolicy
@@ -65,13 +68,29 @@ def login_throttle(settings: Settings) -> LoginThrottle:
                                         settings.auth_lockout_s))
 
 
-def _authenticator(settings: Settings) -> DigestAuthenticator | None:
+def _accounts(settings: Settings) -> Accounts | None:
     """Digest accounts from ``ACCOUNTS_FILE``; a file others may read stops the start-up here."""
     if not settings.accounts_file:
         log.warning("ACCOUNTS_FILE is not set: the intake accepts submissions without authentication")
         return None
-    secret = settings.digest_nonce_secret.encode() or None
-    return DigestAuthenticator(Accounts.load(Path(settings.accounts_file)), secret)
+    return Accounts.load(Path(settings.accounts_file))
+
+
+def _authenticator(settings: Settings, accounts: Accounts | None,
+                   counts: NonceCounts | None) -> DigestAuthenticator | None:
+    if accounts is None:
+        return None
+    return DigestAuthenticator(accounts, settings.digest_nonce_secret.encode() or None, counts=counts)
+
+
+def _ledger(settings: Settings) -> tuple[Ledger, NonceCounts | None]:
+    """``LEDGER_DSN``: PostgreSQL, shared with the other intake replicas (Digest nonce counts too);
+    empty: SQLite in ``STATE_DIR`` and the nonce counts in this process (None)."""
+    if not settings.ledger_dsn:
+        return SqliteLedger(settings.state_dir), None
+    database = LedgerDatabase(settings.ledger_dsn, settings.ledger_pool_size).open()
+    ledger = PostgresLedger(database, settings.state_dir / "raw", settings.max_submission_bytes)
+    return ledger, PostgresNonceCounts(database, NONCE_LIFETIME_S)
 
 
 def _openrosa(settings: Settings, catalogue: FormCatalogue, service: IntakeService, ledger: Ledger,
@@ -123,7 +142,7 @@ class EmbeddedStack:
 
 def embedded_stack(settings: Settings) -> EmbeddedStack:
     # Secrets files first: one that others may read stops the start-up before anything is opened.
-    authenticator = _authenticator(settings)
+    accounts = _accounts(settings)
     if settings.api_keys_file:
         keys, demo_key = ApiKeys(Path(settings.api_keys_file)), None
     else:
@@ -138,7 +157,8 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     # 201 means durable, not yet folded: a read (the API, the dashboard, a tool) first waits, bounded,
     # for what was accepted before it, so whoever submitted sees it.
     store.read_barrier = lambda: processors.caught_up(settings.embedded_read_wait_s)
-    ledger = SqliteLedger(settings.state_dir)
+    ledger, counts = _ledger(settings)
+    authenticator = _authenticator(settings, accounts, counts)
     catalogue, service = _intake_service(settings, reference, bus, ledger)
     expiry = Periodic(service.sweep, 300)
     throttle = login_throttle(settings)
@@ -155,11 +175,12 @@ def intake_app(settings: Settings) -> FastAPI:
 
 def distributed_intake(settings: Settings) -> tuple[FastAPI, IntakeService]:
     """The intake service publishing to Kafka, and its IntakeService (Central pull and tests use it too)."""
-    authenticator = _authenticator(settings)
+    accounts = _accounts(settings)
     reference = default_reference(settings.libraries_file)
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                settings.kafka_publish_timeout_s)
-    ledger = SqliteLedger(settings.state_dir)
+    ledger, counts = _ledger(settings)
+    authenticator = _authenticator(settings, accounts, counts)
     catalogue, service = _intake_service(settings, reference, publisher, ledger)
     expiry = Periodic(service.sweep, 300)
     app = create_app("Thư viện cơ sở — intake (OpenRosa)",
@@ -206,7 +227,7 @@ def central_pollers(settings: Settings, client: Client, project_id: int, form_id
     if settings.bus == "kafka":
         publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                    settings.kafka_publish_timeout_s)
-        ledger = SqliteLedger(settings.state_dir)
+        ledger = _ledger(settings)[0]
         _, service = _intake_service(settings, default_reference(settings.libraries_file), publisher, ledger)
         closers: list[Callable[[], object]] = [publisher.close, ledger.close]
     else:

@@ -67,8 +67,8 @@ def env_text(value: object) -> str:
 
 
 def masked_dsn(text: str) -> str:
-    """A DSN (or any text holding one) without its password."""
-    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", text)
+    """A DSN (or any text holding one) without its password (``user:PASSWORD@``, ``password=``)."""
+    return re.sub(r"(password=)[^&\s]*", r"\1***", re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", text))
 
 
 def _port(text: str) -> int:
@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     store_dsn: str = Field(
         "chdb://var/store", description="`chdb://PATH` (embedded ClickHouse) or "
         "`http(s)://[USER:PASSWORD@]HOST[:PORT][/DB]` (ClickHouse server, HTTP port 8123).")
+    ledger_dsn: str = Field(
+        "", description="Intake ledger shared by intake replicas (accepted submissions, held edits, split "
+        "uploads, raw XML and attachments, Digest nonce counts): `postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB"
+        "[?PARAM=…]`. Empty: SQLite and files in `STATE_DIR` (one intake process).")
+    ledger_pool_size: int = Field(
+        20, ge=1, description="Most connections one intake process opens to `LEDGER_DSN` (one per submission "
+        "being accepted); replicas × this must stay under the server's `max_connections`.")
     state_dir: Path = Field(
         Path("var/state"), description="Intake ledger, raw submissions, embedded log and processor state.")
     libraries_file: str = Field(
@@ -232,6 +239,27 @@ class Settings(BaseSettings):
             raise ValueError("its port is not a number in 1..65535")
         if url.path.strip("/").count("/"):
             raise ValueError("names more than one database: http(s)://HOST[:PORT][/DB]")
+        return value
+
+    @field_validator("ledger_dsn")
+    @classmethod
+    def _postgres_dsn(cls, value: str) -> str:
+        if not value:
+            return value
+        url = urlsplit(value)
+        if url.scheme not in ("postgresql", "postgres"):
+            raise ValueError("is not postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB")
+        if not url.hostname and "host=" not in url.query:
+            raise ValueError("has no host: postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB")
+        try:
+            port = url.port
+        except ValueError:  # not a number, or past 65535
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("its port is not a number in 1..65535")
+        database = url.path.strip("/")
+        if not database or "/" in database:
+            raise ValueError("must name one database: postgresql://HOST[:PORT]/DB")
         return value
 
     @field_validator("trusted_proxies")
