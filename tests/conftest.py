@@ -1,4 +1,4 @@
-"""Shared fixtures: built forms, a fresh embedded stack, a real Kafka broker."""
+"""Shared fixtures: built forms, a fresh embedded stack, a real Kafka broker, a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library, default_reference
 from services.intake.forms import build_all
 from tests.clickhouse_http import ClickHouseServer
+from tests import postgres
 from tests.kafka.broker import kafka_bootstrap
 
 OPENROSA = {"X-OpenRosa-Version": "1.0"}
@@ -28,7 +29,7 @@ OPENROSA = {"X-OpenRosa-Version": "1.0"}
 # `make check` runs the tests marked `unit`. They must stay fast: a unit test that asks for a fixture
 # starting a server or Java, or that opens ClickHouse, fails instead of quietly slowing the inner loop.
 SERVER_FIXTURES = frozenset({"forms_dir", "settings", "stack", "client", "clickhouse_server",
-                             "kafka_bootstrap_servers"})
+                             "kafka_bootstrap_servers", "postgres_server", "ledger_dsn"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -131,6 +132,24 @@ def kafka_bootstrap_servers() -> Iterator[str]:
     """A real single-node KRaft broker for the session; $KAFKA_BOOTSTRAP_SERVERS, if set, is used instead."""
     with kafka_bootstrap() as servers:
         yield servers
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """An administrator's DSN of a real PostgreSQL for the session (``tests/postgres.py``: a throw-away
+    cluster; $LEDGER_DSN, if set, is used instead)."""
+    with postgres.postgres_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def ledger_dsn(postgres_server: str) -> Iterator[str]:
+    """A database of the test's own on that server (empty: each intake migrates it), dropped after."""
+    dsn = postgres.create_database(postgres_server)
+    try:
+        yield dsn
+    finally:
+        postgres.drop_database(postgres_server, dsn)
 
 
 def digest_header(user: str, password: str, method: str, uri: str, challenge: str, nc: int = 1) -> str:
