@@ -19,8 +19,8 @@ from services.bootstrap import EmbeddedStack, embedded_stack
 from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library, default_reference
 from services.intake.forms import build_all
-from tests.clickhouse_http import ClickHouseServer
 from tests import postgres
+from tests.clickhouse_http import ClickHouseServer
 from tests.kafka.broker import kafka_bootstrap
 
 OPENROSA = {"X-OpenRosa-Version": "1.0"}
