@@ -3,8 +3,9 @@
 The intake's check → publish → record must run for one instanceID at a time, or two phones
 racing with the same instanceID and different answers both get 201 and the ledger, the log
 and the aggregates keep different versions. A lock per instanceID (and per the version an edit
-replaces) serialises exactly those, and nothing else. Within one process; across intake
-replicas the shared ledger's unique key decides.
+replaces) serialises exactly those, and nothing else. Within one process: the SQLite ledger's
+``exclusive``; across intake replicas the PostgreSQL ledger takes it first, then an advisory lock
+per key (``services/intake/postgres/database.py``).
 """
 
 from __future__ import annotations
