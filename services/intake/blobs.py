@@ -169,11 +169,12 @@ def open_staged(path: Path) -> StagedBlob:
         raise _storage_error(exc, path) from exc
 
 
-class FileBlobStore:
-    def __init__(self, root: Path):
-        self._root = root
-        self._incoming = Incoming(root / "incoming")
-        self._partial = root / "partial"
+class StagesLocally:
+    """What every blob store does alike: a body's files are staged in a local folder while it is
+    read (its limits checked as bytes arrive); only what is kept reaches the store itself."""
+
+    def __init__(self, incoming: Path):
+        self._incoming = Incoming(incoming)
 
     def forget_stale_incoming(self, older_than_s: float = STALE_INCOMING_S) -> int:
         return self._incoming.forget_stale(older_than_s)
@@ -183,6 +184,13 @@ class FileBlobStore:
 
     def stage_bytes(self, data: bytes) -> StagedBlob:
         return self._incoming.stage_bytes(data)
+
+
+class FileBlobStore(StagesLocally):
+    def __init__(self, root: Path):
+        super().__init__(root / "incoming")
+        self._root = root
+        self._partial = root / "partial"
 
     def path(self, digest: str) -> Path:
         return self._root / digest[:2] / digest

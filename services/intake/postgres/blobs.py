@@ -13,25 +13,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from services.intake.blobs import STALE_INCOMING_S, Incoming, StagedBlob
+from services.intake.blobs import StagedBlob, StagesLocally
 from services.intake.postgres.database import LedgerDatabase
 from services.intake.refusals import UploadRefused, too_large
 
 
-class PostgresBlobStore:
+class PostgresBlobStore(StagesLocally):
     def __init__(self, database: LedgerDatabase, staging_dir: Path, max_bytes: int):
+        super().__init__(staging_dir / "incoming")
         self._db = database
-        self._incoming = Incoming(staging_dir / "incoming")
         self._max_bytes = max_bytes
-
-    def forget_stale_incoming(self, older_than_s: float = STALE_INCOMING_S) -> int:
-        return self._incoming.forget_stale(older_than_s)
-
-    def stage(self) -> StagedBlob:
-        return self._incoming.stage()
-
-    def stage_bytes(self, data: bytes) -> StagedBlob:
-        return self._incoming.stage_bytes(data)
 
     def _check_size(self, size: int) -> None:
         if size > self._max_bytes:
