@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from time import monotonic, sleep
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -153,7 +154,7 @@ def group_lag(settings: Settings, group: str, topics: Sequence[str] | None = Non
         committed = consumer.committed(tps, timeout=timeout_s) if tps else []
         out = []
         for tp in committed:
-            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
+            low, high = _watermark_offsets(consumer, TopicPartition(tp.topic, tp.partition), timeout_s)
             out.append(PartitionLag(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None, low, high))
         return out
     finally:
@@ -191,9 +192,22 @@ def watermarks(settings: Settings, topics: Sequence[str] | None = None,
     consumer = _consumer(settings, "thuvien-ops")
     try:
         tps = _partitions(consumer, topics or worker_input_topics(settings), timeout_s)
-        return {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout_s) for tp in tps}
+        return {(tp.topic, tp.partition): _watermark_offsets(consumer, tp, timeout_s) for tp in tps}
     finally:
         consumer.close()
+
+
+def _watermark_offsets(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
+    """A partition's (log start, log end). A topic just created may have no leader for a moment
+    ("not leader for partition"): a retriable error is asked again until ``timeout_s`` has passed."""
+    deadline = monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=max(0.5, deadline - monotonic()))
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or monotonic() >= deadline:
+                raise
+            sleep(0.2)
 
 
 def committed_offsets(settings: Settings, group: str, topics: Sequence[str] | None = None,
