@@ -6,7 +6,7 @@ import hashlib
 import io
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from urllib.request import parse_http_list, parse_keqv_list
@@ -19,6 +19,7 @@ from services.bootstrap import EmbeddedStack, embedded_stack
 from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library, default_reference
 from services.intake.forms import build_all
+from tests.caddy import Caddy
 from tests.clickhouse_http import ClickHouseServer
 from tests.kafka.broker import kafka_bootstrap
 
@@ -28,7 +29,7 @@ OPENROSA = {"X-OpenRosa-Version": "1.0"}
 # `make check` runs the tests marked `unit`. They must stay fast: a unit test that asks for a fixture
 # starting a server or Java, or that opens ClickHouse, fails instead of quietly slowing the inner loop.
 SERVER_FIXTURES = frozenset({"forms_dir", "settings", "stack", "client", "clickhouse_server",
-                             "kafka_bootstrap_servers"})
+                             "kafka_bootstrap_servers", "caddy_proxy"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -131,6 +132,25 @@ def kafka_bootstrap_servers() -> Iterator[str]:
     """A real single-node KRaft broker for the session; $KAFKA_BOOTSTRAP_SERVERS, if set, is used instead."""
     with kafka_bootstrap() as servers:
         yield servers
+
+
+@pytest.fixture
+def caddy_proxy() -> Iterator[Callable[..., Caddy]]:
+    """Starts a real Caddy (the repo's Caddyfile, tests/caddy.py) in front of the given upstreams:
+    ``caddy_proxy(intake=["127.0.0.1:P", …], query=[…], env={"MAX_REQUEST_BODY": "128KiB"})``.
+    Every Caddy it started is stopped after the test."""
+    started: list[Caddy] = []
+
+    def start(intake: Sequence[str], query: Sequence[str], env: Mapping[str, str] | None = None) -> Caddy:
+        caddy = Caddy(intake, query, env)
+        started.append(caddy)
+        return caddy.start()
+
+    try:
+        yield start
+    finally:
+        for caddy in started:
+            caddy.stop()
 
 
 def digest_header(user: str, password: str, method: str, uri: str, challenge: str, nc: int = 1) -> str:
