@@ -63,7 +63,7 @@ class Caddy:
     """
 
     def __init__(self, intake: Sequence[str], query: Sequence[str], env: Mapping[str, str] | None = None,
-                 startup_timeout: float = 30.0) -> None:
+                 startup_timeout: float = 60.0) -> None:
         self.intake, self.query = list(intake), list(query)
         self.extra_env = dict(env or {})
         self.startup_timeout = startup_timeout
