@@ -6,7 +6,7 @@ import hashlib
 import io
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from urllib.request import parse_http_list, parse_keqv_list
@@ -20,6 +20,7 @@ from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library, default_reference
 from services.intake.forms import build_all
 from tests import postgres
+from tests.caddy import Caddy
 from tests.clickhouse_http import ClickHouseServer
 from tests.kafka.broker import kafka_bootstrap
 
@@ -29,7 +30,7 @@ OPENROSA = {"X-OpenRosa-Version": "1.0"}
 # `make check` runs the tests marked `unit`. They must stay fast: a unit test that asks for a fixture
 # starting a server or Java, or that opens ClickHouse, fails instead of quietly slowing the inner loop.
 SERVER_FIXTURES = frozenset({"forms_dir", "settings", "stack", "client", "clickhouse_server",
-                             "kafka_bootstrap_servers", "postgres_server", "ledger_dsn"})
+                             "kafka_bootstrap_servers", "postgres_server", "ledger_dsn", "caddy_proxy"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -150,6 +151,25 @@ def ledger_dsn(postgres_server: str) -> Iterator[str]:
         yield dsn
     finally:
         postgres.drop_database(postgres_server, dsn)
+
+
+@pytest.fixture
+def caddy_proxy() -> Iterator[Callable[..., Caddy]]:
+    """Starts a real Caddy (the repo's Caddyfile, tests/caddy.py) in front of the given upstreams:
+    ``caddy_proxy(intake=["127.0.0.1:P", …], query=[…], env={"MAX_REQUEST_BODY": "128KiB"})``.
+    Every Caddy it started is stopped after the test."""
+    started: list[Caddy] = []
+
+    def start(intake: Sequence[str], query: Sequence[str], env: Mapping[str, str] | None = None) -> Caddy:
+        caddy = Caddy(intake, query, env)
+        started.append(caddy)
+        return caddy.start()
+
+    try:
+        yield start
+    finally:
+        for caddy in started:
+            caddy.stop()
 
 
 def digest_header(user: str, password: str, method: str, uri: str, challenge: str, nc: int = 1) -> str:

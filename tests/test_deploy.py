@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,7 +20,29 @@ import yaml
 from services.config import REPO_ROOT, Settings, env_var
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
+CADDYFILE = REPO_ROOT / "deploy" / "caddy" / "Caddyfile"
 APP_SERVICES = {"topics", "intake", "worker", "query"}
+# Who may publish host ports: Caddy (80, 443) for phones and readers; Prometheus and Grafana for operators.
+PUBLISHING = {"caddy", "prometheus", "grafana"}
+SCALED = ("intake", "query")  # replicas behind Caddy: nothing of their own
+
+
+def compose_env(tmp_path: Path) -> Path:
+    """An .env with every variable .env.example names, filled in, as an operator would."""
+    env = tmp_path / ".env"
+    env.write_text("CLICKHOUSE_USER=u\nCLICKHOUSE_PASSWORD=p\nGRAFANA_ADMIN_PASSWORD=g\nDIGEST_NONCE_SECRET=s\n"
+                   "POSTGRES_PASSWORD=pg\nSITE_ADDRESS=localhost\n"
+                   "ACCOUNTS_FILE_HOST=./deploy/accounts.json\nAPI_KEYS_FILE_HOST=./deploy/api_keys.json\n")
+    return env
+
+
+def needs(binary: str, why: str) -> str:
+    found = shutil.which(binary)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} missing: .ci/run installs it ({why})")
+        pytest.skip(f"{binary} is not installed here (CI installs it: {why})")
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -43,23 +66,76 @@ def test_every_environment_variable_is_a_documented_setting(compose: dict):
         assert set(env) <= known, f"{name}: unknown settings {set(env) - known}"
 
 
-def test_published_ports_are_the_ports_the_services_listen_on(compose: dict):
+def test_the_ports_caddy_and_prometheus_reach_are_the_ports_the_services_listen_on(compose: dict):
     services = compose["services"]
     assert services["intake"]["environment"]["PORT"] == "8000"
-    assert any(p.endswith(":8000") for p in services["intake"]["ports"])
     assert services["query"]["environment"]["QUERY_PORT"] == "8001"
-    assert any(p.endswith(":8001") for p in services["query"]["ports"])
     assert services["worker"]["environment"]["FAUST_WEB_PORT"] == "6066"
+    caddyfile = CADDYFILE.read_text("utf-8")
+    # Caddy's defaults (what compose runs): every replica Docker's DNS knows, on the service's port.
+    assert "{$INTAKE_UPSTREAMS:dynamic a intake 8000}" in caddyfile
+    assert "{$QUERY_UPSTREAMS:dynamic a query 8001}" in caddyfile
     scrape = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text("utf-8"))
     targets = {job["job_name"]: job for job in scrape["scrape_configs"]}
-    assert targets["intake"]["static_configs"][0]["targets"] == ["intake:8000"]
-    assert targets["query"]["static_configs"][0]["targets"] == ["query:8001"]
-    assert targets["worker"]["dns_sd_configs"][0]["port"] == 6066
+    for job, port in (("intake", 8000), ("query", 8001), ("worker", 6066)):
+        # Each replica scraped on its own (a service name would reach one replica at random).
+        assert targets[job]["dns_sd_configs"] == [{"names": [job], "type": "A", "port": port}], job
+
+
+def test_only_caddy_faces_phones_and_readers(compose: dict):
+    services = compose["services"]
+    publishing = {name for name, service in services.items() if service.get("ports")}
+    assert publishing == PUBLISHING, publishing
+    assert services["caddy"]["ports"] == ["80:80", "443:443", "443:443/udp"]
+    assert services["caddy"]["image"].startswith("caddy:2.6")  # the Caddy the tests run
+    assert services["caddy"]["command"] == ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter",
+                                            "caddyfile"]
+    assert "./deploy/caddy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["caddy"]["volumes"]
+
+
+def test_intake_and_query_replicas_keep_nothing_of_their_own(compose: dict):
+    """`docker compose up --scale intake=3` works: no fixed name, no host port, no named volume."""
+    named = set(compose["volumes"])
+    for name in SCALED:
+        service = compose["services"][name]
+        assert "container_name" not in service and "ports" not in service, name
+        for volume in service.get("volumes", []):
+            source, target, mode = volume.rsplit(":", 2)
+            # Configuration only, read-only: the same file for every replica.
+            assert source not in named and target.startswith("/config/") and mode == "ro", (name, volume)
+    intake = compose["services"]["intake"]
+    assert intake["environment"]["LEDGER_DSN"].startswith("postgresql://")
+    assert "@postgres:5432/" in intake["environment"]["LEDGER_DSN"]
+    assert intake["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_postgres_keeps_the_ledger_in_a_volume_with_no_default_password(compose: dict):
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"] == "postgres:15"
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    assert "pg_isready" in postgres["healthcheck"]["test"][1]
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:?set in .env}"
+    user, db = postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_DB"]
+    assert compose["services"]["intake"]["environment"]["LEDGER_DSN"] == (
+        f"postgresql://{user}:${{POSTGRES_PASSWORD:?set in .env}}@postgres:5432/{db}")
+
+
+def test_services_believe_forwarded_headers_from_caddy_only(compose: dict):
+    """TRUSTED_PROXIES is Caddy's fixed address: in the compose network's subnet, outside the range Docker
+    hands out to other containers."""
+    import ipaddress
+
+    (pool,) = compose["networks"]["default"]["ipam"]["config"]
+    subnet, handed_out = ipaddress.ip_network(pool["subnet"]), ipaddress.ip_network(pool["ip_range"])
+    caddy = ipaddress.ip_address(compose["services"]["caddy"]["networks"]["default"]["ipv4_address"])
+    assert caddy in subnet and caddy not in handed_out
+    for name in SCALED:
+        assert compose["services"][name]["environment"]["TRUSTED_PROXIES"] == str(caddy), name
 
 
 def test_no_secret_has_a_default_and_env_example_lists_every_variable(compose: dict):
     text = COMPOSE.read_text("utf-8")
-    for secret in ("CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "DIGEST_NONCE_SECRET"):
+    for secret in ("CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "DIGEST_NONCE_SECRET", "POSTGRES_PASSWORD"):
         assert f"${{{secret}:?" in text and f"${{{secret}:-" not in text
     example = (REPO_ROOT / ".env.example").read_text("utf-8")
     used = set(re.findall(r"\$\{([A-Z_]+)", text))
@@ -67,21 +143,36 @@ def test_no_secret_has_a_default_and_env_example_lists_every_variable(compose: d
 
 
 def test_stateful_services_keep_their_data_in_volumes(compose: dict):
-    for name in ("kafka", "clickhouse", "intake", "prometheus", "grafana"):
-        assert compose["services"][name].get("volumes"), name
+    for name, path in (("kafka", "/var/lib/kafka/data"), ("clickhouse", "/var/lib/clickhouse"),
+                       ("postgres", "/var/lib/postgresql/data"), ("prometheus", "/prometheus"),
+                       ("grafana", "/var/lib/grafana"), ("caddy", "/data")):
+        volumes = compose["services"][name]["volumes"]
+        assert any(v.split(":")[0] in compose["volumes"] and v.split(":")[1] == path for v in volumes), name
 
 
-def test_compose_file_is_valid_for_docker_compose(tmp_path):
-    if shutil.which("docker-compose") is None:
-        if os.environ.get("CI"):
-            pytest.fail("docker-compose missing: .ci/run installs Debian's docker-compose")
-        pytest.skip("Debian's docker-compose is not installed here (CI installs it)")
-    env = tmp_path / ".env"
-    env.write_text("CLICKHOUSE_USER=u\nCLICKHOUSE_PASSWORD=p\nGRAFANA_ADMIN_PASSWORD=g\nDIGEST_NONCE_SECRET=s\n"
-                   "ACCOUNTS_FILE_HOST=./deploy/accounts.json\nAPI_KEYS_FILE_HOST=./deploy/api_keys.json\n")
-    result = subprocess.run(["docker-compose", "--env-file", str(env), "-f", str(COMPOSE), "config", "-q"],
-                            capture_output=True, text=True, cwd=REPO_ROOT)
+def test_compose_file_is_valid_for_docker_compose(tmp_path: Path):
+    docker_compose = needs("docker-compose", "it checks docker-compose.yml without an engine")
+    result = subprocess.run([docker_compose, "--env-file", str(compose_env(tmp_path)), "-f", str(COMPOSE), "config",
+                             "-q"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def test_caddyfile_parses_with_the_compose_environment_and_is_formatted(compose: dict, tmp_path: Path):
+    caddy = needs("caddy", "tests/caddy.py runs deploy/caddy/Caddyfile")
+    text = CADDYFILE.read_text("utf-8")
+    placeholders = re.findall(r"\{\$([A-Z_]+)(:?)", text)
+    assert placeholders and all(default for _, default in placeholders), "every placeholder has compose's default"
+    environment = dict(compose["services"]["caddy"]["environment"])
+    environment["SITE_ADDRESS"] = "localhost"  # ${SITE_ADDRESS:-localhost}, as .env.example has it
+    assert set(environment) <= {name for name, _ in placeholders}, "compose sets only what the Caddyfile reads"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), **environment}
+    validate = subprocess.run([caddy, "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+                              capture_output=True, text=True, env=env)
+    assert validate.returncode == 0, validate.stderr[-3000:]
+    assert "Valid configuration" in validate.stdout + validate.stderr
+    formatted = subprocess.run([caddy, "fmt", str(CADDYFILE)], capture_output=True, text=True, env=env)
+    assert formatted.returncode == 0 and formatted.stdout == text, "run `caddy fmt --overwrite deploy/caddy/Caddyfile`"
 
 
 # --- Grafana (deploy/grafana): a provisioned ClickHouse data source and dashboards ----------------------
