@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,13 +18,13 @@ import pytest
 from services.bootstrap import EmbeddedStack, embedded_stack
 from services.bus.admin import ensure_topics
 from services.clock import today_local
-from services.config import REPO_ROOT, Settings
+from services.config import Settings
 from services.domain.reference import Library, default_reference
 from services.intake.accounts import add_account
 from services.tools.submissions import fill_instance, multipart
 from tests.caddy import Caddy
 from tests.conftest import OPENROSA, visit_answers
-from tests.kafka.broker import free_port
+from tests.intake_processes import IntakeProcess, start_intakes
 from tests.serving import serving
 
 StartCaddy = Callable[..., Caddy]
@@ -187,65 +183,13 @@ def test_a_body_over_the_limit_is_refused_and_nothing_is_stored(
 
 # --- (d) intake replicas behind Caddy: spread, and failover -----------------------------------------------------
 
-@dataclass
-class IntakeProcess:
-    """``python -m services.intake`` as compose runs a replica (BUS=kafka), on its own port and state dir."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"intake died:\n{self.log_path.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"http://{self.address}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"intake not ready:\n{self.log_path.read_text()[-3000:]}")
-
-    def accepted(self) -> float:
-        """Submissions this replica accepted, from its own /metrics."""
-        text = httpx.get(f"http://{self.address}/metrics", timeout=5).text
-        return sum(float(line.split()[-1]) for line in text.splitlines()
-                   if line.startswith("intake_submissions_accepted_total{"))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
 @pytest.fixture
 def two_intakes(tmp_path: Path, forms_dir: Path, kafka_bootstrap_servers: str) -> Iterator[list[IntakeProcess]]:
     prefix = f"t{uuid.uuid4().hex[:8]}."
     ensure_topics(kafka_bootstrap_servers, prefix)
-    started: list[IntakeProcess] = []
+    started = start_intakes(["a", "b"], tmp_path, forms_dir=forms_dir, bootstrap=kafka_bootstrap_servers,
+                            prefix=prefix)
     try:
-        for name in ("a", "b"):
-            port = free_port()
-            env = {**os.environ, "BUS": "kafka", "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
-                   "KAFKA_TOPIC_PREFIX": prefix, "HOST": "127.0.0.1", "PORT": str(port),
-                   "STATE_DIR": str(tmp_path / name / "state"), "FORMS_DIR": str(forms_dir),
-                   "TRUSTED_PROXIES": "127.0.0.1", "LOG_LEVEL": "WARNING"}
-            log_path = tmp_path / f"intake-{name}.log"
-            with log_path.open("wb") as log:
-                process = subprocess.Popen([sys.executable, "-m", "services.intake"], cwd=REPO_ROOT, env=env,
-                                           stdout=log, stderr=subprocess.STDOUT)
-            started.append(IntakeProcess(process, port, log_path))
-        for intake in started:
-            intake.wait_ready()
         yield started
     finally:
         for intake in started:
@@ -264,8 +208,7 @@ def test_submissions_are_spread_over_replicas_and_survive_one_dying(
         spread = (a.accepted(), b.accepted())
         assert spread == (10, 10), spread  # round_robin
 
-        b.process.send_signal(signal.SIGKILL)  # a replica dies: no goodbye
-        b.process.wait(10)
+        b.kill()  # a replica dies: no goodbye
         # Requests without a body are retried on the other replica at once (the dial was refused).
         assert [phone.head("/submission").status_code for _ in range(6)] == [204] * 6
         # A POST is not (Caddy 2.6 cannot resend a body): the active check takes the dead replica out
