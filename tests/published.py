@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from services.bus.codec import decode
+from services.bus.codec import Message, decode
 from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS
 from services.domain.events import Envelope
 
@@ -57,6 +57,13 @@ def from_kafka(bootstrap: str, prefix: str = "", topics: Iterable[str] | None = 
     it keeps each partition's offset order, hence one library's publish order (the key is the
     library), and interleaves partitions by time.
     """
+    return [(position, event) for position, event in messages_from_kafka(bootstrap, prefix, topics, timeout_s)
+            if isinstance(event, Envelope)]
+
+
+def messages_from_kafka(bootstrap: str, prefix: str = "", topics: Iterable[str] | None = None,
+                        timeout_s: float = 60.0) -> list[tuple[KafkaPosition, Message]]:
+    """As ``from_kafka``, but every message decoded, whatever it is (dead letters, rejections too)."""
     from confluent_kafka import Consumer, TopicPartition
 
     names = [f"{prefix}{name}" for name in (event_topics() if topics is None else topics)]
@@ -102,12 +109,10 @@ def from_kafka(bootstrap: str, prefix: str = "", topics: Iterable[str] | None = 
                         pending.pop(key, None)
     finally:
         consumer.close()
-    out: list[tuple[KafkaPosition, Envelope]] = []
+    out: list[tuple[KafkaPosition, Message]] = []
     last_timestamp: dict[tuple[str, int], int] = {}
     for topic, partition, offset, timestamp, value in sorted(raw, key=lambda r: (r[0], r[1], r[2])):
         stamp = max(timestamp, last_timestamp.get((topic, partition), timestamp))
         last_timestamp[(topic, partition)] = stamp
-        event = decode(value)
-        if isinstance(event, Envelope):
-            out.append(((stamp, topic.removeprefix(prefix), partition, offset), event))
+        out.append(((stamp, topic.removeprefix(prefix), partition, offset), decode(value)))
     return sorted(out, key=lambda pair: pair[0])
