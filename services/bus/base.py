@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from services.bus.codec import Message
+
+# Returns once the event it was made for is durable; else raises PublishFailed.
+Delivery = Callable[[], None]
 
 
 class PublishFailed(Exception):
@@ -16,3 +20,22 @@ class Publisher(Protocol):
         """Return only once the event is durable (broker ack / local commit); else raise PublishFailed."""
 
     def close(self) -> None: ...
+
+
+def send(publisher: Publisher, event: Message) -> Delivery:
+    """Start making ``event`` durable; the caller may do other work, then calls the returned
+    ``Delivery`` to wait for it. ``publish`` is ``send`` then wait, whatever the caller did between.
+
+    A publisher with a ``send`` of its own (Kafka: the event is queued to the broker now and acked
+    while the caller works) does it in two steps; any other (the embedded log, which commits in the
+    caller's thread; the tests' fakes) publishes in full here and the wait returns at once.
+    May raise PublishFailed here as well as from the wait."""
+    own = getattr(publisher, "send", None)
+    if own is not None:
+        return own(event)
+    publisher.publish(event)
+    return _durable
+
+
+def _durable() -> None:
+    return None
