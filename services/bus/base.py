@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from services.bus.codec import Message
 
@@ -22,20 +22,12 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-def send(publisher: Publisher, event: Message) -> Delivery:
-    """Start making ``event`` durable; the caller may do other work, then calls the returned
-    ``Delivery`` to wait for it. ``publish`` is ``send`` then wait, whatever the caller did between.
+@runtime_checkable
+class Sender(Protocol):
+    """A publisher that can publish in two steps (Kafka): ``send`` queues the event and returns the
+    wait for it to be durable, so the caller can do other work while the broker acks. ``publish``
+    is ``send`` then the wait. One that commits in the caller's thread (the embedded log) has no
+    such second step, and is not a ``Sender``."""
 
-    A publisher with a ``send`` of its own (Kafka: the event is queued to the broker now and acked
-    while the caller works) does it in two steps; any other (the embedded log, which commits in the
-    caller's thread; the tests' fakes) publishes in full here and the wait returns at once.
-    May raise PublishFailed here as well as from the wait."""
-    own = getattr(publisher, "send", None)
-    if own is not None:
-        return own(event)
-    publisher.publish(event)
-    return _durable
-
-
-def _durable() -> None:
-    return None
+    def send(self, event: Message) -> Delivery:
+        """Queue ``event``; may raise PublishFailed here as well as from the returned wait."""

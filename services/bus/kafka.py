@@ -1,9 +1,9 @@
 """Kafka publisher on confluent-kafka: idempotent producer, acks=all, delivery confirmed.
 
 ``publish`` blocks until the broker has acknowledged the write to all in-sync replicas,
-so the intake answers 201 only for events that are durable in Kafka. ``send`` is its first half:
-the event is queued to the broker and the caller gets the wait for its ack, so it can do other
-work meanwhile (the intake keeps the raw XML while the broker acks). One thread serves the
+so the intake answers 201 only for events that are durable in Kafka. ``send`` (``bus.base.Sender``)
+is its first half: the event is queued to the broker and the caller gets the wait for its ack, so
+it can do other work meanwhile (the intake keeps the raw XML while the broker acks). One thread serves the
 producer's delivery reports and wakes each waiting publisher as soon as its own report comes,
 so many requests can wait at once and their events share the broker's round trips.
 """

@@ -31,7 +31,7 @@ from typing import Literal
 
 from pydantic import TypeAdapter
 
-from services.bus.base import Publisher, PublishFailed, send
+from services.bus.base import Publisher, PublishFailed, Sender
 from services.bus.codec import Message
 from services.clock import now_local
 from services.domain.dead_letters import DeadLetter, Rejection
@@ -78,6 +78,7 @@ class IntakeService:
         self._ledger = ledger
         self._blobs = ledger.blobs
         self._publisher = publisher
+        self._sender = publisher if isinstance(publisher, Sender) else None  # publishes in two steps (Kafka)
         self._known_forms = known_forms  # form_id → the version served
         self._clock = clock
         self._held_timeout = held_timeout
@@ -186,33 +187,42 @@ class IntakeService:
             raise BusUnavailable(str(exc)) from exc
 
     def _publish_keeping(self, event: Envelope, raw: bytes) -> str:
-        """Publish ``event`` and keep ``raw`` (the phone's XML) in the blob store, overlapped: the
-        event goes to the broker first and the XML is written and fsynced while the broker acks.
-        Returns once both are durable, with the XML's digest; raises if either failed.
+        """Publish ``event`` and keep ``raw`` (the phone's XML) in the blob store; return once both are
+        durable, with the XML's digest, or raise. The ledger's record comes after this returns.
 
-        Why this keeps the guarantees (201 only once the event is durable AND the ledger has it; a
-        crash or failure anywhere before that leaves the phone resending and nothing half-applied):
+        With a publisher that sends in two steps (Kafka), the two overlap: the event is queued to
+        the broker, the XML is written and fsynced while the broker acks, then the ack is awaited.
+        Why that keeps the guarantees (201 only once the event is durable AND the ledger has it;
+        anything failing before that leaves the phone resending and nothing half-applied):
 
-        - The ledger's record comes after this returns, so after the ack and after the XML is on
-          disk: an accepted row always has its event durable and its XML replayable, as before.
-        - The XML is kept by content (sha256, written to a temporary name, fsynced, renamed): doing
+        - The record still follows both the ack and the XML's fsync: an accepted row always has its
+          event durable and its XML replayable, as before.
+        - The XML is kept by content (sha256; written to a temporary name, fsynced, renamed): doing
           it while the event is in flight changes nothing it stores, and a resend keeps it again as
-          a no-op. It no longer happens before the publish, so a full disk (StorageFull, 507) may now
-          come after the event was queued, even acked: no record, no 201, the phone resends once
-          there is room, and the processors drop the second copy by its event_id — exactly the
-          path of a crash between publish and record, which the design already relies on.
-        - The attachments were taken into the store before (``_take_files``): the event names them.
-        - Every step still runs under the instanceID's lock, so no other request for it sees the
-          event published and the row missing in a way it could act on differently than before."""
+          a no-op. The attachments were taken into the store before (``_take_files``): the event
+          names them.
+        - What changes is the order of a failure: a full disk (StorageFull, 507) for the XML may now
+          come after the event was queued, even acked. No record, no 201: the phone resends once
+          there is room, and the processors drop the second copy by its event_id, exactly the path
+          of a crash between publish and record, which the design already relies on.
+        - Every step still runs under the instanceID's lock, so no other request for it acts on a
+          published event without its row any differently than after such a crash.
+
+        A publisher that commits in this thread (the embedded log) has nothing to overlap: the XML
+        is kept first, as before, so a full disk there still leaves the log untouched."""
+        if self._sender is None:
+            raw_sha = self._blobs.keep(raw)
+            self._publish(event)
+            return raw_sha
         try:
-            delivered = send(self._publisher, event)
+            delivered = self._sender.send(event)
         except PublishFailed as exc:
             raise BusUnavailable(str(exc)) from exc
         try:
             raw_sha = self._blobs.keep(raw)
         finally:
             try:
-                delivered()  # waited for even when the XML failed: no delivery report left to a caller gone
+                delivered()  # awaited even when keeping the XML failed: the answer follows the event's fate
             except PublishFailed as exc:
                 raise BusUnavailable(str(exc)) from exc
         return raw_sha
