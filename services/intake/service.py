@@ -4,10 +4,10 @@ No HTTP here: ``openrosa.py`` turns the outcomes into OpenRosa responses. Whatev
 submission away is a ``Refused`` (``refusals.py``), a bus that cannot make an event durable too. The order is
 what makes the guarantees: the event is published (durable) before the ledger records
 it and before 201 is sent, so an acknowledged submission is never lost; a crash between
-publish and record means the phone resends, and the processors drop the duplicate. The raw XML
-is kept while the broker acks, not before the publish (``_publish_keeping`` says why that is safe). For one
-instanceID (and the version an edit replaces) the steps run one request at a time, so of
-several racing sends exactly one wins and the others see it.
+publish and record means the phone resends, and the processors drop the duplicate. With Kafka
+the raw XML is kept while the broker acks, not before the publish (``_publish_keeping`` says why
+that is safe). For one instanceID (and the version an edit replaces) the steps run one request
+at a time, so of several racing sends exactly one wins and the others see it.
 
 Scope: an account writes only for its provinces. A new version must lie in them, and so must
 every earlier version of the chain it replaces — an edit, a retraction or a held edit released
