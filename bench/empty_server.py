@@ -45,7 +45,7 @@ def empty_app(settings: Settings):  # noqa: ANN201 - a FastAPI app
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(prog="python -m bench.empty_server", description=__doc__).parse_args(argv)
     settings = Settings.from_env()
-    serve(empty_app(settings), settings, settings.port)
+    serve(empty_app(settings), settings, settings.port, access_log=False)  # as python -m services.intake
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """The intake benchmark's load generator, run as its own process: ``python -m bench.load``.
 
-It fetches the served visit-log XForm from the server under test, fills it for the first
+It fetches the served visit-log XForm from the (first) server under test, fills it for the first
 ``--count`` arrivals of the generated workload (``bench.generate.Workload``: new, late,
 duplicate and edited submissions), and pre-builds each request — multipart body as
 ``services/tools/submissions.multipart`` names the part, ``X-OpenRosa-Version: 1.0`` — before
 any timing starts. Then ``--concurrency`` keep-alive connections send them as fast as the server
 answers (closed loop), each on a plain asyncio stream: the generator's own CPU goes to sending,
-not to an HTTP client library. Per request it records the latency (write of the request to the
-end of the response) and the status; the summary is one JSON object on stdout.
+not to an HTTP client library. With several ``--url`` (intake processes without a proxy in front)
+connection i goes to url i mod n, so each process gets an equal share of the connections.
+Per request it records the latency (write of the request to the end of the response) and the
+status; the summary is one JSON object on stdout.
 
 ``--rate`` sends at a steady rate instead (open loop), for the freshness benchmark; with
 ``--record`` each request's instanceID, library, day, status and time of its answer are written
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from datetime import date
@@ -111,16 +114,23 @@ async def _timed(connection: Connection, requests: list[bytes], i: int, latencie
     latencies[i] = time.perf_counter() - started
 
 
-async def closed_loop(base_url: str, requests: list[bytes], concurrency: int) -> tuple[list[float], list[int], float]:
-    """Send every request over ``concurrency`` connections, each as soon as the previous answer came."""
+def _address(base_url: str) -> tuple[str, int]:
     parts = urlsplit(base_url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+async def closed_loop(base_urls: str | list[str], requests: list[bytes],
+                      concurrency: int) -> tuple[list[float], list[int], float]:
+    """Send every request over ``concurrency`` connections, each as soon as the previous answer came;
+    connection i goes to ``base_urls[i % n]``."""
+    addresses = [_address(url) for url in ([base_urls] if isinstance(base_urls, str) else base_urls)]
     latencies: list[float] = [0.0] * len(requests)
     statuses: list[int] = [0] * len(requests)
     next_index = 0
 
-    async def run() -> None:
+    async def run(k: int) -> None:
         nonlocal next_index
-        connection = Connection(parts.hostname or "127.0.0.1", parts.port or 80)
+        connection = Connection(*addresses[k % len(addresses)])
         try:
             while next_index < len(requests):
                 i = next_index
@@ -130,7 +140,7 @@ async def closed_loop(base_url: str, requests: list[bytes], concurrency: int) ->
             connection.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(run() for _ in range(concurrency)))
+    await asyncio.gather(*(run(k) for k in range(concurrency)))
     return latencies, statuses, time.perf_counter() - started
 
 
@@ -172,7 +182,8 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", required=True, help="server under test, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--url", required=True, action="append",
+                        help="server under test, e.g. http://127.0.0.1:8000; repeated: connections spread over them")
     parser.add_argument("--form-url", default="", help="where to GET the visit-log XForm (default: --url)")
     parser.add_argument("--registry", type=Path, required=True, help="LIBRARIES_FILE the workload is drawn from")
     parser.add_argument("--count", type=int, default=10_000, help="submissions to send (timed)")
@@ -187,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     reference = load_reference(args.registry)
-    form_url = args.form_url or args.url
+    form_url = args.form_url or args.url[0]
     xform = httpx.get(f"{form_url}/forms/visit_log.xml", headers=OPENROSA, timeout=30).raise_for_status().content
     wanted = args.skip + args.warmup + args.count
     workload = Workload(reference, args.start, date(args.start.year + 5, 12, 31), seed=args.seed)
@@ -198,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             break
     submissions = submissions[args.skip:]
     t_build = time.perf_counter()
-    requests = build_requests(args.url, submissions, xform)
+    requests = build_requests(args.url[0], submissions, xform)
     build_s = time.perf_counter() - t_build
     warm, timed = requests[:args.warmup], requests[args.warmup:]
 
@@ -217,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(closed_loop(args.url, warm, args.concurrency))
     if args.ready is not None:
         args.ready.touch()
+    load_before = os.getloadavg()[0]  # the machine is shared: a high load says "measure again"
     if args.rate > 0:
-        latencies, statuses, elapsed = asyncio.run(open_loop(args.url, timed, args.rate, args.concurrency, on_answer))
+        latencies, statuses, elapsed = asyncio.run(open_loop(args.url[0], timed, args.rate, args.concurrency,
+                                                             on_answer))
     else:
         latencies, statuses, elapsed = asyncio.run(closed_loop(args.url, timed, args.concurrency))
     if record is not None:
@@ -233,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     json.dump({"sent": len(timed), "warmup": len(warm), "concurrency": args.concurrency, "elapsed_s": elapsed,
                "per_s": len(timed) / elapsed if elapsed else 0.0, "statuses": counts, "kinds": kinds,
                "p50_ms": percentile(ok, 50) * 1000, "p99_ms": percentile(ok, 99) * 1000,
-               "max_ms": max(ok, default=0.0) * 1000, "build_s": build_s,
+               "max_ms": max(ok, default=0.0) * 1000, "build_s": build_s, "urls": args.url,
+               "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                "body_bytes_mean": sum(len(r) for r in timed) / max(1, len(timed))}, sys.stdout)
     print()
     return 0

@@ -10,6 +10,7 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
@@ -31,10 +32,21 @@ class Submission:
 
     def answer(self, name: str) -> str | None:
         """The answer whose leaf name is ``name``, wherever the form's groups put it."""
+        if "/" not in name:
+            return self._by_leaf.get(name)
         for path, value in self.answers.items():
             if path == name or path.endswith("/" + name):
                 return value
         return None
+
+    @cached_property
+    def _by_leaf(self) -> dict[str, str]:
+        """Leaf name → the first answer with it: a form's validation asks for every field by name,
+        and scanning every path each time cost about as much as parsing the XML."""
+        found: dict[str, str] = {}
+        for path, value in self.answers.items():
+            found.setdefault(path.rsplit("/", 1)[-1], value)
+        return found
 
 
 def _local(tag: str) -> str:

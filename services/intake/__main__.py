@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> None:
     if settings.bus != "kafka":
         raise SystemExit("The intake on its own publishes to Kafka: set BUS=kafka. "
                          "For the one-process stack run `python -m services.embedded` (make run).")
-    serve(intake_app(settings), settings, settings.port)
+    # No access log: every submission already has its own line ("submission accepted" / "refused",
+    # with its instanceID); a second, per request, costs the busiest thread and says less.
+    serve(intake_app(settings), settings, settings.port, access_log=False)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ No HTTP here: ``openrosa.py`` turns the outcomes into OpenRosa responses. Whatev
 submission away is a ``Refused`` (``refusals.py``), a bus that cannot make an event durable too. The order is
 what makes the guarantees: the event is published (durable) before the ledger records
 it and before 201 is sent, so an acknowledged submission is never lost; a crash between
-publish and record means the phone resends, and the processors drop the duplicate. For one
-instanceID (and the version an edit replaces) the steps run one request at a time — the
-ledger's ``exclusive``: across every replica when the ledger is shared — so of several racing
-sends exactly one wins and the others see it.
+publish and record means the phone resends, and the processors drop the duplicate. With Kafka
+the raw XML is kept while the broker acks, not before the publish (``_publish_keeping`` says why
+that is safe). For one instanceID (and the version an edit replaces) the steps run one request
+at a time — the ledger's ``exclusive``: across every replica when the ledger is shared — so of
+several racing sends exactly one wins and the others see it.
 
 Scope: an account writes only for its provinces. A new version must lie in them, and so must
 every earlier version of the chain it replaces — an edit, a retraction or a held edit released
@@ -31,7 +32,7 @@ from typing import Literal
 
 from pydantic import TypeAdapter
 
-from services.bus.base import Publisher, PublishFailed
+from services.bus.base import Publisher, PublishFailed, Sender
 from services.bus.codec import Message
 from services.clock import now_local
 from services.domain.dead_letters import DeadLetter, Rejection
@@ -77,6 +78,7 @@ class IntakeService:
         self._ledger = ledger
         self._blobs = ledger.blobs
         self._publisher = publisher
+        self._sender = publisher if isinstance(publisher, Sender) else None  # publishes in two steps (Kafka)
         self._known_forms = known_forms  # form_id → the version served
         self._clock = clock
         self._held_timeout = held_timeout
@@ -145,17 +147,18 @@ class IntakeService:
         if incomplete:
             return self._keep_part(submission, parsed.library_id, account, source, incoming, now)
 
-        files = _merge(self._take_files(submission.instance_id, incoming), held_files)
-        raw_sha = self._blobs.keep(raw)
+        taken, had_parts = self._take_files(submission.instance_id, incoming)
+        files = _merge(taken, held_files)
         root_id = submission.instance_id
         if submission.deprecated_id:
             if predecessor is None:
                 # An edit of a version not received yet (phones send out of order): hold it, durably,
                 # with the account's provinces, checked against the chain once the original comes.
                 self._ledger.hold(submission.instance_id, submission.deprecated_id, submission.content_hash,
-                                  raw_sha, account.username, json.dumps(sorted(account.provinces)), source,
-                                  _ATTACHMENTS.dump_json(files).decode(), now)
-                self._ledger.forget_partial(submission.instance_id)
+                                  self._blobs.keep(raw), account.username, json.dumps(sorted(account.provinces)),
+                                  source, _ATTACHMENTS.dump_json(files).decode(), now)
+                if had_parts:
+                    self._ledger.forget_partial(submission.instance_id)
                 held = Accepted(submission.instance_id, submission.form_id, "held")
                 _log_accepted(held, parsed.library_id, account, source)
                 return held
@@ -167,10 +170,11 @@ class IntakeService:
             occurred_on=parsed.occurred_on, library_id=parsed.library_id, areas=parsed.areas,
             submitter=account.username, source=source, content_hash=submission.content_hash,
             attachments=files, payload=parsed.payload)
-        self._publish(event)
+        raw_sha = self._publish_keeping(event, raw)
         self._ledger.record(LedgerEntry(submission.instance_id, root_id, submission.content_hash,
                                         submission.form_id, raw_sha, event.model_dump_json()), now)
-        self._ledger.forget_partial(submission.instance_id)
+        if had_parts:  # read under this instanceID's lock just now: nothing else can have parked parts since
+            self._ledger.forget_partial(submission.instance_id)
         accepted = Accepted(submission.instance_id, submission.form_id, "new")
         _log_accepted(accepted, parsed.library_id, account, source)
         return accepted
@@ -180,6 +184,47 @@ class IntakeService:
             self._publisher.publish(message)
         except PublishFailed as exc:
             raise BusUnavailable(str(exc)) from exc
+
+    def _publish_keeping(self, event: Envelope, raw: bytes) -> str:
+        """Publish ``event`` and keep ``raw`` (the phone's XML) in the blob store; return once both are
+        durable, with the XML's digest, or raise. The ledger's record comes after this returns.
+
+        With a publisher that sends in two steps (Kafka), the two overlap: the event is queued to
+        the broker, the XML is written and fsynced while the broker acks, then the ack is awaited.
+        Why that keeps the guarantees (201 only once the event is durable AND the ledger has it;
+        anything failing before that leaves the phone resending and nothing half-applied):
+
+        - The record still follows both the ack and the XML's fsync: an accepted row always has its
+          event durable and its XML replayable, as before.
+        - The XML is kept by content (sha256: a file fsynced and renamed, or a row of the PostgreSQL
+          ledger's transaction, committed with the record): doing it while the event is in flight
+          changes nothing it stores, and a resend keeps it again as a no-op. The attachments were
+          taken into the store before (``_take_files``): the event names them.
+        - What changes is the order of a failure: a full disk (StorageFull, 507) for the XML may now
+          come after the event was queued, even acked. No record, no 201: the phone resends once
+          there is room, and the processors drop the second copy by its event_id, exactly the path
+          of a crash between publish and record, which the design already relies on.
+        - Every step still runs under the instanceID's lock, so no other request for it acts on a
+          published event without its row any differently than after such a crash.
+
+        A publisher that commits in this thread (the embedded log) has nothing to overlap: the XML
+        is kept first, as before, so a full disk there still leaves the log untouched."""
+        if self._sender is None:
+            raw_sha = self._blobs.keep(raw)
+            self._publish(event)
+            return raw_sha
+        try:
+            delivered = self._sender.send(event)
+        except PublishFailed as exc:
+            raise BusUnavailable(str(exc)) from exc
+        try:
+            raw_sha = self._blobs.keep(raw)
+        finally:
+            try:
+                delivered()  # awaited even when keeping the XML failed: the answer follows the event's fate
+            except PublishFailed as exc:
+                raise BusUnavailable(str(exc)) from exc
+        return raw_sha
 
     def _check_scope(self, account: Account, submission: Submission, raw: bytes, library_id: str,
                      areas: list[AdminArea], predecessor: LedgerEntry | None, now: datetime) -> None:
@@ -223,10 +268,13 @@ class IntakeService:
         _log_accepted(part, library_id, account, source)
         return part
 
-    def _take_files(self, instance_id: str, incoming: Sequence[IncomingFile]) -> list[AttachmentRef]:
-        """The earlier parts' attachments and this request's, moved into the blob store."""
+    def _take_files(self, instance_id: str,
+                    incoming: Sequence[IncomingFile]) -> tuple[list[AttachmentRef], bool]:
+        """The earlier parts' attachments and this request's, moved into the blob store; and whether
+        earlier parts were kept (only then is there anything for ``forget_partial`` to drop)."""
+        parts = self._ledger.partial_attachments(instance_id)
         taken = []
-        for ref in _ATTACHMENTS.validate_json(self._ledger.partial_attachments(instance_id) or "[]"):
+        for ref in _ATTACHMENTS.validate_json(parts or "[]"):
             if self._blobs.adopt_parked(instance_id, ref.sha256):
                 taken.append(ref)
             else:
@@ -234,7 +282,7 @@ class IntakeService:
                           ref.name, instance_id, extra={"event_id": instance_id})
         for file in incoming:
             self._blobs.commit(file.blob)
-        return _merge(taken, [file.ref() for file in incoming])
+        return _merge(taken, [file.ref() for file in incoming]), parts is not None
 
     def _release_successors(self, instance_id: str) -> None:
         """Submit the edits held for ``instance_id``, which is now accepted, as the account that sent
