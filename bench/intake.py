@@ -46,6 +46,7 @@ from bench.servers import Profiler, Service, env_of, run_json
 from services.bus.admin import ensure_topics
 from services.config import Settings
 from tests.kafka.broker import free_port
+from tests.postgres import create_database, postgres_server
 
 # The issue's goal for the whole (measured through the proxy, 2 replicas, 64 connections).
 GOAL_PER_S = 1500.0
@@ -144,6 +145,18 @@ def _measured(servers: Processes, urls: list[str], registry: str, count: int, wa
 
 
 def run(ctx: Context) -> list[Figure]:
+    """``BENCH_INTAKE_LEDGER=postgres``: the processes share a PostgreSQL ledger (``LEDGER_DSN``, a
+    throw-away cluster from ``tests/postgres.py``), as replicas do in the distributed mode; default
+    ``sqlite``, one file shared by the processes of this one host."""
+    ledger = os.environ.get("BENCH_INTAKE_LEDGER", "sqlite")
+    if ledger not in ("sqlite", "postgres"):
+        raise ValueError(f"BENCH_INTAKE_LEDGER is sqlite or postgres, not {ledger!r}")
+    with contextlib.ExitStack() as stack:
+        ledger_dsn = create_database(stack.enter_context(postgres_server())) if ledger == "postgres" else ""
+        return _run(ctx, ledger, ledger_dsn)
+
+
+def _run(ctx: Context, ledger: str, ledger_dsn: str) -> list[Figure]:
     count = int(os.environ.get("BENCH_INTAKE_COUNT", 20_000 if ctx.full else 3_000))
     warmup, profile_count = (1_000, 8_000) if ctx.full else (300, 2_000)
     processes = _ints("BENCH_INTAKE_PROCESSES", "1,2")
@@ -152,7 +165,7 @@ def run(ctx: Context) -> list[Figure]:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     ports = [free_port() for _ in range(max(processes))]
     settings = ctx.settings("intake", bus="kafka", kafka_bootstrap_servers=ctx.kafka_bootstrap,
-                            kafka_topic_prefix=prefix, port=ports[0])
+                            kafka_topic_prefix=prefix, port=ports[0], ledger_dsn=ledger_dsn)
     base = settings.state_dir.parent
     ensure_topics(settings.kafka_bootstrap_servers, prefix, group=settings.processor_group)
     registry = str(settings.libraries_file)
@@ -185,7 +198,7 @@ def run(ctx: Context) -> list[Figure]:
                 peak = intake.services[0].peak_rss_mib()
             intake.check_alive()
         for c in connections:
-            figures += _figures(n, c, loads[c], bounds[c], front_name, profile if n == 1 else {})
+            figures += _figures(n, c, loads[c], bounds[c], front_name, ledger, profile if n == 1 else {})
     if peak:
         figures.append(Figure("memory.intake_peak_rss_mib", "memory: intake process peak RSS", peak, "MiB",
                               notes="VmHWM of the one-process intake after its loads and the profiled load",
@@ -193,18 +206,24 @@ def run(ctx: Context) -> list[Figure]:
     return figures
 
 
-def _figures(n: int, c: int, measured: dict, bound: dict, front_name: str, profile: dict) -> list[Figure]:
+def _figures(n: int, c: int, measured: dict, bound: dict, front_name: str, ledger: str,
+             profile: dict) -> list[Figure]:
     ok = measured["statuses"].get("201", 0)
     if ok != measured["sent"]:
         raise RuntimeError(f"intake ({n} processes, {c} connections) answered {measured['statuses']} "
                            "(expected 201 for all)")
     per_s, bound_per_s = measured["per_s"], bound["per_s"]
     # The first configuration keeps the names earlier runs used, so results stay comparable.
-    key = "intake" if (n, c) == (1, 32) else f"intake.p{n}c{c}"
+    key = "intake" if (n, c, front_name, ledger) == (1, 32, "direct", "sqlite") else f"intake.p{n}c{c}"
+    if front_name != "direct":
+        key += "." + front_name.rpartition(":")[2]
+    if ledger != "sqlite":
+        key += "." + ledger
     where = f"{n} process{'es' if n > 1 else ''}, {c} connections" + ("" if front_name == "direct"
-                                                                      else f", behind {front_name}")
+                                                                      else f", behind {front_name}") \
+        + ("" if ledger == "sqlite" else f", {ledger} ledger")
     details = {"load": measured, "bound": bound, "profile": profile, "concurrency": c, "processes": n,
-               "uvicorn_workers": 1, "front": front_name}
+               "uvicorn_workers": 1, "front": front_name, "ledger": ledger}
     common = dict(bound_label="empty 201, same server stack", details=details)
     goal: dict[str, object] = {}
     if (n, c) == (GOAL_PROCESSES, GOAL_CONNECTIONS):
@@ -216,7 +235,7 @@ def _figures(n: int, c: int, measured: dict, bound: dict, front_name: str, profi
         Figure(f"{key}.submissions_per_s", f"intake ({where}): OpenRosa submissions/s", per_s, "/s",
                bound=bound_per_s, **goal,  # type: ignore[arg-type]
                notes=f"{measured['sent']:,} visit-log submissions ({measured['kinds']}); 201 only after Kafka "
-                     "acks=all and the ledger's synchronous commit; one uvicorn worker per process; load "
+                     f"acks=all and the {ledger} ledger's synchronous commit; one uvicorn worker per process; load "
                      f"average {measured['loadavg_1m']} (1 min, before/after)", **common),
         Figure(f"{key}.latency_p50_ms", f"intake ({where}): latency p50", measured["p50_ms"], "ms",
                bound=bound["p50_ms"], **common),

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 import time
 from datetime import date
@@ -78,15 +79,19 @@ async def _response(reader: asyncio.StreamReader) -> int:
 
 
 class Connection:
-    def __init__(self, host: str, port: int):
+    """One keep-alive connection; TLS when ``tls`` (an https URL: a proxy in front), verified against
+    the default trust store, which ``SSL_CERT_FILE`` can name (a proxy's local CA)."""
+
+    def __init__(self, host: str, port: int, tls: bool = False):
         self.host, self.port = host, port
+        self.tls = ssl.create_default_context() if tls else None
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def send(self, request: bytes) -> int:
         for attempt in (1, 2):  # a keep-alive connection the server closed: reconnect once
             if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
             try:
                 self.writer.write(request)
                 await self.writer.drain()
@@ -114,9 +119,10 @@ async def _timed(connection: Connection, requests: list[bytes], i: int, latencie
     latencies[i] = time.perf_counter() - started
 
 
-def _address(base_url: str) -> tuple[str, int]:
+def _address(base_url: str) -> tuple[str, int, bool]:
     parts = urlsplit(base_url)
-    return parts.hostname or "127.0.0.1", parts.port or 80
+    tls = parts.scheme == "https"
+    return parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80), tls
 
 
 async def closed_loop(base_urls: str | list[str], requests: list[bytes],
@@ -147,13 +153,12 @@ async def closed_loop(base_urls: str | list[str], requests: list[bytes],
 async def open_loop(base_url: str, requests: list[bytes], rate: float, concurrency: int,
                     on_answer) -> tuple[list[float], list[int], float]:
     """Send request i at ``i / rate`` seconds (or as soon as a connection is free after it)."""
-    parts = urlsplit(base_url)
     latencies: list[float] = [0.0] * len(requests)
     statuses: list[int] = [0] * len(requests)
     queue: asyncio.Queue[int | None] = asyncio.Queue()
 
     async def run() -> None:
-        connection = Connection(parts.hostname or "127.0.0.1", parts.port or 80)
+        connection = Connection(*_address(base_url))
         try:
             while (i := await queue.get()) is not None:
                 await _timed(connection, requests, i, latencies, statuses)
