@@ -5,7 +5,10 @@ sends exactly one may publish. A real server (``tests/postgres.py``), no mocks."
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -212,13 +215,26 @@ def test_a_ledger_server_that_is_down_is_a_503_and_what_was_accepted_survives(tm
                 a.service.submit(visit_log("uuid:during"))
             assert isinstance(refused.value, Refused)
             assert (refused.value.status, refused.value.retry_after) == (503, 30)
-            assert "password" not in str(refused.value)
             cluster.start()
             assert a.service.submit(visit_log("uuid:during")).kind == "new", "the phone's resend is a first one"
             assert a.service.submit(visit_log("uuid:before")).kind == "duplicate"
             assert a.events() == ["uuid:before", "uuid:during"]
         finally:
             a.ledger.close()
+
+
+def test_a_ledger_dsn_password_reaches_neither_the_refusal_nor_the_logs(caplog: pytest.LogCaptureFixture):
+    # The cluster above trusts local connections (no password to leak): here the DSN has one, and
+    # nothing listens on its port, as when the server is down at start-up.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: connections are refused
+        secret = "s3cret-Ledger-pw"
+        with caplog.at_level(logging.DEBUG), pytest.raises(LedgerUnavailable) as refused:
+            LedgerDatabase(f"postgresql://thuvien:{secret}@127.0.0.1:{port}/thuvien", 2).open(wait_s=2)
+    assert (refused.value.status, refused.value.retry_after) == (503, 30)
+    shown = str(refused.value) + "".join(traceback.format_exception(refused.value)) + caplog.text
+    assert secret not in shown
 
 
 # -- wired by LEDGER_DSN -----------------------------------------------------------------------------
