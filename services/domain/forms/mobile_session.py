@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.domain.errors import Reason, SubmissionRejected
 from services.domain.events import AdminArea, Envelope, NonNegative
-from services.domain.forms import ParsedForm
+from services.domain.forms import ParsedForm, rules
 from services.domain.forms.common import (
     choice,
     choices,
@@ -27,6 +27,7 @@ from services.domain.forms.common import (
     library_areas,
     text,
 )
+from services.domain.forms.rules import FieldRule
 from services.domain.reference import Reference
 from services.domain.submission import Submission
 
@@ -40,6 +41,8 @@ Activity = Literal["book_lending", "reading_space", "storytelling", "book_introd
 ACTIVITIES: tuple[str, ...] = ("book_lending", "reading_space", "storytelling", "book_introduction",
                                "digital_services", "film_screening", "contest", "other")
 MAX_VISITS = 100_000
+MAX_TEAM = 100
+MAX_PLACE = 200
 
 
 class MobileSession(BaseModel):
@@ -68,16 +71,31 @@ class MobileSessionHeld(Envelope):
 
 EVENT_MODEL = MobileSessionHeld
 
+# Every rule parse checks, as the form must say it too (tests/test_form_rules.py).
+RULES: tuple[FieldRule, ...] = (
+    FieldRule("library_id", "server_only", not_in_form=rules.REGISTRY),
+    rules.event_date("session_date"),
+    FieldRule("team", "max_length", high=MAX_TEAM),
+    rules.choice("vehicle", VEHICLES),
+    FieldRule("stop_commune_legacy", "server_only", not_in_form=rules.REGISTRY),
+    FieldRule("village_or_school", "max_length", high=MAX_PLACE),
+    rules.geo_box("location"),
+    *rules.counts(("visits_total", "loans"), MAX_VISITS),
+    *rules.counts(("visits_children", "visits_adults"), MAX_VISITS, not_in_form=rules.BOUNDED_BY_TOTAL),
+    FieldRule("visits_adults", "sum_equals", others=("visits_children", "visits_total")),
+    rules.choice("activities", ACTIVITIES),
+)
+
 
 def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:
     reasons: list[Reason] = []
     library_id, areas = library_areas(submission, reference, reasons)
     occurred_on = event_date(submission, "session_date", today, reasons)
-    team = text(submission, "team", reasons, max_length=100)
+    team = text(submission, "team", reasons, max_length=MAX_TEAM)
     vehicle = choice(submission, "vehicle", VEHICLES, reasons)
     stop_areas = commune_pair(submission, reference, reasons, province_field="province",
                               field_2025="stop_commune_2025", field_legacy="stop_commune_legacy")
-    village = text(submission, "village_or_school", reasons)
+    village = text(submission, "village_or_school", reasons, max_length=MAX_PLACE)
     point = geopoint(submission, "location", reasons)
     total = count(submission, "visits_total", reasons, required=True, maximum=MAX_VISITS)
     children = count(submission, "visits_children", reasons, required=True, maximum=MAX_VISITS)

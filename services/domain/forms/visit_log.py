@@ -14,13 +14,15 @@ from pydantic import BaseModel, ConfigDict
 
 from services.domain.errors import Reason, SubmissionRejected
 from services.domain.events import Envelope, NonNegative
-from services.domain.forms import ParsedForm
+from services.domain.forms import ParsedForm, rules
 from services.domain.forms.common import count, event_date, library_areas
+from services.domain.forms.rules import FieldRule
 from services.domain.reference import Reference
 from services.domain.submission import Submission
 
 FORM_ID = "visit_log"
 EVENT_TYPE = "visit_logged"
+MAX_VISITS = 100_000  # per count and report: the form's bound, README's table
 
 
 class VisitCounts(BaseModel):
@@ -60,12 +62,24 @@ _SUMS_EQUAL_TOTAL = (
      "tổng theo mục đích", "sum by purpose"),
 )
 
+_PARTS_OF_TOTAL = (*(p for parts, _, _ in _SUMS_EQUAL_TOTAL for p in parts), "visits_ethnic_minority")
+
+# Every rule parse checks, as the form must say it too (tests/test_form_rules.py).
+RULES: tuple[FieldRule, ...] = (
+    FieldRule("library_id", "server_only", not_in_form=rules.REGISTRY),
+    rules.event_date("report_date"),
+    *rules.counts(tuple(f for f in COUNT_FIELDS if f not in _PARTS_OF_TOTAL), MAX_VISITS),
+    *rules.counts(_PARTS_OF_TOTAL, MAX_VISITS, not_in_form=rules.BOUNDED_BY_TOTAL),
+    *(FieldRule(parts[-1], "sum_equals", others=(*parts[:-1], "visits_total")) for parts, _, _ in _SUMS_EQUAL_TOTAL),
+    FieldRule("visits_ethnic_minority", "at_most_field", others=("visits_total",)),
+)
+
 
 def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:
     reasons: list[Reason] = []
     library_id, areas = library_areas(submission, reference, reasons)
     occurred_on = event_date(submission, "report_date", today, reasons)
-    values = {name: count(submission, name, reasons) for name in COUNT_FIELDS}
+    values = {name: count(submission, name, reasons, maximum=MAX_VISITS) for name in COUNT_FIELDS}
     total = values["visits_total"]
     for parts, name_vi, name_en in _SUMS_EQUAL_TOTAL:
         got = sum(values[p] for p in parts)
