@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.domain.errors import Reason, SubmissionRejected
 from services.domain.events import Envelope, NonNegative
-from services.domain.forms import ParsedForm
+from services.domain.forms import ParsedForm, rules
 from services.domain.forms.common import choice, count, event_date, library_areas
+from services.domain.forms.rules import FieldRule
 from services.domain.reference import Reference
 from services.domain.submission import Submission
 
@@ -46,6 +47,19 @@ class DonationReceived(Envelope):
 
 
 EVENT_MODEL = DonationReceived
+
+# Every rule parse checks, as the form must say it too (tests/test_form_rules.py).
+RULES: tuple[FieldRule, ...] = (
+    FieldRule("library_id", "server_only", not_in_form=rules.REGISTRY),
+    rules.choice("donor_kind", DONOR_KINDS),
+    rules.choice("donor_origin", DONOR_ORIGINS),
+    *rules.counts(("books",), MAX_BOOKS),
+    FieldRule("money_vnd", "range", low=0, high=MAX_MONEY_VND,
+              not_in_form="A text question (numeric keyboard): the form's regex(., '^[0-9]{1,12}$') "
+              "allows 12 digits at most, which is this bound."),
+    FieldRule("money_vnd", "some_positive", others=("books",)),
+    rules.event_date("received_on"),
+)
 
 
 def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:

@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.domain.errors import Reason, SubmissionRejected
 from services.domain.events import Envelope
-from services.domain.forms import ParsedForm
+from services.domain.forms import ParsedForm, rules
 from services.domain.forms.common import choice, commune_pair, event_date, geopoint, library_areas, past_date, text
+from services.domain.forms.rules import FieldRule
 from services.domain.reference import Reference
 from services.domain.submission import Submission
 
@@ -46,6 +47,7 @@ Status = Literal["operating", "suspended", "closed"]
 STATUSES: tuple[str, ...] = ("operating", "suspended", "closed")
 NEW_LIBRARY_PREFIX = "LIB-NEW-"
 EARLIEST_OPENING = date(1950, 1, 1)
+MAX_NAME = 200
 _UUID_HEX = re.compile(r"^(?:uuid:)?([0-9a-fA-F]{8})-?[0-9a-fA-F]{4}")
 
 
@@ -75,6 +77,21 @@ def new_library_id(instance_id: str) -> str | None:
     match = _UUID_HEX.match(instance_id.strip())
     return f"{NEW_LIBRARY_PREFIX}{match.group(1).upper()}" if match else None
 
+# Every rule parse checks, as the form must say it too (tests/test_form_rules.py).
+RULES: tuple[FieldRule, ...] = (
+    rules.choice("action", ACTIONS),
+    rules.event_date("effective_date"),
+    FieldRule("library_id", "server_only", not_in_form=rules.REGISTRY),
+    FieldRule("meta/instanceID", "server_only",
+              not_in_form="ODK Collect makes the instanceID (a uuid); nobody answers it."),
+    FieldRule("commune_legacy", "server_only", not_in_form=rules.REGISTRY),
+    FieldRule("name_vi", "max_length", high=MAX_NAME),
+    rules.choice("library_type", LIBRARY_TYPES),
+    rules.choice("status", STATUSES),
+    FieldRule("opened_on", "date_window", earliest=EARLIEST_OPENING),
+    rules.geo_box("location"),
+)
+
 
 def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:
     reasons: list[Reason] = []
@@ -91,7 +108,7 @@ def parse(submission: Submission, today: date, reference: Reference) -> ParsedFo
                                   "meta/instanceID"))
         areas = commune_pair(submission, reference, reasons, province_field="province",
                              field_2025="commune_2025", field_legacy="commune_legacy")
-        fields["name_vi"] = text(submission, "name_vi", reasons)
+        fields["name_vi"] = text(submission, "name_vi", reasons, max_length=MAX_NAME)
         fields["library_type"] = choice(submission, "library_type", LIBRARY_TYPES, reasons)
         fields["opened_on"] = past_date(submission, "opened_on", today, reasons, EARLIEST_OPENING)
         point = geopoint(submission, "location", reasons)
@@ -99,7 +116,7 @@ def parse(submission: Submission, today: date, reference: Reference) -> ParsedFo
         library_id, areas = library_areas(submission, reference, reasons)
         point = None
         if action == "update":
-            fields["name_vi"] = text(submission, "name_vi", reasons, required=False) or None
+            fields["name_vi"] = text(submission, "name_vi", reasons, required=False, max_length=MAX_NAME) or None
             fields["library_type"] = choice(submission, "library_type", LIBRARY_TYPES, reasons, required=False)
             fields["status"] = choice(submission, "status", STATUSES, reasons)
             point = geopoint(submission, "location", reasons, required=False)

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.domain.errors import Reason, SubmissionRejected
 from services.domain.events import Envelope, NonNegative
-from services.domain.forms import ParsedForm
+from services.domain.forms import ParsedForm, rules
 from services.domain.forms.common import choice, count, event_date, library_areas, text
+from services.domain.forms.rules import FieldRule
 from services.domain.reference import Reference
 from services.domain.submission import Submission
 
@@ -31,7 +32,9 @@ MOVEMENTS: tuple[str, ...] = ("dispatched", "received", "returned")
 Origin = Literal["provincial_library", "grassroots_library"]
 ORIGINS: tuple[str, ...] = ("provincial_library", "grassroots_library")
 # LC (luân chuyển) - 2025 province code of the sending library - year - sequence: LC-08-2025-014
-BATCH_ID_PATTERN = r"LC-\d{2}-20\d{2}-\d{3}"
+# [0-9], not \d: the form's regex() reads the same text, and \d would take other scripts' digits here
+BATCH_ID_PATTERN = r"LC-[0-9]{2}-20[0-9]{2}-[0-9]{3}"
+MAX_BATCH_ID = 20
 MAX_TITLES = 10_000
 MAX_COPIES = 100_000
 
@@ -58,10 +61,33 @@ class RotationMoved(Envelope):
 
 EVENT_MODEL = RotationMoved
 
+# Every rule parse checks, as the form must say it too (tests/test_form_rules.py).
+RULES: tuple[FieldRule, ...] = (
+    FieldRule("batch_id", "pattern", pattern=BATCH_ID_PATTERN),
+    FieldRule("batch_id", "max_length", high=MAX_BATCH_ID, not_in_form=rules.IMPLIED_BY_PATTERN),
+    rules.choice("movement", MOVEMENTS),
+    FieldRule("library_id", "server_only", not_in_form=rules.REGISTRY),
+    rules.choice("origin", ORIGINS),
+    FieldRule("origin_province", "server_only", not_in_form=rules.REGISTRY),
+    FieldRule("origin_library_id", "not_field", others=("library_id",)),
+    FieldRule("origin_library_id", "server_only", not_in_form=rules.REGISTRY + " The phone lists only the "
+              "chosen province's libraries, so it keeps the sending library in its province."),
+    FieldRule("titles", "range", low=1, high=MAX_TITLES),
+    FieldRule("copies", "range", high=MAX_COPIES),  # at least the titles (>= 1): the next rule
+    FieldRule("copies", "at_least_field", others=("titles",)),
+    *rules.counts(("ethnic_language_copies", "copies_lost", "copies_damaged"), MAX_COPIES,
+                  not_in_form=rules.BOUNDED_BY_TOTAL),
+    FieldRule("ethnic_language_copies", "at_most_field", others=("copies",)),
+    FieldRule("copies_damaged", "sum_at_most", others=("copies_lost", "copies")),
+    FieldRule("copies_lost", "server_only", not_in_form="The form does not ask for losses on dispatch (the "
+              "condition group's relevant: ${movement} != 'dispatched'), so the phone cannot send one."),
+    rules.event_date("movement_date"),
+)
+
 
 def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:
     reasons: list[Reason] = []
-    batch_id = text(submission, "batch_id", reasons, max_length=20, pattern=BATCH_ID_PATTERN,
+    batch_id = text(submission, "batch_id", reasons, max_length=MAX_BATCH_ID, pattern=BATCH_ID_PATTERN,
                     pattern_vi="LC-<mã tỉnh 2 số>-<năm>-<số thứ tự 3 số>, ví dụ LC-08-2025-014.",
                     pattern_en="LC-<2-digit province code>-<year>-<3-digit number>, e.g. LC-08-2025-014.")
     movement = choice(submission, "movement", MOVEMENTS, reasons)

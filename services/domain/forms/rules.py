@@ -16,13 +16,14 @@ from typing import Literal
 from services.domain.forms.common import _VIETNAM_LATITUDE, _VIETNAM_LONGITUDE, EARLIEST_DATE
 
 Kind = Literal[
-    "range",          # low <= value <= high (``above``: low < value)
+    "range",          # low <= value <= high (``above``: low < value; no ``low``: another rule bounds it below)
     "at_most_field",  # value <= ${other}
     "at_least_field",  # value >= ${other}
     "not_field",      # value != ${other}
     "sum_equals",     # ${others…} + value = ${total}
     "sum_at_most",    # ${others…} + value <= ${total}
     "sum_at_least",   # ${others…} + value >= low
+    "some_positive",  # ${others…} > 0 or value > 0 (one of them must be)
     "date_window",    # earliest <= value <= today
     "max_length",     # string-length(value) <= high
     "pattern",        # the whole value matches the regex
@@ -35,7 +36,7 @@ Kind = Literal[
 REGISTRY = "XLSForm cannot check against the registry files on the server (only the phone's media lists)."
 BOUNDED_BY_TOTAL = ("The form bounds it by the total (0 … total, or the parts summing to the total), whose own "
                     "range rule carries the bound.")
-CHOICE_LIST = "The phone offers only the form's choices; the server checks because a submission may not come from it."
+IMPLIED_BY_PATTERN = "The pattern fixes the length; the form's regex() carries it."
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,10 @@ class FieldRule:
         refs = [f"${{{o}}}" for o in self.others]
         match self.kind:
             case "range":
-                low = f". > {_num(self.low)}" if self.above else f". >= {_num(self.low)}"
-                return low, f". <= {_num(self.high)}"
+                high = f". <= {_num(self.high)}"
+                if self.low is None:
+                    return (high,)
+                return (f". > {_num(self.low)}" if self.above else f". >= {_num(self.low)}"), high
             case "at_most_field":
                 return (f". <= {refs[0]}",)
             case "at_least_field":
@@ -70,6 +73,8 @@ class FieldRule:
                 return (" + ".join([*refs[:-1], "."]) + f" <= {refs[-1]}",)
             case "sum_at_least":
                 return (" + ".join([*refs, "."]) + f" >= {_num(self.low)}",)
+            case "some_positive":
+                return (" or ".join([*(f"{r} > 0" for r in refs), "number(.) > 0"]),)
             case "date_window":
                 assert self.earliest is not None
                 return ". <= today()", f". >= date('{self.earliest.isoformat()}')"

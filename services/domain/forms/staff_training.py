@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.domain.errors import Reason, SubmissionRejected
 from services.domain.events import Envelope
-from services.domain.forms import ParsedForm
+from services.domain.forms import ParsedForm, rules
 from services.domain.forms.common import choice, decimal, event_date, library_areas, text
+from services.domain.forms.rules import FieldRule
 from services.domain.reference import Reference
 from services.domain.submission import Submission
 
@@ -23,7 +24,8 @@ FORM_ID = "staff_training"
 EVENT_TYPE = "staff_trained"
 
 # 2–4 capital letters (the provincial library's prefix), a hyphen, 3–6 digits: HG-0042
-WORKER_ID_PATTERN = r"[A-Z]{2,4}-\d{3,6}"
+WORKER_ID_PATTERN = r"[A-Z]{2,4}-[0-9]{3,6}"  # [0-9]: as the form's regex() reads it
+MAX_WORKER_ID = 11
 Course = Literal["library_basics", "reading_promotion", "digital_skills", "cataloguing", "children_services",
                  "rotation_mobile_service", "library_management", "other"]
 COURSES: tuple[str, ...] = ("library_basics", "reading_promotion", "digital_skills", "cataloguing",
@@ -49,11 +51,22 @@ class StaffTrained(Envelope):
 
 EVENT_MODEL = StaffTrained
 
+# Every rule parse checks, as the form must say it too (tests/test_form_rules.py).
+RULES: tuple[FieldRule, ...] = (
+    FieldRule("library_id", "server_only", not_in_form=rules.REGISTRY),
+    FieldRule("worker_id", "pattern", pattern=WORKER_ID_PATTERN),
+    FieldRule("worker_id", "max_length", high=MAX_WORKER_ID, not_in_form=rules.IMPLIED_BY_PATTERN),
+    rules.choice("course", COURSES),
+    FieldRule("hours", "range", low=0, above=True, high=MAX_HOURS),
+    rules.event_date("completed_on"),
+    rules.choice("result", RESULTS),
+)
+
 
 def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:
     reasons: list[Reason] = []
     library_id, areas = library_areas(submission, reference, reasons)
-    worker_id = text(submission, "worker_id", reasons, max_length=11, pattern=WORKER_ID_PATTERN,
+    worker_id = text(submission, "worker_id", reasons, max_length=MAX_WORKER_ID, pattern=WORKER_ID_PATTERN,
                      pattern_vi="mã ẩn danh do thư viện tỉnh cấp, ví dụ HG-0042 (không ghi họ tên).",
                      pattern_en="the pseudonymous id from the provincial library, e.g. HG-0042 (never a name).")
     course = choice(submission, "course", COURSES, reasons)
