@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,19 @@ def test_commune_pickers_record_both_schemes(all_built: dict[str, BuiltForm]):
             f"instance('communes_2025')/root/item[province= /{form_id}/province ]")
         assert itemsets[f"{prefix}commune_legacy"] == (
             f"instance('communes_legacy')/root/item[code_2025= {prefix}commune_2025 ]")
+
+
+@java
+@pytest.mark.parametrize("form_id", sorted(FORMS))
+def test_built_form_carries_the_server_rules(all_built: dict[str, BuiltForm], form_id: str):
+    """The XForm the phones get (not only the .xlsx) holds each rule of the form module's RULES
+    (tests/test_form_rules.py checks the .xlsx, the messages and the refusals)."""
+    binds = _binds(all_built[form_id].xml_path)
+    paths = {nodeset.rsplit("/", 1)[-1]: nodeset for nodeset in binds}
+    for rule in import_module(f"services.domain.forms.{form_id}").RULES:
+        if rule.not_in_form or rule.kind == "choice":
+            continue
+        constraint = " ".join(binds[paths[rule.field]].get("constraint", "").split())
+        for term in rule.xpath_terms():
+            expected = " ".join(re.sub(r"\$\{(\w+)\}", lambda m: f" {paths[m.group(1)]} ", term).split())
+            assert expected in constraint, (form_id, rule.field, expected, constraint)
