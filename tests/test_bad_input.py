@@ -105,6 +105,8 @@ CORPUS = [
          lambda c, x, lib: _post(c, _xml(x, lib, "uuid:b16", virtual_visits="-4"))),
     Case("count that is not a number", 400, "not_a_number",
          lambda c, x, lib: _post(c, _xml(x, lib, "uuid:b17", loans="mười"))),
+    Case("count over the form's bound", 400, "number_too_large",
+         lambda c, x, lib: _post(c, _xml(x, lib, "uuid:b19", virtual_visits="100001"))),
     Case("inconsistent totals", 400, "totals_inconsistent",
          lambda c, x, lib: _post(c, _xml(x, lib, "uuid:b18", visits_children="39"))),
     Case("same instanceID, other answers", 409, "instance_id_conflict",
