@@ -33,6 +33,7 @@ from services.domain.forms.mobile_session import ACTIVITIES, MAX_VISITS
 from services.domain.forms.reading_promotion import MAX_PARTICIPANTS
 from services.domain.forms.rotation_movement import MAX_COPIES, MAX_TITLES
 from services.domain.forms.staff_training import MAX_HOURS
+from services.domain.forms.visit_log import MAX_VISITS as MAX_DAY_VISITS
 from services.domain.submission import parse_submission
 from services.tools.samples import SampleReport
 from services.tools.submissions import fill_instance
@@ -174,14 +175,15 @@ def valid_answers(draw, form_id: str) -> tuple[SampleReport, dict[str, str], dic
 def _changes(draw, form_id: str, report: SampleReport) -> tuple[dict[str, str], dict[str, object]]:
     n = st.integers
     if form_id == "visit_log":
-        total = draw(n(0, 1_000_000))
+        total = draw(n(0, MAX_DAY_VISITS))
         children, female = draw(n(0, total)), draw(n(0, total))
         learning, information, reading, events = _split(draw, total, 4)
         values = {"visits_total": total, "visits_children": children, "visits_adults": total - children,
                   "visits_female": female, "visits_male": total - female,
                   "visits_ethnic_minority": draw(n(0, total)), "visits_learning": learning,
                   "visits_information": information, "visits_reading": reading, "visits_events": events,
-                  **{k: draw(n(0, 1_000_000)) for k in ("virtual_visits", "loans", "renewals", "new_registrations")}}
+                  **{k: draw(n(0, MAX_DAY_VISITS))
+                     for k in ("virtual_visits", "loans", "renewals", "new_registrations")}}
         return {k: str(v) for k, v in values.items()}, values
     if form_id == "mobile_session":
         total = draw(n(0, MAX_VISITS))
