@@ -109,6 +109,14 @@ def test_the_server_rule_is_in_the_form(form_id: str, rule: FieldRule):
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.FORM_ID)
+def test_every_constraint_in_the_form_stands_for_a_server_rule(module: ModuleType):
+    """The other way round: the phone refuses nothing the server would take without a rule saying so."""
+    ruled = {r.field for r in module.RULES}
+    unruled = [name for name, row in survey(module.FORM_ID).items() if "constraint" in row and name not in ruled]
+    assert not unruled, f"{module.FORM_ID}: constraints without a server rule: {unruled}"
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.FORM_ID)
 def test_every_constraint_says_what_is_wrong_in_both_languages(module: ModuleType):
     for name, row in survey(module.FORM_ID).items():
         if "constraint" not in row:

@@ -8,6 +8,7 @@ enforces the same rules on the phone.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Literal
 
@@ -30,6 +31,8 @@ DonorOrigin = Literal["domestic", "foreign"]
 DONOR_ORIGINS: tuple[str, ...] = ("domestic", "foreign")
 MAX_BOOKS = 1_000_000
 MAX_MONEY_VND = 999_999_999_999  # 12 digits, as the form allows
+# digits only, as the form's regex(): int() alone would also take '+5', '1_000' or other scripts' digits
+MONEY_PATTERN = f"[0-9]{{1,{len(str(MAX_MONEY_VND))}}}"
 
 
 class Donation(BaseModel):
@@ -54,9 +57,9 @@ RULES: tuple[FieldRule, ...] = (
     rules.choice("donor_kind", DONOR_KINDS),
     rules.choice("donor_origin", DONOR_ORIGINS),
     *rules.counts(("books",), MAX_BOOKS),
+    FieldRule("money_vnd", "pattern", pattern=MONEY_PATTERN),
     FieldRule("money_vnd", "range", low=0, high=MAX_MONEY_VND,
-              not_in_form="A text question (numeric keyboard): the form's regex(., '^[0-9]{1,12}$') "
-              "allows 12 digits at most, which is this bound."),
+              not_in_form="A text question (numeric keyboard): its pattern's 12 digits at most are this bound."),
     FieldRule("money_vnd", "some_positive", others=("books",)),
     rules.event_date("received_on"),
 )
@@ -68,7 +71,14 @@ def parse(submission: Submission, today: date, reference: Reference) -> ParsedFo
     donor_kind = choice(submission, "donor_kind", DONOR_KINDS, reasons)
     donor_origin = choice(submission, "donor_origin", DONOR_ORIGINS, reasons)
     books = count(submission, "books", reasons, required=True, maximum=MAX_BOOKS)
-    money = count(submission, "money_vnd", reasons, required=True, maximum=MAX_MONEY_VND)
+    raw_money = (submission.answer("money_vnd") or "").strip()
+    if raw_money and re.fullmatch(MONEY_PATTERN, raw_money) is None:
+        money = 0
+        shown = raw_money[:40]
+        reasons.append(Reason("not_a_number", f"'{shown}' không phải số nguyên (chỉ chữ số, tối đa 12 chữ số).",
+                              f"'{shown}' is not a whole number (digits only, 12 at most).", "money_vnd"))
+    else:
+        money = count(submission, "money_vnd", reasons, required=True, maximum=MAX_MONEY_VND)
     if books <= 0 and money <= 0:
         reasons.append(Reason("donation_empty", "Phải có sách hoặc tiền (ít nhất một trong hai lớn hơn 0).",
                               "A donation has books or money: at least one must be more than 0.", "books"))
