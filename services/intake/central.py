@@ -43,7 +43,10 @@ What Central's documentation and code say, and what follows from it:
   not seen; so when ``__system/edits`` > 0 every version is sent, oldest first
   (``…/submissions/{id}/versions``), the ones already accepted coming back as duplicates.
 - ``reviewState == "rejected"`` withdraws the submission (``IntakeService.retract``); a
-  rejected submission is not sent to the intake.
+  rejected submission is not sent to the intake. A review moved off ``rejected`` (to approved,
+  hasIssues, edited or none) is the row coming back in the ``updatedAt`` stream with another
+  state: its XML is sent again (a duplicate) and ``IntakeService.reinstate`` counts the chain
+  again. Both are keyed by the review's ``updatedAt``, so a redelivered row makes the same event.
 - Attachments are listed (``…/attachments``), downloaded, checked against the ``ETag`` Central
   sends (the blob's MD5) and given to the intake, stored by content.
 
@@ -191,6 +194,7 @@ class PollResult:
     held: int = 0  # edits waiting for their original in the intake
     retracted: int = 0  # submissions withdrawn because Central's review rejected them
     retract_noop: int = 0  # rejected in Central, but nothing accepted (or already withdrawn)
+    reinstated: int = 0  # withdrawn chains counted again: Central's review moved off "rejected"
     rejected: dict[str, int] = field(default_factory=dict)  # refused by the intake: reason code → versions
     attachments_fetched: int = 0
     attachments_missing: int = 0  # expected by the XML, not (yet) uploaded to Central
@@ -348,6 +352,7 @@ class CentralPoller:
             finally:  # the intake took what it accepted; an error before it leaves nothing staged
                 for file in files:
                     file.blob.discard()
+        self._reinstate(row, result)
 
     def _versions(self, row: dict[str, Any]) -> list[_Version]:
         iid, system = row["__id"], row["__system"]
@@ -414,7 +419,8 @@ class CentralPoller:
             else [row["__id"]]
         for instance_id in candidates:
             try:
-                retracted = self._service.retract(instance_id, self._account, REJECTED_CODE, REJECTED_REASON)
+                retracted = self._service.retract(instance_id, self._account, REJECTED_CODE, REJECTED_REASON,
+                                                  key=_review_key(row))
             except OutOfScope as exc:  # a version outside the pull account's provinces: a dead letter
                 self._refused(exc.code, str(exc), result)
                 return
@@ -424,6 +430,17 @@ class CentralPoller:
                 return
         result.retract_noop += 1
         metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome="retract_noop").inc()
+
+    def _reinstate(self, row: dict[str, Any], result: PollResult) -> None:
+        """Not rejected (any more): a chain the intake withdrew counts again; a no-op otherwise."""
+        try:
+            reinstated = self._service.reinstate(row["__id"], self._account, _review_key(row))
+        except OutOfScope as exc:
+            self._refused(exc.code, str(exc), result)
+            return
+        if reinstated:
+            result.reinstated += 1
+            metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome="reinstated").inc()
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -437,6 +454,12 @@ class CentralPoller:
         if response.status_code >= 400:
             raise CentralError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
         return response
+
+
+def _review_key(row: dict[str, Any]) -> str:
+    """What names a review decision: the time Central last changed the row (its creation if never)."""
+    system = row["__system"]
+    return system.get("updatedAt") or system["submissionDate"]
 
 
 def _server_time(response: requests.Response) -> str:

@@ -38,7 +38,7 @@ from services.clock import now_local
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason, Refused, StorageFull, SubmissionRejected
 from services.domain.events import AdminArea, AttachmentRef, Envelope, Retraction, Source, SubmissionRetracted
-from services.domain.forms import FORMS, FormSpec
+from services.domain.forms import EVENT_MODELS, FORMS, FormSpec
 from services.domain.reference import Reference
 from services.domain.submission import Submission, parse_submission
 from services.intake.accounts import ANONYMOUS, Account
@@ -379,12 +379,17 @@ class IntakeService:
         except Exception:
             log.warning("could not record rejection %s of %s", reasons[0].code, instance_id, exc_info=True)
 
-    def retract(self, instance_id: str, account: Account, reason_code: str, reason: str) -> bool:
+    def retract(self, instance_id: str, account: Account, reason_code: str, reason: str,
+                *, key: str | None = None) -> bool:
         """Withdraw an accepted submission's chain (e.g. rejected in Central's review).
 
         Returns False when there is nothing to do: unknown instanceID, or already retracted. Raises
         OutOfScope (and keeps a dead letter) when a version of the chain is outside the account's provinces,
         BusUnavailable when the retraction could not be made durable.
+
+        ``key`` names this withdrawal (Central's review time): a chain reinstated and rejected again
+        needs a new event_id, else the processors would drop the second retraction as a duplicate;
+        the same key again (a redelivered review) gives the same event_id.
         """
         with self._ledger.exclusive(instance_id):
             entry = self._ledger.lookup(instance_id)
@@ -400,8 +405,9 @@ class IntakeService:
             retraction = SubmissionRetracted(
                 **original.model_dump(include={"root_id", "form_id", "form_version", "occurred_on", "library_id",
                                                "areas", "source"}),
-                event_id=f"{instance_id}#retracted", submitted_at=self._clock(), submitter=account.username,
-                content_hash=hashlib.sha256(f"retract|{instance_id}|{reason_code}".encode()).hexdigest(),
+                event_id=f"{instance_id}#retracted" + (f"@{key}" if key else ""), submitted_at=self._clock(),
+                submitter=account.username,
+                content_hash=hashlib.sha256(f"retract|{instance_id}|{reason_code}|{key or ''}".encode()).hexdigest(),
                 payload=Retraction(retracts_event_type=original.event_type, reason_code=reason_code, reason=reason))
             self._publish(retraction)
             self._ledger.mark_retracted(instance_id)
@@ -410,6 +416,44 @@ class IntakeService:
                                                 "reason": reason_code})
         return True
 
+
+    def reinstate(self, instance_id: str, account: Account, key: str) -> bool:
+        """Count a retracted chain again (e.g. Central's review moved it off ``rejected``).
+
+        The chain's current version is published again as a new version of the chain
+        (``<instanceID>#reinstated@<key>``, accepted now, so later than the retraction): the
+        processors fold it as they fold an edit, with nothing new to learn, and a redelivery of it
+        is a duplicate by its event_id. The ledger marks the chain live again, so a later rejection
+        retracts it again and a resend of the phone's XML is still a duplicate. Returns False when
+        there is nothing to do: unknown instanceID, or the chain is not retracted. Raises as
+        ``retract`` does.
+        """
+        with self._ledger.exclusive(instance_id):
+            entry = self._ledger.lookup(instance_id)
+            if entry is None:
+                return False
+            chain = self._ledger.chain(entry.root_id)
+            withdrawn = [version for version in chain if version.retracted]
+            if not withdrawn:
+                return False
+            # The chain's current version: the one accepted last (reinstated copies are not in the ledger).
+            current = Envelope.model_validate_json(chain[-1].event_json)
+            if not self._may_rewrite(account, entry.root_id):
+                error = OutOfScope(account, current.library_id, replaces=instance_id)
+                raw = self._blobs.read(chain[-1].raw_sha256)
+                self._dead_letter(error.reasons[0], parse_submission(raw), raw, account.username,
+                                  instance_id=f"{instance_id}#reinstated@{key}", library_id=current.library_id)
+                raise error
+            model = EVENT_MODELS[current.event_type]
+            again = model.model_validate_json(chain[-1].event_json).model_copy(update={
+                "event_id": f"{current.root_id}#reinstated@{key}", "deprecated_id": current.event_id,
+                "submitted_at": self._clock(), "submitter": account.username})
+            self._publish(again)
+            for version in withdrawn:
+                self._ledger.mark_retracted(version.instance_id, False)
+        log.info("submission reinstated", extra={"event_id": again.event_id, "reinstates": current.event_id,
+                                                 "form_id": current.form_id, "library_id": current.library_id})
+        return True
 
 # Correlation: the submission's instanceID is its event_id everywhere, from here to the store's write.
 
