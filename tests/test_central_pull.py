@@ -27,7 +27,7 @@ from pyodk.errors import PyODKError
 from services.bootstrap import EmbeddedStack
 from services.clock import today_local
 from services.config import REPO_ROOT, Settings
-from services.domain.reference import Library
+from services.domain.reference import Library, default_reference
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account
 from services.intake.central import CentralPoller, Cursor, PollResult
@@ -110,9 +110,9 @@ class BusDownAt:
         if self.calls == self._n:
             raise BusUnavailable("broker unreachable (test)")
 
-    def submit(self, raw, account, source="openrosa", attachments=()):
+    def submit(self, raw, account, source="openrosa", attachments=(), received_at=None):
         self._tick()
-        return self._service.submit(raw, account, source=source, attachments=attachments)
+        return self._service.submit(raw, account, source=source, attachments=attachments, received_at=received_at)
 
     def retract(self, instance_id, account, reason_code, reason, key=None):
         self._tick()
@@ -289,6 +289,32 @@ def test_every_review_transition_keeps_the_totals_equal_to_centrals(central, pol
                           attachment_store=stack.ledger.blobs.stage_bytes).poll_once()
     assert again.complete and again.accepted == again.replaced == again.retracted == again.reinstated == 0
     assert totals(client, library) == central_says(central) == (38, 2)
+
+
+def test_a_report_central_received_before_the_deadline_is_on_time_though_pulled_after(
+        central, poller, xform, stack, library):
+    # Two months back: its deadline (the month's last day + 10 days) has passed whatever today is.
+    this_month = today_local().replace(day=1)
+    month = (this_month - timedelta(days=1)).replace(day=1)
+    month = (month - timedelta(days=1)).replace(day=1)
+    deadline = (this_month - timedelta(days=1)).replace(day=10)  # the next month's 10th
+    day = month + timedelta(days=14)
+    other = next(lib for lib in default_reference().libraries.values()
+                 if lib.area("legacy").province_code == "02" and lib.library_id != library.library_id)
+    on_time_at = datetime.combine(deadline - timedelta(days=3), datetime.min.time(), tzinfo=UTC)
+    late_at = datetime.combine(deadline + timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+    for lib, at in ((library, on_time_at), (other, late_at)):
+        central.add(FORM, fill_instance(xform, visit_answers(lib, day, total=9), f"uuid:due-{lib.library_id}"), at)
+
+    assert counts(poller().poll_once()) == {"rows": 2, "accepted": 2}  # both pulled now, after the deadline
+
+    rows = stack.store.select(
+        "SELECT library_id, toInt64(sum(reports)) AS reports, toInt64(sum(on_time_reports)) AS on_time "
+        "FROM visits_library_month WHERE month = {m:Date} GROUP BY library_id", {"m": month})
+    assert {r["library_id"]: (r["reports"], r["on_time"]) for r in rows} == {
+        library.library_id: (1, 1), other.library_id: (1, 0)}
+    stamped = {e["event_id"]: e["submitted_at"] for e in stack.store.events("visit_logged")}
+    assert stamped[f"uuid:due-{library.library_id}"].astimezone(UTC) == on_time_at
 
 def test_a_row_the_intake_refuses_is_counted_and_does_not_stop_the_poll(central, poller, xform, client, library):
     bad = visit_answers(library, today_local() - timedelta(days=2), total=40)

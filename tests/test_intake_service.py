@@ -227,3 +227,22 @@ def test_a_reinstatement_outside_the_accounts_provinces_is_refused(intake: Intak
         intake.service.reinstate("uuid:far", Account("central-hg", provinces=frozenset({"legacy:02"})), "k")
     assert intake.ledger.lookup("uuid:far").retracted  # type: ignore[union-attr]
     assert intake.dead_letters()[-1].instance_id == "uuid:far#reinstated@k"
+
+
+# -- the acceptance time of a pulled submission ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("received", "stamped"), [
+    (NOW - timedelta(days=1), NOW - timedelta(days=1)),  # when Central received it: believed
+    (None, NOW),  # sent here directly: ours
+    (NOW + timedelta(minutes=2), NOW),  # a little ahead: clocks differ, clamped to ours
+    (NOW + timedelta(days=1), NOW),  # in the future: not believed
+    (datetime.combine(DAY, datetime.min.time(), tzinfo=TIMEZONE) - timedelta(seconds=1), NOW),  # before the day
+    (datetime(1970, 1, 1, tzinfo=TIMEZONE), NOW),  # absurdly old
+    (datetime(2026, 3, 9, 8, 0), NOW),  # no time zone: cannot be placed
+])
+def test_a_received_time_is_the_acceptance_time_only_if_it_can_be_true(intake: Intake, received, stamped):
+    accepted = intake.service.submit(visit_log("uuid:t"), source="central", received_at=received)
+    assert accepted.kind == "new"  # an unbelievable time never loses the submission
+    [event] = intake.published.events()
+    assert event.submitted_at == stamped

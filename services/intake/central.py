@@ -47,6 +47,9 @@ What Central's documentation and code say, and what follows from it:
   hasIssues, edited or none) is the row coming back in the ``updatedAt`` stream with another
   state: its XML is sent again (a duplicate) and ``IntakeService.reinstate`` counts the chain
   again. Both are keyed by the review's ``updatedAt``, so a redelivered row makes the same event.
+- A submission's acceptance time (the event's ``submitted_at``, which timeliness compares with
+  the month's deadline) is ``__system/submissionDate``, when the phone's submission reached
+  Central, not when it was pulled (the ledger and the log keep that); the intake checks it.
 - Attachments are listed (``…/attachments``), downloaded, checked against the ``ETag`` Central
   sends (the blob's MD5) and given to the intake, stored by content.
 
@@ -342,13 +345,17 @@ class CentralPoller:
         if system.get("reviewState") == "rejected":
             self._retract(row, result)
             return
-        for version in self._versions(row):
+        # When the phone's submission reached Central is its acceptance time (timeliness), not when
+        # we pulled it. That is the first version's; an edit is stamped when pulled, so that it stays
+        # later than anything the intake did to the chain before (a retraction is stamped then too).
+        received_at = _received_at(row)
+        for index, version in enumerate(self._versions(row)):
             raw = self._get(version.xml_path).content
             files: list[IncomingFile] = []
             try:
                 if version.may_have_attachments:
                     self._attachments(version, result, files)
-                self._submit(raw, files, result)
+                self._submit(raw, files, result, received_at if index == 0 else None)
             finally:  # the intake took what it accepted; an error before it leaves nothing staged
                 for file in files:
                     file.blob.discard()
@@ -387,9 +394,11 @@ class CentralPoller:
             media_type = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
             files.append(IncomingFile(name, media_type, self._store(data)))
 
-    def _submit(self, raw: bytes, files: Sequence[IncomingFile], result: PollResult) -> None:
+    def _submit(self, raw: bytes, files: Sequence[IncomingFile], result: PollResult,
+                received_at: datetime | None = None) -> None:
         try:
-            accepted = self._service.submit(raw, self._account, source="central", attachments=files)
+            accepted = self._service.submit(raw, self._account, source="central", attachments=files,
+                                            received_at=received_at)
         except (BusUnavailable, StorageFull):
             raise  # not kept now: the poll stops before this row and starts again there
         except Refused as exc:
@@ -454,6 +463,16 @@ class CentralPoller:
         if response.status_code >= 400:
             raise CentralError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
         return response
+
+
+def _received_at(row: dict[str, Any]) -> datetime | None:
+    """``__system/submissionDate``, or None if it is not a time (the intake then uses its own)."""
+    text = row["__system"].get("submissionDate")
+    try:
+        return parse_time(text) if isinstance(text, str) else None
+    except ValueError:
+        log.warning("submission %s: submissionDate %r is not a time", row["__id"], text)
+        return None
 
 
 def _review_key(row: dict[str, Any]) -> str:

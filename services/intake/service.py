@@ -27,7 +27,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from pydantic import TypeAdapter
@@ -68,6 +68,8 @@ def _merge(earlier: list[AttachmentRef], later: Sequence[AttachmentRef]) -> list
 _ATTACHMENTS = TypeAdapter(list[AttachmentRef])
 # Refusals that say "not now", not "not this": the submission may be tried again as it is.
 _NOT_DURABLE = (BusUnavailable, LedgerUnavailable, StorageFull)
+# How far ahead of ours another server's clock may be before its times are not believed.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class IntakeService:
@@ -111,16 +113,23 @@ class IntakeService:
         return Accepted(submission.instance_id, submission.form_id, "duplicate" if known else "held")
 
     def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa",
-               attachments: Sequence[IncomingFile] = (), *, incomplete: bool = False) -> Accepted:
+               attachments: Sequence[IncomingFile] = (), *, incomplete: bool = False,
+               received_at: datetime | None = None) -> Accepted:
         """Accept, hold, keep as a part (``incomplete``: ``*isIncomplete*=yes``), or raise ``Refused``
         (SubmissionRejected, SubmissionConflict, OutOfScope; not durable now: StorageFull, BusUnavailable).
+
+        ``received_at``: when the phone's submission reached the server it was sent to (ODK Central's
+        ``submissionDate``), for a submission pulled from there. It is the event's ``submitted_at``,
+        what timeliness compares with the month's deadline; the intake's own time stays the ledger's
+        ``accepted_at`` and the log's. A time we cannot believe is not used (``_received_at``).
 
         A part is checked as the complete submission would be. Whatever of ``attachments`` was not
         taken (a refusal, an error) is deleted before this returns."""
         try:
             submission = parse_submission(raw)
             with self._ledger.exclusive(submission.instance_id, submission.deprecated_id):
-                accepted = self._submit(submission, raw, account, source, attachments, incomplete)
+                accepted = self._submit(submission, raw, account, source, attachments, incomplete,
+                                        received_at=received_at)
         except Refused as exc:
             _log_refused(raw, exc, account, source)
             raise
@@ -133,7 +142,8 @@ class IntakeService:
 
     def _submit(self, submission: Submission, raw: bytes, account: Account, source: Source,
                 incoming: Sequence[IncomingFile], incomplete: bool = False,
-                held_files: Sequence[AttachmentRef] = (), releasing: bool = False) -> Accepted:
+                held_files: Sequence[AttachmentRef] = (), releasing: bool = False,
+                received_at: datetime | None = None) -> Accepted:
         spec = self._spec(submission)
         done = self._duplicate_or_conflict(submission, releasing)
         if done is not None:
@@ -166,7 +176,8 @@ class IntakeService:
 
         event = spec.event_model(
             event_id=submission.instance_id, root_id=root_id, deprecated_id=submission.deprecated_id,
-            form_id=submission.form_id, form_version=submission.form_version, submitted_at=now,
+            form_id=submission.form_id, form_version=submission.form_version,
+            submitted_at=self._received_at(received_at, now, parsed.occurred_on, submission.instance_id),
             occurred_on=parsed.occurred_on, library_id=parsed.library_id, areas=parsed.areas,
             submitter=account.username, source=source, content_hash=submission.content_hash,
             attachments=files, payload=parsed.payload)
@@ -178,6 +189,27 @@ class IntakeService:
         accepted = Accepted(submission.instance_id, submission.form_id, "new")
         _log_accepted(accepted, parsed.library_id, account, source)
         return accepted
+
+    def _received_at(self, received_at: datetime | None, now: datetime, occurred_on: date, instance_id: str
+                     ) -> datetime:
+        """The acceptance time of a version: ``received_at`` if it can be true, else ``now`` (ours).
+
+        It comes from another server (hostile input): later than now (beyond a clock skew) or before
+        the day the report is about cannot be, and would move the report's timeliness; the
+        submission is kept, stamped with our own time, and the reason logged."""
+        if received_at is None:
+            return now
+        if received_at.tzinfo is None:
+            why = "has no time zone"
+        elif received_at > now + CLOCK_SKEW:
+            why = "is in the future"
+        elif received_at < datetime.combine(occurred_on, time.min, tzinfo=now.tzinfo):
+            why = "is before the day the report is about"
+        else:
+            return min(received_at, now).astimezone(now.tzinfo)
+        log.warning("receipt time %s %s: the intake's time is used", received_at.isoformat(), why,
+                    extra={"event_id": instance_id, "reason": "received_at_untrusted"})
+        return now
 
     def _publish(self, message: Message) -> None:
         try:
