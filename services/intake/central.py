@@ -442,6 +442,8 @@ class CentralPoller:
 
     def _reinstate(self, row: dict[str, Any], result: PollResult) -> None:
         """Not rejected (any more): a chain the intake withdrew counts again; a no-op otherwise."""
+        if row["__system"].get("updatedAt") is None:  # never reviewed nor edited: never rejected
+            return
         try:
             reinstated = self._service.reinstate(row["__id"], self._account, _review_key(row))
         except OutOfScope as exc:
