@@ -59,7 +59,7 @@ DEAD_LETTERS = Counter("dead_letters_total", "Submissions sent to the dead lette
                        ["stage", "reason"])
 CENTRAL_ROWS = Counter(
     "central_rows_total", "Submissions pulled from ODK Central, by form and what the intake made of them.",
-    ["form_id", "outcome"],  # accepted | replaced | duplicate | held | rejected | retracted | retract_noop
+    ["form_id", "outcome"],  # accepted | replaced | duplicate | held | rejected | retracted | retract_noop | reinstated
 )
 CENTRAL_POLL_LAG = Gauge(
     "central_poll_lag_seconds",

@@ -78,9 +78,9 @@ class InMemoryLedger:
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
         self._accepted.setdefault(entry.instance_id, (entry, accepted_at))
 
-    def mark_retracted(self, instance_id: str) -> None:
+    def mark_retracted(self, instance_id: str, retracted: bool = True) -> None:
         entry, at = self._accepted[instance_id]
-        self._accepted[instance_id] = (dataclasses.replace(entry, retracted=True), at)
+        self._accepted[instance_id] = (dataclasses.replace(entry, retracted=retracted), at)
 
     def hold(self, instance_id: str, deprecated_id: str, content_hash: str, raw_sha256: str, username: str,
              provinces_json: str, source: str, attachments_json: str, held_at: datetime) -> None:

@@ -27,7 +27,8 @@ from pyodk.errors import PyODKError
 from services.bootstrap import EmbeddedStack
 from services.clock import today_local
 from services.config import REPO_ROOT, Settings
-from services.domain.reference import Library
+from services.domain.reference import Library, default_reference
+from services.domain.submission import parse_submission
 from services.intake.accounts import Account
 from services.intake.central import CentralPoller, Cursor, PollResult
 from services.intake.ledger import SqliteLedger
@@ -109,13 +110,16 @@ class BusDownAt:
         if self.calls == self._n:
             raise BusUnavailable("broker unreachable (test)")
 
-    def submit(self, raw, account, source="openrosa", attachments=()):
+    def submit(self, raw, account, source="openrosa", attachments=(), received_at=None):
         self._tick()
-        return self._service.submit(raw, account, source=source, attachments=attachments)
+        return self._service.submit(raw, account, source=source, attachments=attachments, received_at=received_at)
 
-    def retract(self, instance_id, account, reason_code, reason):
+    def retract(self, instance_id, account, reason_code, reason, key=None):
         self._tick()
-        return self._service.retract(instance_id, account, reason_code, reason)
+        return self._service.retract(instance_id, account, reason_code, reason, key=key)
+
+    def reinstate(self, instance_id, account, key):  # not counted: the bus is down for submit/retract
+        return self._service.reinstate(instance_id, account, key)
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,9 +230,91 @@ def test_rejected_in_review_is_retracted_and_the_history_kept(central, poller, x
     assert totals(client, library) == (30, 1)
     assert [e["event_id"] for e in stack.store.events("visit_logged")] == ["uuid:keep", "uuid:drop"]
     [retraction] = stack.store.events("submission_retracted")
-    assert retraction["event_id"] == "uuid:drop#retracted" and '"central_rejected"' in retraction["payload"]
+    assert retraction["event_id"] == f"uuid:drop#retracted@{iso(T0 + timedelta(hours=1))}"  # keyed by the review
+    assert '"central_rejected"' in retraction["payload"]
     assert counts(poller().poll_once()) == {}
 
+
+
+def central_says(central: FakeCentral) -> tuple[int, int]:
+    """(visits_total, reports) of Central's current, non-rejected versions: what the store must show."""
+    live = [s for s in central.submissions if s.review_state != "rejected" and s.deleted_at is None]
+    return sum(int(parse_submission(s.current.xml).answer("visits_total") or 0) for s in live), len(live)
+
+
+def test_every_review_transition_keeps_the_totals_equal_to_centrals(central, poller, xform, client, library, stack,
+                                                                   odk, tmp_path):
+    # Central's PATCH sets reviewState to approved, hasIssues or rejected; null is only a new
+    # submission's, and "edited" comes from an edit (a new version), never from a review.
+    central.add(FORM, report(xform, library, "uuid:rv", 7, 25), T0)
+    central.add(FORM, report(xform, library, "uuid:rv-other", 7, 10), T0 + timedelta(seconds=1))
+    assert counts(poller().poll_once()) == {"rows": 2, "accepted": 2}
+    assert totals(client, library) == central_says(central) == (35, 2)
+
+    at = T0
+    steps: list[tuple[str, dict[str, object]]] = [
+        ("approved", {"rows": 1, "duplicates": 1}),  # none → approved
+        ("rejected", {"rows": 1, "retracted": 1}),  # approved → rejected
+        ("approved", {"rows": 1, "duplicates": 1, "reinstated": 1}),  # rejected → approved
+        ("rejected", {"rows": 1, "retracted": 1}),  # approved → rejected, again
+        ("hasIssues", {"rows": 1, "duplicates": 1, "reinstated": 1}),  # rejected → hasIssues
+        ("rejected", {"rows": 1, "retracted": 1}),  # hasIssues → rejected
+        ("edited", {"rows": 1, "duplicates": 1, "replaced": 1, "reinstated": 1}),  # rejected → an edit
+        ("rejected", {"rows": 1, "retracted": 1}),  # edited → rejected
+        ("approved", {"rows": 1, "duplicates": 2, "reinstated": 1}),  # rejected → approved: the edit counts
+    ]
+    for state, outcome in steps:
+        at += timedelta(hours=1)
+        if state == "edited":
+            central.edit(FORM, "uuid:rv", report(xform, library, "uuid:rv-v2", 7, 28, "uuid:rv"), at)
+        else:
+            central.review(FORM, "uuid:rv", state, at)
+        assert counts(poller().poll_once()) == outcome, state
+        assert totals(client, library) == central_says(central), state
+        assert counts(poller().poll_once()) == {}, state  # handled: nothing happens twice
+    assert totals(client, library) == (38, 2)
+
+    # The ledger knows the chain is live: the phone's XML is still a duplicate, and every withdrawal
+    # and reinstatement was its own event (a redelivered review would make the same event_id).
+    assert not any(e.retracted for e in stack.ledger.chain("uuid:rv"))
+    resent = stack.service.submit(central.submissions[0].versions[0].xml, PULL, source="central")
+    assert resent.kind == "duplicate"
+    retractions = [e["event_id"] for e in stack.store.events("submission_retracted")]
+    assert len(retractions) == len(set(retractions)) == 4
+    reinstated = [e["event_id"] for e in stack.store.events("visit_logged") if "#reinstated@" in e["event_id"]]
+    assert len(reinstated) == len(set(reinstated)) == 4
+
+    # Everything delivered again (a lost cursor): nothing changes.
+    again = CentralPoller(odk, stack.service, tmp_path / "lost" / "cursor.json", PROJECT, FORM, PULL,
+                          attachment_store=stack.ledger.blobs.stage_bytes).poll_once()
+    assert again.complete and again.accepted == again.replaced == again.retracted == again.reinstated == 0
+    assert totals(client, library) == central_says(central) == (38, 2)
+
+
+def test_a_report_central_received_before_the_deadline_is_on_time_though_pulled_after(
+        central, poller, xform, stack, library):
+    # Two months back: its deadline (the month's last day + 10 days) has passed whatever today is.
+    this_month = today_local().replace(day=1)
+    month = (this_month - timedelta(days=1)).replace(day=1)
+    month = (month - timedelta(days=1)).replace(day=1)
+    deadline = (this_month - timedelta(days=1)).replace(day=10)  # the next month's 10th
+    day = month + timedelta(days=14)
+    other = next(lib for lib in default_reference().libraries.values()
+                 if lib.area("legacy").province_code == "02" and lib.library_id != library.library_id)
+    on_time_at = datetime.combine(deadline - timedelta(days=3), datetime.min.time(), tzinfo=UTC)
+    late_at = datetime.combine(deadline + timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+    for lib, at in ((library, on_time_at), (other, late_at)):
+        central.add(FORM, fill_instance(xform, visit_answers(lib, day, total=9), f"uuid:due-{lib.library_id}"), at)
+
+    assert counts(poller().poll_once()) == {"rows": 2, "accepted": 2}  # both pulled now, after the deadline
+
+    rows = stack.store.select(
+        "SELECT library_id, toInt64(sum(reports)) AS reports, toInt64(sum(on_time_reports)) AS on_time "
+        "FROM visits_library_month WHERE month = {m:Date} GROUP BY library_id", {"m": month})
+    assert {r["library_id"]: (r["reports"], r["on_time"]) for r in rows} == {
+        library.library_id: (1, 1), other.library_id: (1, 0)}
+    stamped = {e["event_id"]: e["submitted_at"] for e in stack.store.events("visit_logged")}
+    assert stamped[f"uuid:due-{library.library_id}"].astimezone(UTC) == on_time_at
 
 def test_a_row_the_intake_refuses_is_counted_and_does_not_stop_the_poll(central, poller, xform, client, library):
     bad = visit_answers(library, today_local() - timedelta(days=2), total=40)

@@ -193,3 +193,56 @@ def test_a_retraction_withdraws_the_chain_once(intake: Intake):
     assert not intake.service.retract("uuid:a", central, "rejected", "again")
     retractions = [m for m in intake.published.published if isinstance(m, SubmissionRetracted)]
     assert [(r.root_id, r.payload.reason_code) for r in retractions] == [("uuid:a", "rejected")]
+
+
+def test_a_reinstatement_counts_the_current_version_again_and_the_chain_can_be_withdrawn_again(intake: Intake):
+    central = Account("central-pull", provinces=frozenset({"*"}))
+    intake.service.submit(visit_log("uuid:r1", 10))
+    intake.service.submit(visit_log("uuid:r2", 14, deprecated_id="uuid:r1"))
+    assert not intake.service.reinstate("uuid:r1", central, "k0")  # live: nothing to do
+    intake.clock[0] = NOW + timedelta(minutes=1)
+    assert intake.service.retract("uuid:r2", central, "rejected", "review", key="k1")
+    intake.clock[0] = NOW + timedelta(minutes=2)
+    assert intake.service.reinstate("uuid:r1", central, "k2")  # any version of the chain addresses it
+    assert not intake.service.reinstate("uuid:r1", central, "k2")  # once
+    assert not any(e.retracted for e in intake.ledger.chain("uuid:r1"))
+    assert intake.service.submit(visit_log("uuid:r1", 10)).kind == "duplicate"  # the phone's XML: still known
+    intake.clock[0] = NOW + timedelta(minutes=3)
+    assert intake.service.retract("uuid:r2", central, "rejected", "review", key="k3")  # withdrawn again
+
+    events = [(e.event_id, e.deprecated_id, e.submitted_at) for e in intake.published.events()]
+    assert [e[0] for e in events] == ["uuid:r1", "uuid:r2", "uuid:r2#retracted@k1", "uuid:r1#reinstated@k2",
+                                      "uuid:r2#retracted@k3"]
+    # The current version (the edit) again, accepted after the retraction it undoes, replacing the edit.
+    assert events[3][1:] == ("uuid:r2", NOW + timedelta(minutes=2))
+    [again] = [e for e in intake.published.events() if e.event_id == "uuid:r1#reinstated@k2"]
+    assert again.payload.visits_total == 14 and again.root_id == "uuid:r1"  # type: ignore[attr-defined]
+    assert again.content_hash == intake.ledger.lookup("uuid:r2").content_hash  # type: ignore[union-attr]
+
+
+def test_a_reinstatement_outside_the_accounts_provinces_is_refused(intake: Intake):
+    intake.service.submit(visit_log("uuid:far", library=LAI_CHAU))
+    assert intake.service.retract("uuid:far", Account("central-pull", provinces=frozenset({"*"})), "rejected", "r")
+    with pytest.raises(OutOfScope):
+        intake.service.reinstate("uuid:far", Account("central-hg", provinces=frozenset({"legacy:02"})), "k")
+    assert intake.ledger.lookup("uuid:far").retracted  # type: ignore[union-attr]
+    assert intake.dead_letters()[-1].instance_id == "uuid:far#reinstated@k"
+
+
+# -- the acceptance time of a pulled submission ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("received", "stamped"), [
+    (NOW - timedelta(days=1), NOW - timedelta(days=1)),  # when Central received it: believed
+    (None, NOW),  # sent here directly: ours
+    (NOW + timedelta(minutes=2), NOW),  # a little ahead: clocks differ, clamped to ours
+    (NOW + timedelta(days=1), NOW),  # in the future: not believed
+    (datetime.combine(DAY, datetime.min.time(), tzinfo=TIMEZONE) - timedelta(seconds=1), NOW),  # before the day
+    (datetime(1970, 1, 1, tzinfo=TIMEZONE), NOW),  # absurdly old
+    (datetime(2026, 3, 9, 8, 0), NOW),  # no time zone: cannot be placed
+])
+def test_a_received_time_is_the_acceptance_time_only_if_it_can_be_true(intake: Intake, received, stamped):
+    accepted = intake.service.submit(visit_log("uuid:t"), source="central", received_at=received)
+    assert accepted.kind == "new"  # an unbelievable time never loses the submission
+    [event] = intake.published.events()
+    assert event.submitted_at == stamped

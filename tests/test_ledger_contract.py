@@ -61,6 +61,9 @@ def test_a_retraction_is_marked(ledger: Ledger):
     ledger.mark_retracted("uuid:a")
     found = ledger.lookup("uuid:a")
     assert found is not None and found.retracted
+    ledger.mark_retracted("uuid:a", False)  # reinstated: live again
+    found = ledger.lookup("uuid:a")
+    assert found is not None and not found.retracted
 
 
 def test_held_edits_are_kept_found_by_each_filter_and_released(ledger: Ledger):

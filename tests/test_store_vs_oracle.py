@@ -54,9 +54,17 @@ def _post_all(app, service: IntakeService, rng: random.Random) -> None:
         xml = fill_instance(xform, edited, f"uuid:{uuid.UUID(int=rng.getrandbits(128))}", deprecated_id=instance_id)
         assert client.post("/submission", files=multipart(xml)).status_code == 201
     # Retractions (rejected in ODK Central's review) of some chains of several forms.
+    retracted = []
     for form_id in ("visit_log", "mobile_session", "reading_promotion", "staff_training", "donation"):
         for instance_id, _ in rng.sample(accepted[form_id], max(1, len(accepted[form_id]) // 15)):
-            service.retract(instance_id, ANONYMOUS, "central_rejected", "rejected in review")
+            assert service.retract(instance_id, ANONYMOUS, "central_rejected", "rejected in review")
+            retracted.append(instance_id)
+    # Half of them reviewed again (rejected → approved): reinstated; a third of those rejected once more.
+    reinstated = rng.sample(retracted, len(retracted) // 2)
+    for instance_id in reinstated:
+        assert service.reinstate(instance_id, ANONYMOUS, "approved-1")
+    for instance_id in rng.sample(reinstated, max(1, len(reinstated) // 3)):
+        assert service.retract(instance_id, ANONYMOUS, "central_rejected", "rejected again", key="rejected-2")
 
 
 def _settings(root: Path, forms_dir: Path, **overrides) -> Settings:

@@ -53,7 +53,9 @@ class Envelope(BaseModel):
     deprecated_id: str | None = Field(default=None, description="ODK meta/deprecatedID: the version replaced.")
     form_id: str
     form_version: str
-    submitted_at: AwareDatetime = Field(description="Arrival at the intake (Asia/Ho_Chi_Minh).")
+    submitted_at: AwareDatetime = Field(description=(
+        "Acceptance (Asia/Ho_Chi_Minh): arrival at the intake, or for a submission pulled from ODK Central "
+        "its arrival there (submissionDate). A re-published version (reinstated) is stamped when re-published."))
     occurred_on: date = Field(description="Event time, from the form (Asia/Ho_Chi_Minh calendar day).")
     library_id: str
     areas: list[AdminArea] = Field(min_length=2, max_length=2, description="One per scheme.")

@@ -43,7 +43,13 @@ What Central's documentation and code say, and what follows from it:
   not seen; so when ``__system/edits`` > 0 every version is sent, oldest first
   (``…/submissions/{id}/versions``), the ones already accepted coming back as duplicates.
 - ``reviewState == "rejected"`` withdraws the submission (``IntakeService.retract``); a
-  rejected submission is not sent to the intake.
+  rejected submission is not sent to the intake. A review moved off ``rejected`` (to approved,
+  hasIssues, edited or none) is the row coming back in the ``updatedAt`` stream with another
+  state: its XML is sent again (a duplicate) and ``IntakeService.reinstate`` counts the chain
+  again. Both are keyed by the review's ``updatedAt``, so a redelivered row makes the same event.
+- A submission's acceptance time (the event's ``submitted_at``, which timeliness compares with
+  the month's deadline) is ``__system/submissionDate``, when the phone's submission reached
+  Central, not when it was pulled (the ledger and the log keep that); the intake checks it.
 - Attachments are listed (``…/attachments``), downloaded, checked against the ``ETag`` Central
   sends (the blob's MD5) and given to the intake, stored by content.
 
@@ -191,6 +197,7 @@ class PollResult:
     held: int = 0  # edits waiting for their original in the intake
     retracted: int = 0  # submissions withdrawn because Central's review rejected them
     retract_noop: int = 0  # rejected in Central, but nothing accepted (or already withdrawn)
+    reinstated: int = 0  # withdrawn chains counted again: Central's review moved off "rejected"
     rejected: dict[str, int] = field(default_factory=dict)  # refused by the intake: reason code → versions
     attachments_fetched: int = 0
     attachments_missing: int = 0  # expected by the XML, not (yet) uploaded to Central
@@ -338,16 +345,21 @@ class CentralPoller:
         if system.get("reviewState") == "rejected":
             self._retract(row, result)
             return
-        for version in self._versions(row):
+        # When the phone's submission reached Central is its acceptance time (timeliness), not when
+        # we pulled it. That is the first version's; an edit is stamped when pulled, so that it stays
+        # later than anything the intake did to the chain before (a retraction is stamped then too).
+        received_at = _received_at(row)
+        for index, version in enumerate(self._versions(row)):
             raw = self._get(version.xml_path).content
             files: list[IncomingFile] = []
             try:
                 if version.may_have_attachments:
                     self._attachments(version, result, files)
-                self._submit(raw, files, result)
+                self._submit(raw, files, result, received_at if index == 0 else None)
             finally:  # the intake took what it accepted; an error before it leaves nothing staged
                 for file in files:
                     file.blob.discard()
+        self._reinstate(row, result)
 
     def _versions(self, row: dict[str, Any]) -> list[_Version]:
         iid, system = row["__id"], row["__system"]
@@ -382,9 +394,11 @@ class CentralPoller:
             media_type = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
             files.append(IncomingFile(name, media_type, self._store(data)))
 
-    def _submit(self, raw: bytes, files: Sequence[IncomingFile], result: PollResult) -> None:
+    def _submit(self, raw: bytes, files: Sequence[IncomingFile], result: PollResult,
+                received_at: datetime | None = None) -> None:
         try:
-            accepted = self._service.submit(raw, self._account, source="central", attachments=files)
+            accepted = self._service.submit(raw, self._account, source="central", attachments=files,
+                                            received_at=received_at)
         except (BusUnavailable, StorageFull):
             raise  # not kept now: the poll stops before this row and starts again there
         except Refused as exc:
@@ -414,7 +428,8 @@ class CentralPoller:
             else [row["__id"]]
         for instance_id in candidates:
             try:
-                retracted = self._service.retract(instance_id, self._account, REJECTED_CODE, REJECTED_REASON)
+                retracted = self._service.retract(instance_id, self._account, REJECTED_CODE, REJECTED_REASON,
+                                                  key=_review_key(row))
             except OutOfScope as exc:  # a version outside the pull account's provinces: a dead letter
                 self._refused(exc.code, str(exc), result)
                 return
@@ -424,6 +439,19 @@ class CentralPoller:
                 return
         result.retract_noop += 1
         metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome="retract_noop").inc()
+
+    def _reinstate(self, row: dict[str, Any], result: PollResult) -> None:
+        """Not rejected (any more): a chain the intake withdrew counts again; a no-op otherwise."""
+        if row["__system"].get("updatedAt") is None:  # never reviewed nor edited: never rejected
+            return
+        try:
+            reinstated = self._service.reinstate(row["__id"], self._account, _review_key(row))
+        except OutOfScope as exc:
+            self._refused(exc.code, str(exc), result)
+            return
+        if reinstated:
+            result.reinstated += 1
+            metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome="reinstated").inc()
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -437,6 +465,22 @@ class CentralPoller:
         if response.status_code >= 400:
             raise CentralError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
         return response
+
+
+def _received_at(row: dict[str, Any]) -> datetime | None:
+    """``__system/submissionDate``, or None if it is not a time (the intake then uses its own)."""
+    text = row["__system"].get("submissionDate")
+    try:
+        return parse_time(text) if isinstance(text, str) else None
+    except ValueError:
+        log.warning("submission %s: submissionDate %r is not a time", row["__id"], text)
+        return None
+
+
+def _review_key(row: dict[str, Any]) -> str:
+    """What names a review decision: the time Central last changed the row (its creation if never)."""
+    system = row["__system"]
+    return system.get("updatedAt") or system["submissionDate"]
 
 
 def _server_time(response: requests.Response) -> str:

@@ -61,7 +61,8 @@ class Ledger(Protocol):
         """Commit ``entry``; returns once it is durable (raises what the commit raised), or inside
         ``exclusive``, once the block ends without an error. A second entry for an instanceID is ignored."""
 
-    def mark_retracted(self, instance_id: str) -> None: ...
+    def mark_retracted(self, instance_id: str, retracted: bool = True) -> None:
+        """Withdrawn (True), or live again after a reinstatement (False)."""
 
     # Edits that came before the version they replace: held, then released (or expired).
     def hold(self, instance_id: str, deprecated_id: str, content_hash: str, raw_sha256: str, username: str,
@@ -191,8 +192,8 @@ class SqliteLedger:
         self._records.write((entry.instance_id, entry.root_id, entry.content_hash, entry.form_id, entry.raw_sha256,
                              entry.event_json, int(entry.retracted), accepted_at.isoformat()))
 
-    def mark_retracted(self, instance_id: str) -> None:
-        self._write("UPDATE accepted SET retracted = 1 WHERE instance_id = ?", (instance_id,))
+    def mark_retracted(self, instance_id: str, retracted: bool = True) -> None:
+        self._write("UPDATE accepted SET retracted = ? WHERE instance_id = ?", (int(retracted), instance_id))
 
     def close(self) -> None:
         self._reader.close()

@@ -27,7 +27,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from pydantic import TypeAdapter
@@ -38,7 +38,7 @@ from services.clock import now_local
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason, Refused, StorageFull, SubmissionRejected
 from services.domain.events import AdminArea, AttachmentRef, Envelope, Retraction, Source, SubmissionRetracted
-from services.domain.forms import FORMS, FormSpec
+from services.domain.forms import EVENT_MODELS, FORMS, FormSpec
 from services.domain.reference import Reference
 from services.domain.submission import Submission, parse_submission
 from services.intake.accounts import ANONYMOUS, Account
@@ -68,6 +68,8 @@ def _merge(earlier: list[AttachmentRef], later: Sequence[AttachmentRef]) -> list
 _ATTACHMENTS = TypeAdapter(list[AttachmentRef])
 # Refusals that say "not now", not "not this": the submission may be tried again as it is.
 _NOT_DURABLE = (BusUnavailable, LedgerUnavailable, StorageFull)
+# How far ahead of ours another server's clock may be before its times are not believed.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class IntakeService:
@@ -111,16 +113,23 @@ class IntakeService:
         return Accepted(submission.instance_id, submission.form_id, "duplicate" if known else "held")
 
     def submit(self, raw: bytes, account: Account = ANONYMOUS, source: Source = "openrosa",
-               attachments: Sequence[IncomingFile] = (), *, incomplete: bool = False) -> Accepted:
+               attachments: Sequence[IncomingFile] = (), *, incomplete: bool = False,
+               received_at: datetime | None = None) -> Accepted:
         """Accept, hold, keep as a part (``incomplete``: ``*isIncomplete*=yes``), or raise ``Refused``
         (SubmissionRejected, SubmissionConflict, OutOfScope; not durable now: StorageFull, BusUnavailable).
+
+        ``received_at``: when the phone's submission reached the server it was sent to (ODK Central's
+        ``submissionDate``), for a submission pulled from there. It is the event's ``submitted_at``,
+        what timeliness compares with the month's deadline; the intake's own time stays the ledger's
+        ``accepted_at`` and the log's. A time we cannot believe is not used (``_received_at``).
 
         A part is checked as the complete submission would be. Whatever of ``attachments`` was not
         taken (a refusal, an error) is deleted before this returns."""
         try:
             submission = parse_submission(raw)
             with self._ledger.exclusive(submission.instance_id, submission.deprecated_id):
-                accepted = self._submit(submission, raw, account, source, attachments, incomplete)
+                accepted = self._submit(submission, raw, account, source, attachments, incomplete,
+                                        received_at=received_at)
         except Refused as exc:
             _log_refused(raw, exc, account, source)
             raise
@@ -133,7 +142,8 @@ class IntakeService:
 
     def _submit(self, submission: Submission, raw: bytes, account: Account, source: Source,
                 incoming: Sequence[IncomingFile], incomplete: bool = False,
-                held_files: Sequence[AttachmentRef] = (), releasing: bool = False) -> Accepted:
+                held_files: Sequence[AttachmentRef] = (), releasing: bool = False,
+                received_at: datetime | None = None) -> Accepted:
         spec = self._spec(submission)
         done = self._duplicate_or_conflict(submission, releasing)
         if done is not None:
@@ -166,7 +176,8 @@ class IntakeService:
 
         event = spec.event_model(
             event_id=submission.instance_id, root_id=root_id, deprecated_id=submission.deprecated_id,
-            form_id=submission.form_id, form_version=submission.form_version, submitted_at=now,
+            form_id=submission.form_id, form_version=submission.form_version,
+            submitted_at=self._received_at(received_at, now, parsed.occurred_on, submission.instance_id),
             occurred_on=parsed.occurred_on, library_id=parsed.library_id, areas=parsed.areas,
             submitter=account.username, source=source, content_hash=submission.content_hash,
             attachments=files, payload=parsed.payload)
@@ -178,6 +189,27 @@ class IntakeService:
         accepted = Accepted(submission.instance_id, submission.form_id, "new")
         _log_accepted(accepted, parsed.library_id, account, source)
         return accepted
+
+    def _received_at(self, received_at: datetime | None, now: datetime, occurred_on: date, instance_id: str
+                     ) -> datetime:
+        """The acceptance time of a version: ``received_at`` if it can be true, else ``now`` (ours).
+
+        It comes from another server (hostile input): later than now (beyond a clock skew) or before
+        the day the report is about cannot be, and would move the report's timeliness; the
+        submission is kept, stamped with our own time, and the reason logged."""
+        if received_at is None:
+            return now
+        if received_at.tzinfo is None:
+            why = "has no time zone"
+        elif received_at > now + CLOCK_SKEW:
+            why = "is in the future"
+        elif received_at < datetime.combine(occurred_on, time.min, tzinfo=now.tzinfo):
+            why = "is before the day the report is about"
+        else:
+            return min(received_at, now).astimezone(now.tzinfo)
+        log.warning("receipt time %s %s: the intake's time is used", received_at.isoformat(), why,
+                    extra={"event_id": instance_id, "reason": "received_at_untrusted"})
+        return now
 
     def _publish(self, message: Message) -> None:
         try:
@@ -379,12 +411,17 @@ class IntakeService:
         except Exception:
             log.warning("could not record rejection %s of %s", reasons[0].code, instance_id, exc_info=True)
 
-    def retract(self, instance_id: str, account: Account, reason_code: str, reason: str) -> bool:
+    def retract(self, instance_id: str, account: Account, reason_code: str, reason: str,
+                *, key: str | None = None) -> bool:
         """Withdraw an accepted submission's chain (e.g. rejected in Central's review).
 
         Returns False when there is nothing to do: unknown instanceID, or already retracted. Raises
         OutOfScope (and keeps a dead letter) when a version of the chain is outside the account's provinces,
         BusUnavailable when the retraction could not be made durable.
+
+        ``key`` names this withdrawal (Central's review time): a chain reinstated and rejected again
+        needs a new event_id, else the processors would drop the second retraction as a duplicate;
+        the same key again (a redelivered review) gives the same event_id.
         """
         with self._ledger.exclusive(instance_id):
             entry = self._ledger.lookup(instance_id)
@@ -400,8 +437,9 @@ class IntakeService:
             retraction = SubmissionRetracted(
                 **original.model_dump(include={"root_id", "form_id", "form_version", "occurred_on", "library_id",
                                                "areas", "source"}),
-                event_id=f"{instance_id}#retracted", submitted_at=self._clock(), submitter=account.username,
-                content_hash=hashlib.sha256(f"retract|{instance_id}|{reason_code}".encode()).hexdigest(),
+                event_id=f"{instance_id}#retracted" + (f"@{key}" if key else ""), submitted_at=self._clock(),
+                submitter=account.username,
+                content_hash=hashlib.sha256(f"retract|{instance_id}|{reason_code}|{key or ''}".encode()).hexdigest(),
                 payload=Retraction(retracts_event_type=original.event_type, reason_code=reason_code, reason=reason))
             self._publish(retraction)
             self._ledger.mark_retracted(instance_id)
@@ -410,6 +448,44 @@ class IntakeService:
                                                 "reason": reason_code})
         return True
 
+
+    def reinstate(self, instance_id: str, account: Account, key: str) -> bool:
+        """Count a retracted chain again (e.g. Central's review moved it off ``rejected``).
+
+        The chain's current version is published again as a new version of the chain
+        (``<instanceID>#reinstated@<key>``, accepted now, so later than the retraction): the
+        processors fold it as they fold an edit, with nothing new to learn, and a redelivery of it
+        is a duplicate by its event_id. The ledger marks the chain live again, so a later rejection
+        retracts it again and a resend of the phone's XML is still a duplicate. Returns False when
+        there is nothing to do: unknown instanceID, or the chain is not retracted. Raises as
+        ``retract`` does.
+        """
+        with self._ledger.exclusive(instance_id):
+            entry = self._ledger.lookup(instance_id)
+            if entry is None:
+                return False
+            chain = self._ledger.chain(entry.root_id)
+            withdrawn = [version for version in chain if version.retracted]
+            if not withdrawn:
+                return False
+            # The chain's current version: the one accepted last (reinstated copies are not in the ledger).
+            current = Envelope.model_validate_json(chain[-1].event_json)
+            if not self._may_rewrite(account, entry.root_id):
+                error = OutOfScope(account, current.library_id, replaces=instance_id)
+                raw = self._blobs.read(chain[-1].raw_sha256)
+                self._dead_letter(error.reasons[0], parse_submission(raw), raw, account.username,
+                                  instance_id=f"{instance_id}#reinstated@{key}", library_id=current.library_id)
+                raise error
+            model = EVENT_MODELS[current.event_type]
+            again = model.model_validate_json(chain[-1].event_json).model_copy(update={
+                "event_id": f"{current.root_id}#reinstated@{key}", "deprecated_id": current.event_id,
+                "submitted_at": self._clock(), "submitter": account.username})
+            self._publish(again)
+            for version in withdrawn:
+                self._ledger.mark_retracted(version.instance_id, False)
+        log.info("submission reinstated", extra={"event_id": again.event_id, "reinstates": current.event_id,
+                                                 "form_id": current.form_id, "library_id": current.library_id})
+        return True
 
 # Correlation: the submission's instanceID is its event_id everywhere, from here to the store's write.
 

@@ -46,9 +46,9 @@ class PostgresLedger:
                        (entry.instance_id, entry.root_id, entry.content_hash, entry.form_id, entry.raw_sha256,
                         entry.event_json, entry.retracted, accepted_at))
 
-    def mark_retracted(self, instance_id: str) -> None:
+    def mark_retracted(self, instance_id: str, retracted: bool = True) -> None:
         with self._db.connection() as db:
-            db.execute("UPDATE accepted SET retracted = true WHERE instance_id = %s", (instance_id,))
+            db.execute("UPDATE accepted SET retracted = %s WHERE instance_id = %s", (retracted, instance_id))
 
     def hold(self, instance_id: str, deprecated_id: str, content_hash: str, raw_sha256: str, username: str,
              provinces_json: str, source: str, attachments_json: str, held_at: datetime) -> None:
