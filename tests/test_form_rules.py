@@ -11,22 +11,13 @@ from __future__ import annotations
 import unicodedata
 from datetime import date, timedelta
 from functools import cache
-from types import ModuleType
 
 import openpyxl
 import pytest
 
 from services.config import REPO_ROOT
 from services.domain.errors import SubmissionRejected
-from services.domain.forms import (
-    donation,
-    library_registry,
-    mobile_session,
-    reading_promotion,
-    rotation_movement,
-    staff_training,
-    visit_log,
-)
+from services.domain.forms import FORMS, FormSpec
 from services.domain.forms.rules import FieldRule
 from services.domain.reference import default_reference
 from services.domain.submission import Submission
@@ -35,9 +26,7 @@ from services.tools.samples import all_sample_reports
 pytestmark = pytest.mark.unit  # reads .xlsx files only: no Java, server or ClickHouse
 
 VI, EN = "constraint_message::Tiếng Việt (vi)", "constraint_message::English (en)"
-MODULES: tuple[ModuleType, ...] = (visit_log, mobile_session, library_registry, rotation_movement, reading_promotion,
-                                   staff_training, donation)
-FORMS_WITH_RULES = [m for m in MODULES if hasattr(m, "RULES")]
+SPECS: tuple[FormSpec, ...] = tuple(FORMS.values())
 TODAY = date(2026, 11, 25)
 
 
@@ -76,7 +65,7 @@ def _rule_id(rule: FieldRule) -> str:
     return f"{rule.field}:{rule.kind}"
 
 
-ALL_RULES = [pytest.param(m.FORM_ID, r, id=f"{m.FORM_ID}-{_rule_id(r)}") for m in FORMS_WITH_RULES for r in m.RULES]
+ALL_RULES = [pytest.param(f.form_id, r, id=f"{f.form_id}-{_rule_id(r)}") for f in SPECS for r in f.rules]
 
 
 # Forms whose parse does not list its rules yet: shrinks to nothing, never grows.
@@ -84,7 +73,7 @@ NOT_YET_DECLARED: set[str] = set()
 
 
 def test_every_form_declares_its_rules():
-    missing = {m.FORM_ID for m in MODULES if not getattr(m, "RULES", ())}
+    missing = {f.form_id for f in SPECS if not f.rules}
     assert missing == NOT_YET_DECLARED, f"forms whose server rules are not declared: {missing}"
 
 
@@ -108,22 +97,22 @@ def test_the_server_rule_is_in_the_form(form_id: str, rule: FieldRule):
             assert bound in message, f"{form_id}.{rule.field}: {column} does not show {bound}: {message!r}"
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.FORM_ID)
-def test_every_constraint_in_the_form_stands_for_a_server_rule(module: ModuleType):
+@pytest.mark.parametrize("form", SPECS, ids=lambda f: f.form_id)
+def test_every_constraint_in_the_form_stands_for_a_server_rule(form: FormSpec):
     """The other way round: the phone refuses nothing the server would take without a rule saying so."""
-    ruled = {r.field for r in module.RULES}
-    unruled = [name for name, row in survey(module.FORM_ID).items() if "constraint" in row and name not in ruled]
-    assert not unruled, f"{module.FORM_ID}: constraints without a server rule: {unruled}"
+    ruled = {r.field for r in form.rules}
+    unruled = [name for name, row in survey(form.form_id).items() if "constraint" in row and name not in ruled]
+    assert not unruled, f"{form.form_id}: constraints without a server rule: {unruled}"
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.FORM_ID)
-def test_every_constraint_says_what_is_wrong_in_both_languages(module: ModuleType):
-    for name, row in survey(module.FORM_ID).items():
+@pytest.mark.parametrize("form", SPECS, ids=lambda f: f.form_id)
+def test_every_constraint_says_what_is_wrong_in_both_languages(form: FormSpec):
+    for name, row in survey(form.form_id).items():
         if "constraint" not in row:
             continue
         vi, en = row.get(VI, ""), row.get(EN, "")
-        assert vi and en and vi != en, f"{module.FORM_ID}.{name}: constraint without both messages"
-        assert unicodedata.is_normalized("NFC", vi), f"{module.FORM_ID}.{name}: Vietnamese message not NFC"
+        assert vi and en and vi != en, f"{form.form_id}.{name}: constraint without both messages"
+        assert unicodedata.is_normalized("NFC", vi), f"{form.form_id}.{name}: Vietnamese message not NFC"
 
 
 @cache
@@ -172,7 +161,7 @@ def _breaking(rule: FieldRule, answers: dict[str, str]) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize(("form_id", "rule"), [p for p in ALL_RULES if p.values[1].kind != "server_only"])
 def test_a_submission_breaking_the_rule_is_refused_in_both_languages(form_id: str, rule: FieldRule):
-    parse = next(m.parse for m in MODULES if form_id == m.FORM_ID)
+    parse = FORMS[form_id].parse
     # a sample that answers every field the rule reads (optional questions are often unanswered)
     answers = next(a for a in _samples()[form_id] if all(f in a for f in (rule.field, *rule.others)))
     for change in _breaking(rule, answers):

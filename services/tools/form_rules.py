@@ -17,20 +17,10 @@ from pathlib import Path
 import openpyxl
 
 from services.config import REPO_ROOT
-from services.domain.forms import (
-    donation,
-    library_registry,
-    mobile_session,
-    reading_promotion,
-    rotation_movement,
-    staff_training,
-    visit_log,
-)
+from services.domain.forms import FORMS
 from services.domain.forms.common import _VIETNAM_LATITUDE, _VIETNAM_LONGITUDE
 from services.domain.forms.rules import FieldRule
 
-FORM_MODULES = (visit_log, mobile_session, library_registry, rotation_movement, reading_promotion, staff_training,
-                donation)
 VI, EN = "constraint_message::Tiếng Việt (vi)", "constraint_message::English (en)"
 
 
@@ -88,8 +78,8 @@ def apply(form_id: str, form_rules: tuple[FieldRule, ...], forms_dir: Path, toda
 
 def main(argv: list[str]) -> int:
     forms_dir = Path(argv[0]) if argv else REPO_ROOT / "odk-forms"
-    for module in FORM_MODULES:
-        for line in apply(module.FORM_ID, getattr(module, "RULES", ()), forms_dir, date.today()):
+    for spec in FORMS.values():
+        for line in apply(spec.form_id, spec.rules, forms_dir, date.today()):
             print(line)
     return 0
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from services.domain.events import AdminArea, Envelope
 from services.domain.reference import Reference
 from services.domain.submission import Submission
+
+if TYPE_CHECKING:  # rules.py reads common.py, which is loaded through this package
+    from services.domain.forms.rules import FieldRule
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class FormSpec:
     event_type: str
     event_model: type[Envelope]
     parse: Callable[[Submission, date, Reference], ParsedForm]
+    rules: tuple[FieldRule, ...]  # what ``parse`` checks, which the XLSForm repeats as constraints
 
 
 def _specs() -> dict[str, FormSpec]:
@@ -47,7 +52,7 @@ def _specs() -> dict[str, FormSpec]:
 
     modules = [visit_log, library_registry, rotation_movement, mobile_session, reading_promotion, staff_training,
                donation]
-    return {m.FORM_ID: FormSpec(m.FORM_ID, m.EVENT_TYPE, m.EVENT_MODEL, m.parse) for m in modules}
+    return {m.FORM_ID: FormSpec(m.FORM_ID, m.EVENT_TYPE, m.EVENT_MODEL, m.parse, tuple(m.RULES)) for m in modules}
 
 
 FORMS: dict[str, FormSpec] = _specs()
