@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from services.tools.submissions import fill_instance, multipart
 from tests import postgres
 from tests.conftest import OPENROSA, digest_header, visit_answers
 from tests.fakes import ListPublisher
+from tests.races import race
 from tests.test_intake_service import NOW, REFERENCE, VERSION, visit_log
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -70,25 +70,6 @@ def replicas(ledger_dsn: str, tmp_path: Path) -> Iterator[tuple[Replica, Replica
     finally:
         a.ledger.close()
         b.ledger.close()
-
-
-def race(sends: list[Callable[[], object]]) -> list[object]:
-    """Run every send at once (a barrier before each); each outcome: what it returned or raised."""
-    barrier, outcomes = threading.Barrier(len(sends)), [None] * len(sends)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[i] = sends[i]()
-        except Exception as exc:
-            outcomes[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sends))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
 
 
 def kinds(outcomes: list[object]) -> list[str]:

@@ -47,6 +47,7 @@ from tests.caddy import Caddy
 from tests.conftest import OPENROSA, digest_header, visit_answers
 from tests.intake_processes import IntakeProcess, start_intakes
 from tests.published import from_kafka, messages_from_kafka
+from tests.races import race
 from tests.workers import WorkerProcess, wait_until_caught_up, worker_settings
 
 pytestmark = pytest.mark.kafka
@@ -133,23 +134,9 @@ def through_caddy(client: httpx.Client, xml: bytes) -> httpx.Response:
     return client.post("/submission", files=files(xml), headers={**OPENROSA, "Authorization": BASIC})
 
 
-def race(sends: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
-    """Every send at once: each thread waits at one barrier with its request ready, then sends."""
-    barrier = threading.Barrier(len(sends))
-    outcomes: list[httpx.Response | Exception | None] = [None] * len(sends)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[i] = sends[i]()
-        except Exception as exc:  # reported below, with the others
-            outcomes[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sends))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def race_http(sends: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    """Every send at once (``race``); each one must have been answered."""
+    outcomes = race(sends)
     failed = [o for o in outcomes if not isinstance(o, httpx.Response)]
     assert not failed, failed
     return outcomes  # type: ignore[return-value]
@@ -246,7 +233,7 @@ def test_one_instance_id_raced_across_replicas_has_one_winner_everywhere(
                  (lambda xml=xml, n=n, h=headers[n]: to_replica(cluster.a if n < 8 else cluster.b, xml,
                                                                 authorization=h))
                  for n, xml in enumerate(xmls)]
-        responses = race(sends)
+        responses = race_http(sends)
 
     statuses = [r.status_code for r in responses]
     assert sorted(statuses) == [201] + [409] * 11, [(r.status_code, r.text) for r in responses]
