@@ -46,14 +46,26 @@ router = APIRouter(tags=["Aggregates and indicators"])
 def indicators_body(aggregates: Aggregates, area: ResolvedArea, year: int | None,
                     as_of: date | None = None) -> dict[str, Any]:
     """``/v1/indicators``: the area's indicators for the year."""
+    year, day = indicator_day(year, as_of)
+    values = aggregates.indicators(area.filter, year, day)
+    return {"area": area.area, "year": year, "as_of": day.isoformat(), "indicators": values}
+
+
+def indicator_day(year: int | None, as_of: date | None) -> tuple[int, date]:
+    """The year and the date D the indicators are for (``/v1/indicators``' ``year`` and ``as_of``)."""
     year = the_year(year)
     check_day("as_of", as_of)
     day = as_of or min(date(year, 12, 31), today_local())
     if day.year != year:
         raise RequestRefused(400, "as_of outside the year", Reason(
             "as_of_outside_year", f"as_of {day} không thuộc năm {year}", f"as_of {day} is not in {year}", "as_of"))
-    values = aggregates.indicators(area.filter, year, day)
-    return {"area": area.area, "year": year, "as_of": day.isoformat(), "indicators": values}
+    return year, day
+
+
+def growth_area(aggregates: Aggregates, area: ResolvedArea, year: int) -> AreaFilter:
+    """The area of ``/v1/growth`` in ``year``: narrowed to the library type asked (the registry at the
+    year's end, or today)."""
+    return aggregates.of_type(area.filter, area.query.library_type, min(date(year, 12, 31), today_local()))
 
 
 def visits_body(aggregates: Aggregates, area: ResolvedArea, period: Period, where: AreaFilter) -> dict[str, Any]:
@@ -69,9 +81,8 @@ def growth_body(aggregates: Aggregates, area: ResolvedArea, year: int | None,
         raise RequestRefused(400, "Baseline not before the year", Reason(
             "baseline_not_before_year", f"baseline_year {baseline_year} không trước năm {year}",
             f"baseline_year {baseline_year} is not before {year}", "baseline_year"))
-    where = aggregates.of_type(area.filter, area.query.library_type, min(date(year, 12, 31), today_local()))
     return {"area": area.area, "library_type": area.query.library_type,
-            **aggregates.growth(where, year, baseline_year)}
+            **aggregates.growth(growth_area(aggregates, area, year), year, baseline_year)}
 
 
 @router.get("/indicators", summary="K1–K4, reporting completeness and timeliness for an area and a year",

@@ -170,6 +170,88 @@ class _Page(BaseModel):
     next_page_token: str | None = Field(description="Pass as `page_token` for the next page; null on the last.")
 
 
+class Edit(BaseModel):
+    instance_id: str = Field(description="The version's ODK instanceID.")
+    accepted_at: datetime = Field(description="When it was accepted (Asia/Ho_Chi_Minh).")
+
+
+class Retraction(Edit):
+    reason_code: str
+    reason: str
+
+
+class LineageChain(BaseModel):
+    """A submission chain making the figure: its current version counts once."""
+
+    root_id: str = Field(description="instanceID of the chain's first version.")
+    instance_id: str = Field(description="instanceID of its current version.")
+    period: str = Field(description="The period of the figure it counts in (a growth figure: its year).")
+    library_id: str
+    occurred_on: date = Field(description="Event time: the day of the report.")
+    submitter: str | None = Field(description="The account that sent the current version.")
+    source: str | None = Field(description="How it came: the intake, or pulled from ODK Central.")
+    first_accepted_at: datetime | None = Field(description="When its first version was accepted (Asia/Ho_Chi_Minh).")
+    last_accepted_at: datetime = Field(description="When its current version was accepted (Asia/Ho_Chi_Minh).")
+    versions: int
+    edits: list[Edit] = Field(description="Every version after the first.")
+    retractions: list[Retraction] = Field(description="Retractions it had (a chain counted now was reinstated).")
+    contribution: VisitRow = Field(description="What it adds to the figure of its period "  # type: ignore[valid-type]
+                                               "(`reports`: 1).")
+
+
+class _Lineage(_Page):
+    area: Area
+    library_type: str | None
+    chains: int = Field(description="How many chains make the figure (every page).")
+    items: list[LineageChain]
+
+
+class VisitsLineage(_Lineage):
+    granularity: Granularity
+    start: date
+    end: date
+    series: list[VisitRow] = Field(description="The figure, as `/v1/visits` serves it.")  # type: ignore[valid-type]
+
+
+class GrowthLineage(_Lineage):
+    year: int
+    all: GrowthAll = Field(description="The figure, as `/v1/growth` serves it: chains of `year` make `visits`, "
+                                       "those of the year before `previous`.")
+
+
+class RegistryChain(BaseModel):
+    root_id: str
+    instance_id: str
+    action: str
+    occurred_on: date
+    submitter: str | None
+    first_accepted_at: datetime
+    last_accepted_at: datetime
+
+
+class CoveringLibrary(BaseModel):
+    library_id: str
+    library_type: str
+    opened_on: date | None
+    model_joined_on: date | None
+    chains: list[RegistryChain] = Field(description="The registry form's chains that made the library what it "
+                                                    "was on the day; none: as the reference data has it.")
+
+
+class CoveredCommune(BaseModel):
+    commune_code: str
+    contribution: int = Field(description="1: a commune counts once in K1's numerator.")
+    libraries: list[CoveringLibrary]
+
+
+class K1Lineage(_Page):
+    area: Area
+    year: int
+    as_of: date
+    indicator: Indicator = Field(description="K1 as `/v1/indicators` serves it.")
+    items: list[CoveredCommune]
+
+
 class Holder(BaseModel):
     library_id: str
     name_vi: str | None

@@ -53,7 +53,7 @@ def current_facts(*event_types: str, chains: str = "") -> str:
         "argMax(occurred_on, v) AS occurred_on, max(ts) AS submitted_at, min(ts) AS first_submitted_at, "
         "argMax(province_legacy, v) AS province_legacy, argMax(commune_legacy, v) AS commune_legacy, "
         "argMax(province_2025, v) AS province_2025, argMax(commune_2025, v) AS commune_2025, "
-        "argMax(payload, v) AS payload "
+        "argMax(payload, v) AS payload, argMax(submitter, v) AS submitter "
         "FROM (SELECT *, submitted_at AS ts, (submitted_at, version) AS v FROM events FINAL "
         f"WHERE {where}) GROUP BY root_id HAVING event_type != '{RETRACTED}') AS current_facts"
     )
@@ -85,9 +85,15 @@ class Aggregates:
     def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
                library_type: str | None = None, table: str | None = None) -> list[dict[str, Any]]:
         """Visits by period, from the smallest table that answers (``table``: one the planner allows)."""
-        libraries = self.libraries_of_type(library_type, end) if library_type else None
-        plan = rollups.plan(area, start, end, granularity, libraries, table)
+        plan = self.visits_plan(area, start, end, granularity, library_type, table)
         return self.store.select(rollups.series_sql(plan, granularity), plan.params)
+
+    def visits_plan(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
+                    library_type: str | None = None, table: str | None = None) -> rollups.Plan:
+        """Where ``visits(…)`` reads, and on what conditions (``services/store/lineage.py`` reads the
+        same conditions from the chain rows)."""
+        libraries = self.libraries_of_type(library_type, end) if library_type else None
+        return rollups.plan(area, start, end, granularity, libraries, table)
 
     def _activity(self, event_type: str, area: AreaFilter, start: date, end: date, granularity: Granularity,
                   table: str | None) -> rollups.Plan:
@@ -125,7 +131,7 @@ class Aggregates:
 
     def _yearly(self, area: AreaFilter) -> dict[int, int]:
         """Year → visits in ``area``, for the years with a counted visit log."""
-        plan = rollups.plan(area, date(1900, 1, 1), date(2999, 12, 31), "year")
+        plan = self.visits_plan(area, date(1900, 1, 1), date(2999, 12, 31), "year")
         rows = self.store.select(f"SELECT toYear({plan.date_column}) AS year, {plan.total('visits_total')} AS visits, "
                                  f"{plan.total('reports')} AS reports FROM {plan.table} WHERE {plan.where} "
                                  "GROUP BY year HAVING reports > 0", plan.params)
@@ -201,7 +207,8 @@ class Aggregates:
 
     def _registry_changes(self) -> list[dict[str, Any]]:
         rows = self.store.select(
-            "SELECT library_id, occurred_on, submitted_at, root_id, payload, province_legacy, commune_legacy, "
+            "SELECT library_id, occurred_on, submitted_at, first_submitted_at, root_id, event_id, submitter, payload, "
+            "province_legacy, commune_legacy, "
             f"province_2025, commune_2025 FROM {current_facts('library_registered')} "
             "WHERE event_type = 'library_registered' "
             "ORDER BY submitted_at, root_id")
@@ -216,6 +223,9 @@ class Aggregates:
             changes.append({
                 "library_id": library_id, "occurred_on": row["occurred_on"], "order": order,
                 "payload": payload,
+                # the chain that made the change (what /v1/lineage/k1 lists; not part of the fingerprint)
+                "chain": {key: row[key] for key in ("root_id", "event_id", "submitter", "first_submitted_at",
+                                                    "submitted_at")},
                 "areas": (AdminArea(scheme="legacy", province_code=row["province_legacy"],
                                     commune_code=row["commune_legacy"]),
                           AdminArea(scheme="2025", province_code=row["province_2025"],
@@ -277,16 +287,27 @@ class Aggregates:
             communes.add(code)
         return frozenset(communes)
 
+    def k1_coverage(self, area: AreaFilter, day: date, registry: dict[str, LibraryAt] | None = None
+                    ) -> tuple[dict[str, list[LibraryAt]], int]:
+        """K1's numerator and denominator: the communes of the area with a library of the model operating
+        on ``day`` (each with those libraries), and how many communes the area has. ``/v1/indicators``
+        and ``/v1/lineage/k1`` both read it, so a traced K1 is the K1 served."""
+        registry = self.registry(day) if registry is None else registry
+        communes = self._communes_in(area, registry)
+        covered: dict[str, list[LibraryAt]] = defaultdict(list)
+        for lib in self._libraries_in(area, registry, day):
+            if lib.in_model_on(day) and lib.area(area.scheme).commune_code in communes:
+                covered[lib.area(area.scheme).commune_code].append(lib)
+        return dict(covered), len(communes)
+
     def indicators(self, area: AreaFilter, year: int, as_of: date | None = None) -> dict[str, dict[str, Any]]:
         day = as_of or date(year, 12, 31)
         changes = self.registry_changes()
         registry = self.registry(day, changes)
         operating = self._libraries_in(area, registry, day)
 
-        # K1: communes of the area with a library of the model operating on the day.
-        communes = self._communes_in(area, registry)
-        covered = {lib.area(area.scheme).commune_code for lib in operating if lib.in_model_on(day)} & communes
-        k1 = ratio(len(covered), len(communes), "K1", year)
+        covered, communes = self.k1_coverage(area, day, registry)
+        k1 = ratio(len(covered), communes, "K1", year)
 
         # K2: operating libraries with a coordination activity in the 12 months ending on the day.
         window_start = day - timedelta(days=365)

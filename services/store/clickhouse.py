@@ -136,7 +136,7 @@ def _chain_row(c: ReportChain, kind: ChainKind, sign: int) -> list[Any]:
             list(c.versions.values()), c.seq, sign]
 
 
-def _aware(value: datetime) -> datetime:
+def aware(value: datetime) -> datetime:
     """A DateTime64 read back, in Asia/Ho_Chi_Minh (the client may hand it back naive, in UTC)."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC).astimezone(TIMEZONE)
@@ -218,11 +218,11 @@ class Store:
             (root_id, event_id, event_type, submitted_at, position, counted, library_id, day, p_legacy, c_legacy,
              p_2025, c_2025), values, (first, ids, hashes, seq) = row[:head], row[head:head + n], row[head + n:]
             chains[root_id] = ReportChain(
-                root_id=root_id, event_id=event_id, event_type=event_type, submitted_at=_aware(submitted_at),
+                root_id=root_id, event_id=event_id, event_type=event_type, submitted_at=aware(submitted_at),
                 position=position, counted=bool(counted), library_id=library_id, day=day, province_legacy=p_legacy,
                 commune_legacy=c_legacy, province_2025=p_2025, commune_2025=c_2025,
                 values=dict(zip(kind.columns, values, strict=True)),
-                first_reported_at=_aware(first) if first is not None else None,
+                first_reported_at=aware(first) if first is not None else None,
                 versions=dict(zip(ids, hashes, strict=True)), seq=seq)
         return chains
 

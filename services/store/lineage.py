@@ -1,0 +1,144 @@
+"""Which submission chains make a figure (``/v1/lineage/…``), chosen by the figure's own rules.
+
+Visits (and growth, visits by year) are summed by the planner (``rollups.plan``) from the smallest
+table that answers; every table it may pick holds the same sums as the chain rows
+(``visit_chain_rows``), and the chain rows are one of them. Lineage asks the planner the figure's
+own question answered from the chain rows, and groups by chain where the figure groups by period:
+the same conditions, so the chains' contributions sum to the figure by construction. K1 reads
+``Aggregates.k1_coverage``, as ``/v1/indicators`` does.
+
+A chain's history (its versions, edits, retractions, submitter) comes from the ``events`` archive,
+read for one page of chains at a time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from services.domain.forms.visit_log import COUNT_FIELDS
+from services.domain.periods import Granularity
+from services.store import rollups
+from services.store.aggregates import RETRACTED, Aggregates
+from services.store.clickhouse import AreaFilter, aware, string_list
+
+
+@dataclass(frozen=True)
+class Page:
+    """Chains (or communes, for K1) in key order; ``more``: whether any follow the last."""
+
+    items: list[dict[str, Any]]
+    more: bool
+
+
+class Lineage:
+    def __init__(self, aggregates: Aggregates):
+        self.aggregates = aggregates
+        self.store = aggregates.store
+
+    # --- visits ---------------------------------------------------------------------------------
+
+    def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity, *,
+               after: str | None = None, limit: int | None = None) -> Page:
+        """The counted visit-log chains of ``Aggregates.visits(area, start, end, granularity)``, by
+        ``root_id`` after ``after`` (at most ``limit``): each with its period and its counts."""
+        plan = self.aggregates.visits_plan(area, start, end, granularity, table=rollups.CHAINS)
+        sums = ", ".join(f"{plan.total(name)} AS {name}" for name in (*COUNT_FIELDS, "reports"))
+        newest = "(seq, sign)"  # the chain's current row: its last change's new state
+        rows = self.store.select(
+            # (aliases unlike the columns: the WHERE reads the columns)
+            f"SELECT root_id, {rollups.period_sql(plan.date_column, granularity)} AS period, "
+            f"argMax(event_id, {newest}) AS instance_id, argMax(library_id, {newest}) AS current_library, "
+            f"argMax(day, {newest}) AS occurred_on, argMax(submitted_at, {newest}) AS last_accepted_at, "
+            f"argMax(first_reported_at, {newest}) AS first_accepted_at, {sums} "
+            f"FROM {plan.table} WHERE {plan.where} AND root_id > {{after:String}} "
+            # reports is 1 for the chain's current state in the question, 0 where a change took it out
+            "GROUP BY root_id, period HAVING reports > 0 ORDER BY root_id"
+            + (" LIMIT {limit:UInt64}" if limit is not None else ""),
+            {**plan.params, "after": after or "", **({"limit": limit + 1} if limit is not None else {})})
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if limit is not None else rows
+        history = self._history(["visit_logged"], [row["root_id"] for row in rows])
+        items = []
+        for row in rows:
+            versions = history.get(row["root_id"], [])
+            current = next((v for v in versions if v["event_id"] == row["instance_id"]), None)
+            items.append({
+                "root_id": row["root_id"], "instance_id": row["instance_id"], "period": row["period"],
+                "library_id": row["current_library"], "occurred_on": row["occurred_on"],
+                "submitter": current["submitter"] if current else None,
+                "source": current["source"] if current else None,
+                "first_accepted_at": aware(row["first_accepted_at"]) if row["first_accepted_at"] else None,
+                "last_accepted_at": aware(row["last_accepted_at"]),
+                **_versions(versions),
+                "contribution": {name: row[name] for name in (*COUNT_FIELDS, "reports")}})
+        return Page(items, more)
+
+    def _history(self, event_types: list[str], root_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every version and retraction of the chains ``root_ids``, in acceptance order."""
+        if not root_ids:
+            return {}
+        roots, params = string_list("roots", root_ids)
+        rows = self.store.select(
+            "SELECT root_id, event_id, event_type, submitted_at, submitter, source, "
+            f"if(event_type = '{RETRACTED}', JSONExtractString(payload, 'reason_code'), '') AS reason_code, "
+            f"if(event_type = '{RETRACTED}', JSONExtractString(payload, 'reason'), '') AS reason "
+            "FROM events FINAL WHERE event_type IN {types:Array(String)} "
+            f"AND root_id IN (SELECT arrayJoin({roots})) ORDER BY root_id, submitted_at, version",
+            {**params, "types": [*event_types, RETRACTED]})
+        chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            chains[row["root_id"]].append(row)
+        return chains
+
+    # --- growth --------------------------------------------------------------------------------
+
+    def growth(self, area: AreaFilter, year: int, *, after: str | None = None, limit: int | None = None) -> Page:
+        """The chains of ``Aggregates.growth(area, year)``'s two years of visits (``all.visits`` and
+        ``all.previous``), each with its year as its period."""
+        return self.visits(area, date(year - 1, 1, 1), date(year, 12, 31), "year", after=after, limit=limit)
+
+    # --- K1 ------------------------------------------------------------------------------------
+
+    def k1(self, area: AreaFilter, day: date, *, after: str | None = None, limit: int | None = None) -> Page:
+        """K1's numerator on ``day``: each commune covered (it counts 1), with the libraries of the model
+        operating there and the registry chains that made each what it was on the day (none: as the
+        reference data has it)."""
+        covered, _ = self.aggregates.k1_coverage(area, day)
+        changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for change in self.aggregates.registry_changes():
+            if change["occurred_on"] <= day:
+                changes[change["library_id"]].append(change)
+        communes = [code for code in sorted(covered) if after is None or code > after]
+        page = communes[:limit] if limit is not None else communes
+        items = [{
+            "commune_code": code, "contribution": 1,
+            "libraries": [{
+                "library_id": lib.library_id, "library_type": lib.library_type, "opened_on": lib.opened_on,
+                "model_joined_on": lib.model_joined_on,
+                "chains": [_registry_chain(change) for change in changes.get(lib.library_id, [])],
+            } for lib in sorted(covered[code], key=lambda lib: lib.library_id)],
+        } for code in page]
+        return Page(items, len(communes) > len(page))
+
+
+def _versions(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chain's versions (its form's events), the edits among them (every version after the first)
+    and its retractions, with their acceptance times."""
+    versions = [e for e in events if e["event_type"] != RETRACTED]
+    return {
+        "versions": len(versions),
+        "edits": [{"instance_id": e["event_id"], "accepted_at": aware(e["submitted_at"])} for e in versions[1:]],
+        "retractions": [{"instance_id": e["event_id"], "accepted_at": aware(e["submitted_at"]),
+                         "reason_code": e["reason_code"], "reason": e["reason"]}
+                        for e in events if e["event_type"] == RETRACTED],
+    }
+
+
+def _registry_chain(change: dict[str, Any]) -> dict[str, Any]:
+    chain = change["chain"]
+    return {"root_id": chain["root_id"], "instance_id": chain["event_id"], "action": change["payload"]["action"],
+            "occurred_on": change["occurred_on"], "submitter": chain["submitter"],
+            "first_accepted_at": aware(chain["first_submitted_at"]), "last_accepted_at": aware(chain["submitted_at"])}
