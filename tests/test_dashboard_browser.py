@@ -275,6 +275,34 @@ def test_one_request_draws_every_chart_and_the_browser_revalidates_it(served, br
     page.close()
 
 
+def test_clicking_a_month_of_the_visits_chart_lists_the_reports_that_make_it(served, browser):
+    base_url, key, _stack, _answered = served
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base_url}/dashboard?year={YEAR}&province=02#key={key}")
+    _drawn(page, 1)
+    assert page.locator("#lineage").is_hidden()
+    # January's bar of this year, clicked where Chart.js drew it.
+    x, y = page.evaluate("""() => { const bar = Chart.getChart('visits-chart').getDatasetMeta(0).data[0];
+                                    return [bar.x, (bar.y + bar.base) / 2]; }""")
+    page.locator("#visits-chart").click(position={"x": x, "y": y})
+    page.wait_for_selector("#lineage:not([hidden])")
+    drawn = _chart(page, "visits-chart")["datasets"][0]["data"][0]
+    rows = page.locator("#lineage-table tbody tr")
+    assert rows.count() > 0
+    cells = rows.locator("td:last-child").all_inner_texts()
+    visits = sum(int(text.replace(".", "").replace(",", "")) for text in cells)
+    assert visits == drawn  # under 100 reports: every one listed, and they add up to the bar
+    assert page.locator("#lineage-title").inner_text() == f"Các báo cáo tạo nên số lượt tháng 01/{YEAR}"
+    page.click('[data-lang="en"]')
+    assert page.locator("#lineage-title").inner_text() == f"The reports behind the visits of 01/{YEAR}"
+    page.click("#lineage-close")
+    assert page.locator("#lineage").is_hidden()
+    assert not errors, errors
+    page.close()
+
+
 def test_without_a_key_the_page_asks_for_one_and_refuses_a_wrong_one(served, browser):
     base_url, key, *_ = served
     page = browser.new_page()

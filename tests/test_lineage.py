@@ -114,8 +114,8 @@ def test_the_chains_of_random_visits_figures_sum_to_them(api: TestClient, oracle
 
 
 def test_a_library_type_figure_is_traced_as_the_figure_reads_it(api: TestClient):
-    params = {"scheme": "2025", "library_type": "commune_public_library", "start": "2024-01-01", "end": UNTIL.isoformat(),
-              "granularity": "year"}
+    params = {"scheme": "2025", "library_type": "commune_public_library", "start": "2024-01-01",
+              "end": UNTIL.isoformat(), "granularity": "year"}
     figure = ok(api.get("/v1/visits", params=params))["series"]
     _, items = walk(api, "/v1/lineage/visits", params, page_size=1000)
     assert figure and sums(items) == {row["period"]: {name: row[name] for name in VALUES} for row in figure}

@@ -76,6 +76,17 @@
       "visits.cagr": "Tăng bình quân mỗi năm từ {year}",
       "visits.total": "Tổng lượt năm {year}",
       "visits.partial": "Năm {year} chưa kết thúc: so sánh với cả năm trước.",
+      "lineage.hint": "Bấm vào một cột hoặc một điểm để xem các báo cáo tạo nên con số đó.",
+      "lineage.title": "Các báo cáo tạo nên số lượt tháng {month}",
+      "lineage.summary": "{chains} báo cáo, tổng {total} lượt; hiện {shown} báo cáo đầu.",
+      "lineage.close": "Đóng",
+      "lineage.root": "Báo cáo (instanceID đầu)",
+      "lineage.library": "Thư viện",
+      "lineage.day": "Ngày",
+      "lineage.submitter": "Người gửi",
+      "lineage.accepted": "Nhận lần đầu",
+      "lineage.edits": "Lần sửa",
+      "lineage.visits": "Lượt",
       "reporting.title": "Báo cáo hằng tháng: đầy đủ và đúng hạn",
       "reporting.note": "Đầy đủ: tháng có sổ ghi lượt phục vụ ÷ tháng dự kiến của thư viện đang hoạt động. Đúng hạn: nhận được trước hết ngày 10 tháng sau.",
       "rotation.title": "Luân chuyển sách theo tỉnh",
@@ -177,6 +188,17 @@
       "visits.cagr": "Average yearly growth since {year}",
       "visits.total": "Visits in {year}",
       "visits.partial": "{year} is not over: compared with the whole previous year.",
+      "lineage.hint": "Click a bar or a point to see the reports that make the figure.",
+      "lineage.title": "The reports behind the visits of {month}",
+      "lineage.summary": "{chains} reports, {total} visits in all; the first {shown} shown.",
+      "lineage.close": "Close",
+      "lineage.root": "Report (first instanceID)",
+      "lineage.library": "Library",
+      "lineage.day": "Day",
+      "lineage.submitter": "Sent by",
+      "lineage.accepted": "First accepted",
+      "lineage.edits": "Edits",
+      "lineage.visits": "Visits",
       "reporting.title": "Monthly reporting: completeness and timeliness",
       "reporting.note": "Complete: months with a visit log ÷ expected months of operating libraries. On time: received by the 10th of the next month.",
       "rotation.title": "Book rotation by province",
@@ -447,7 +469,13 @@
     window.history.replaceState(null, "", `${window.location.pathname}${qs ? `?${qs}` : ""}`);
   }
 
+  function closeLineage() {
+    state.lineage = null;
+    $("#lineage").hidden = true;
+  }
+
   function bindControls() {
+    $("#lineage-close").addEventListener("click", closeLineage);
     for (const radio of document.querySelectorAll('input[name="scheme"]')) {
       radio.checked = radio.value === state.scheme;
       radio.addEventListener("change", async () => {
@@ -561,6 +589,7 @@
 
   async function refresh() {
     state.generation += 1;
+    closeLineage();  // a list of another view's figure
     syncUrl();
     applyLabels();
     renderHeading();
@@ -651,6 +680,7 @@
       renderRotation();
       renderCommunes();
       renderRejections();
+      renderLineage();
     }
   }
 
@@ -768,12 +798,21 @@
             backgroundColor: COLORS.yoy, borderDash: [6, 4], borderWidth: 2, spanGaps: true, order: 1 },
         ],
       },
-      options: chartOptions({
-        y: { beginAtZero: true, title: { display: true, text: t("visits.axis") },
-          ticks: { callback: (v) => number(v) } },
-        yoy: { position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: t("visits.axisYoy") },
-          ticks: { callback: (v) => `${v}%` } },
-      }),
+      options: {
+        ...chartOptions({
+          y: { beginAtZero: true, title: { display: true, text: t("visits.axis") },
+            ticks: { callback: (v) => number(v) } },
+          yoy: { position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: t("visits.axisYoy") },
+            ticks: { callback: (v) => `${v}%` } },
+        }),
+        // A month's bar (this year) or point (last year): the reports that make it (GET /v1/lineage/visits).
+        // The point under the pointer, else this year's bar of the month clicked.
+        onClick: (event, points, chart) => {
+          const point = chart.getElementsAtEventForMode(event, "nearest", { intersect: true }, true)
+            .find((p) => p.datasetIndex < 2) ?? points.find((p) => p.datasetIndex === 0);
+          if (point) guarded(() => openLineage(point.datasetIndex === 0 ? year : year - 1, point.index + 1));
+        },
+      },
     });
     document.getElementById("visits-chart").setAttribute("aria-label", t("visits.title"));
 
@@ -1000,6 +1039,41 @@
         element("td", { className: entry?.model ? "on-track" : "muted" },
           entry?.model ? t("communes.yes") : t("communes.no")));
     });
+  }
+
+  /** The reports that make a month's visits: the first page of GET /v1/lineage/visits, with the
+   * figure's own parameters (the view's scheme and province, the month as the period). */
+  async function openLineage(year, month) {
+    const mm = String(month).padStart(2, "0");
+    const last = new Date(Date.UTC(year, month, 0)).getUTCDate();
+    const answer = await api("/v1/lineage/visits", { scheme: state.scheme, province: state.province,
+      start: `${year}-${mm}-01`, end: `${year}-${mm}-${last}`, granularity: "month", page_size: 100 });
+    state.lineage = { month: `${mm}/${year}`, answer };
+    renderLineage();
+    $("#lineage").hidden = false;
+    $("#lineage").scrollIntoView({ block: "nearest" });
+  }
+
+  function renderLineage() {
+    if (!state.lineage) return;
+    const { month, answer } = state.lineage;
+    const items = answer.items ?? [];
+    const total = (answer.series ?? []).reduce((sum, row) => sum + row.visits_total, 0);
+    $("#lineage-title").textContent = t("lineage.title", { month });
+    $("#lineage-summary").textContent = t("lineage.summary", { chains: number(answer.chains), total: number(total),
+      shown: number(items.length) });
+    const table = $("#lineage-table");
+    table.tHead.replaceChildren(element("tr", {}, ...["lineage.root", "lineage.library", "lineage.day",
+      "lineage.submitter", "lineage.accepted", "lineage.edits", "lineage.visits"].map((key) =>
+      element("th", { scope: "col" }, t(key)))));
+    table.tBodies[0].replaceChildren(...items.map((row) => element("tr", {},
+      element("td", { title: row.instance_id }, row.root_id),
+      element("td", {}, row.library_id),
+      element("td", {}, row.occurred_on),
+      element("td", {}, row.submitter ?? "—"),
+      element("td", { className: "time" }, dateTime(row.first_accepted_at)),
+      element("td", { className: "num" }, number(row.edits.length)),
+      element("td", { className: "num" }, number(row.contribution.visits_total)))));
   }
 
   function renderRejections() {
