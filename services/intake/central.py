@@ -583,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from prometheus_client import start_http_server
     from pyodk.client import Client
 
-    from services.bootstrap import central_pollers
+    from services.bootstrap import PullRefused, central_pollers
     from services.config import load_settings
 
     settings = load_settings()
@@ -617,7 +617,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port)
 
-    pull = central_pollers(settings, client, int(project_id), forms, page_size=args.page_size)
+    try:
+        pull = central_pollers(settings, client, int(project_id), forms, page_size=args.page_size)
+    except PullRefused as exc:
+        print(exc, file=sys.stderr)
+        return 2
     try:
         for poller in pull.pollers:
             try:
