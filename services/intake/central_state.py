@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".state.json"
 OUTCOMES = ("accepted", "replaced", "duplicates", "held", "rejected", "retracted", "retract_noop", "reinstated")
-# Lagging: nothing handled and no complete poll for this many poll intervals.
+# Lagging: nothing handled and no complete poll for this many poll intervals, and at least LAGGING_FLOOR_S
+# (a poll of a large backlog takes a while; the Prometheus alert waits an hour).
 LAGGING_INTERVALS = 3
+LAGGING_FLOOR_S = 600.0
 
 
 def now_local() -> datetime:
@@ -40,7 +42,7 @@ def now_local() -> datetime:
 
 
 def _stamp(at: datetime | None) -> str | None:
-    return at.astimezone(TIMEZONE).isoformat(timespec="seconds") if at else None
+    return at.astimezone(TIMEZONE).isoformat(timespec="milliseconds") if at else None
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -102,9 +104,9 @@ class PullState:
         if math.isnan(lag):
             return False, f"{where}: no complete poll yet" + (f" (started {self.last_poll_started})"
                                                                if self.last_poll_started else "")
-        if lag > LAGGING_INTERVALS * interval_s:
+        if lag > max(LAGGING_INTERVALS * interval_s, LAGGING_FLOOR_S):
             return False, (f"{where}: lagging {lag:.0f} s (more than {LAGGING_INTERVALS} poll intervals of "
-                           f"{interval_s:g} s); last poll {self.last_poll_ended}")
+                           f"{interval_s:g} s, and {LAGGING_FLOOR_S:g} s); last poll {self.last_poll_ended}")
         return True, f"{where}: last poll {self.last_poll_ended}, lag {lag:.0f} s, {rows} versions handled"
 
     def as_json(self, interval_s: float | None = None) -> dict[str, Any]:

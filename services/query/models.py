@@ -380,7 +380,7 @@ class CentralPullForm(PullState):
     """One form's pull state (``services/intake/central_state.py``), with the lag now and the verdict."""
 
     lag_seconds: float | None = None  # now − the newer of the newest row handled and the last complete poll
-    ok: bool = False  # the last poll completed and the lag is under 3 poll intervals
+    ok: bool = False  # the last poll completed and the pull is not lagging (central_state.PullState.health)
     summary: str = ""  # one line saying so, or what is wrong
 
 
