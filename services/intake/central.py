@@ -627,9 +627,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 version = poller.check_form()
             except (PyODKError, requests.RequestException) as exc:
-                print(f"cannot read form {poller.form_id!r} of project {project_id} on ODK Central: {exc}",
-                      file=sys.stderr)
-                return 2
+                message = f"cannot read form {poller.form_id!r} of project {project_id} on ODK Central: {exc}"
+                if args.once:
+                    print(message, file=sys.stderr)
+                    return 2
+                # As a service (compose's central-pull): Central may come back; each poll tries again.
+                log.warning("%s; polling anyway, every %s s", message, args.interval)
+                continue
             log.info("pulling %s (Central version %s) from project %s", poller.form_id, version, project_id)
         while True:
             results = {p.form_id: p.poll_once() for p in pull.pollers}
