@@ -140,7 +140,8 @@ def test_the_running_stack_pulls_what_reaches_central_while_it_serves(
     assert metric(api, 'central_rows_total{form_id="visit_log",outcome="accepted"}') == 2
     assert metric(api, 'central_cursor_timestamp_seconds{form_id="visit_log",stream="submissionDate"}') == \
         (T0 + timedelta(seconds=1)).timestamp()
-    assert metric(api, 'central_last_poll_timestamp_seconds{form_id="visit_log"}') == \
+    # The pull goes on polling meanwhile: /metrics shows that poll or a later one.
+    assert metric(api, 'central_last_poll_timestamp_seconds{form_id="visit_log"}') >= \
         datetime.fromisoformat(state["last_poll_ended"]).timestamp()
 
     # An edit-free review in Central: rejected, so withdrawn from the counts by the running pull.
