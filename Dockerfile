@@ -24,7 +24,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY services ./services
 COPY schemas ./schemas
-RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 app && mkdir -p /data && chown app /data
+RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 app && mkdir -p /data/state/central && chown -R app /data
 COPY --from=forms /app/build/forms ./build/forms
 COPY --from=static /app/build/static ./build/static
 USER app

@@ -22,9 +22,10 @@ from fastapi import APIRouter, FastAPI
 from services.bus.base import Publisher
 from services.bus.embedded import EmbeddedLog
 from services.bus.kafka import KafkaPublisher
-from services.config import Settings
+from services.config import Settings, masked_dsn
 from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
+from services.embedded.lock import StackLock, StackRunning
 from services.intake.accounts import Account, Accounts
 from services.intake.catalogue import FormCatalogue
 from services.intake.digest import NONCE_LIFETIME_S, DigestAuthenticator, NonceCounts
@@ -47,7 +48,7 @@ from services.web import create_app
 if TYPE_CHECKING:
     from pyodk.client import Client
 
-    from services.intake.central import CentralPoller
+    from services.intake.central import CentralPoller, PullLoop
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +131,20 @@ class EmbeddedStack:
     # kept only in this process's memory; None when the keys come from the file.
     demo_api_key: str | None = None
     expiry: Periodic | None = None  # the intake's sweep; stopped on close, not only at the app's shutdown
+    central: PullLoop | None = None  # the ODK Central pull, when CENTRAL_CONFIG is set
+    lock: StackLock | None = None  # this process's claim on STATE_DIR, released last
 
     def close(self) -> None:
+        if self.central is not None:
+            self.central.stop()
         if self.expiry is not None:
             self.expiry.stop()
         self.processors.close()
         self.bus.close()
         self.ledger.close()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def embedded_stack(settings: Settings) -> EmbeddedStack:
@@ -148,6 +155,16 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     else:
         keys, demo_key = ApiKeys.demo()
     reference = default_reference(settings.libraries_file)
+    lock = StackLock(settings.state_dir)  # StackRunning: another process runs a stack on this STATE_DIR
+    try:
+        return _embedded_stack(settings, accounts, keys, demo_key, reference, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _embedded_stack(settings: Settings, accounts: Accounts | None, keys: ApiKeys, demo_key: str | None,
+                    reference: Reference, lock: StackLock) -> EmbeddedStack:
     store = Store(settings.store_dsn)
     store.migrate()
     bus = EmbeddedLog(settings.state_dir / "bus.sqlite")
@@ -165,8 +182,17 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     app = create_app("Thư viện cơ sở — embedded stack", [
         _openrosa(settings, catalogue, service, ledger, authenticator, throttle), query_api.router, dashboard_router(),
     ], on_shutdown=[expiry.stop], state=QueryServices.over(
-        store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days).state())
-    return EmbeddedStack(app, store, bus, processors, ledger, service, demo_key, expiry)
+        store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days,
+        central_dir=settings.state_dir / "central", central_interval_s=settings.central_poll_interval_s).state())
+    stack = EmbeddedStack(app, store, bus, processors, ledger, service, demo_key, expiry)
+    if settings.central_config:  # the pull shares this stack's intake and ledger; a down Central only logs
+        try:
+            stack.central = _pull_loop(settings, service, ledger).start()
+        except BaseException:
+            stack.close()  # the lock: released by embedded_stack
+            raise
+    stack.lock = lock
+    return stack
 
 
 def intake_app(settings: Settings) -> FastAPI:
@@ -198,7 +224,9 @@ def query_app(settings: Settings) -> FastAPI:
     store = Store(settings.store_dsn)
     store.migrate()
     services = QueryServices.over(store, default_reference(settings.libraries_file), keys, login_throttle(settings),
-                                  rotation_loan_days=settings.rotation_loan_days)
+                                  rotation_loan_days=settings.rotation_loan_days,
+                                  central_dir=settings.state_dir / "central",  # central-pull's, mounted read-only
+                                  central_interval_s=settings.central_poll_interval_s)
     return create_app("Thư viện cơ sở — query API", [query_api.router, dashboard_router()],
                       on_shutdown=[store.close], state=services.state())
 
@@ -221,9 +249,8 @@ def central_pollers(settings: Settings, client: Client, project_id: int, form_id
 
     Embedded, this process owns the SQLite log, the processors and chDB (one process per data
     directory): run it while the one-process stack is stopped, or point it at its own directories.
+    PullRefused (one sentence saying what to do) when a running stack holds them, or they do not open.
     """
-    from services.intake.central import CentralPoller
-
     if settings.bus == "kafka":
         publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                    settings.kafka_publish_timeout_s)
@@ -231,13 +258,63 @@ def central_pollers(settings: Settings, client: Client, project_id: int, form_id
         _, service = _intake_service(settings, default_reference(settings.libraries_file), publisher, ledger)
         closers: list[Callable[[], object]] = [publisher.close, ledger.close]
     else:
-        stack = embedded_stack(settings)
+        stack = _stack_for_pull(settings)
         service, ledger, closers = stack.service, stack.ledger, [stack.close]
-    account = _central_account(settings)
-    pollers = [CentralPoller(client, service, settings.state_dir / "central" / f"{project_id}-{form_id}.json",
-                             project_id, form_id, account, page_size, attachment_store=ledger.blobs.stage_bytes)
-               for form_id in form_ids]
+    pollers = _pollers(settings, client, service, ledger, project_id, form_ids, page_size)
     return CentralPull(pollers, closers)
+
+
+class PullRefused(RuntimeError):
+    """The pull cannot run here; the message is the one sentence to show the operator."""
+
+
+def _stack_for_pull(settings: Settings) -> EmbeddedStack:
+    try:  # without CENTRAL_CONFIG: the command polls itself, the stack must not start a second pull
+        return embedded_stack(settings.model_copy(update={"central_config": ""}))
+    except StackRunning as exc:
+        raise PullRefused(
+            f"Refused: {exc}; that stack pulls from ODK Central itself when CENTRAL_CONFIG is set, so restart "
+            "`make run` with CENTRAL_CONFIG=your pyodk config (or stop the stack first to pull from the command "
+            "line).") from None
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        raise PullRefused(
+            f"Cannot open the embedded stack's data (STORE_DSN={masked_dsn(settings.store_dsn)}, STATE_DIR="
+            f"{settings.state_dir}): {first}; run `thuvien doctor` to see what is wrong.") from None
+
+
+def _pollers(settings: Settings, client: Client, service: IntakeService, ledger: Ledger, project_id: int,
+             form_ids: Sequence[str], page_size: int = 250) -> list[CentralPoller]:
+    from services.intake.central import CentralPoller
+
+    account = _central_account(settings)
+    return [CentralPoller(client, service, settings.state_dir / "central" / f"{project_id}-{form_id}.json",
+                          project_id, form_id, account, page_size, attachment_store=ledger.blobs.stage_bytes)
+            for form_id in form_ids]
+
+
+def _pull_loop(settings: Settings, service: IntakeService, ledger: Ledger) -> PullLoop:
+    """The embedded stack's own pull: CENTRAL_FORMS of CENTRAL_PROJECT_ID (else the config's default project).
+
+    A config file that does not load, or names no project, stops the start (ValueError saying which);
+    a Central that does not answer does not: each poll records it and the next interval tries again."""
+    from pyodk.client import Client
+
+    from services.intake.central import PullLoop
+
+    cache = settings.state_dir / "central" / "pyodk_cache.toml"  # Central's session token: this user only
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.touch(mode=0o600, exist_ok=True)
+    try:
+        client = Client(config_path=settings.central_config, cache_path=cache)
+    except Exception as exc:
+        raise ValueError(f"CENTRAL_CONFIG={settings.central_config} does not load as a pyodk config: {exc}") from None
+    project_id = settings.central_project_id or client.project_id
+    if not project_id:
+        raise ValueError(f"no ODK Central project: set CENTRAL_PROJECT_ID or default_project_id in "
+                         f"{settings.central_config}")
+    pollers = _pollers(settings, client, service, ledger, int(project_id), settings.central_forms)
+    return PullLoop(pollers, settings.central_poll_interval_s, int(project_id))
 
 
 def _central_account(settings: Settings) -> Account:

@@ -67,6 +67,19 @@ CENTRAL_POLL_LAG = Gauge(
 )
 CENTRAL_POLL_ERRORS = Counter("central_poll_errors_total", "ODK Central polls that stopped early, by form.",
                               ["form_id"])
+# The pull's state (services/intake/central_state.py), read when scraped.
+CENTRAL_LAST_POLL = Gauge("central_last_poll_timestamp_seconds", "When the last ODK Central poll ended (Unix time).",
+                          ["form_id"])
+CENTRAL_LAST_COMPLETE_POLL = Gauge(
+    "central_last_complete_poll_timestamp_seconds",
+    "When the last ODK Central poll that reached the end of both streams started (Unix time).", ["form_id"])
+CENTRAL_BACKLOG = Gauge(
+    "central_backlog_rows", "ODK Central rows from the cursor's bound at the start of the last poll, by stream "
+    "(@odata.count: includes the few rows at the bound already handled).", ["form_id", "stream"])
+CENTRAL_CURSOR = Gauge(
+    "central_cursor_timestamp_seconds", "Position of the ODK Central cursor: the newest row time handled (Central's "
+    "clock, Unix time), by stream (submissionDate: new submissions; updatedAt: edits and reviews).",
+    ["form_id", "stream"])
 
 
 def exposition() -> tuple[bytes, str]:

@@ -23,7 +23,7 @@ from services.tools.submissions import fill_instance, multipart
 from tests.conftest import OPENROSA, visit_answers
 
 REFERENCE = default_reference()
-ADMIN_PATHS = {"/v1/dead-letters", "/v1/dead-letters/{dead_letter_id}", "/v1/rejections"}
+ADMIN_PATHS = {"/v1/dead-letters", "/v1/dead-letters/{dead_letter_id}", "/v1/rejections", "/v1/central-pull"}
 LISTS = {"/v1/areas", "/v1/libraries"}  # filtered to the key's reach rather than refused
 # Parts of an answer listing the provinces of the scheme, filtered to the key's reach (tests/test_dashboard_api.py).
 SCHEME_WIDE = {"/v1/dashboard": ("provinces", "rotation", "communes")}
@@ -109,7 +109,7 @@ def test_the_loop_below_covers_every_endpoint(secured: EmbeddedStack):
         "/v1/me", "/v1/indicators", "/v1/visits", "/v1/growth", "/v1/mobile-sessions", "/v1/reading-promotion",
         "/v1/training", "/v1/donations", "/v1/rotation/batches", "/v1/rotation/libraries", "/v1/rotation/provinces",
         "/v1/libraries", "/v1/areas", "/v1/dashboard", "/v1/dead-letters", "/v1/dead-letters/{dead_letter_id}",
-        "/v1/rejections", "/v1/lineage/visits", "/v1/lineage/growth", "/v1/lineage/k1"}
+        "/v1/rejections", "/v1/central-pull", "/v1/lineage/visits", "/v1/lineage/growth", "/v1/lineage/k1"}
 
 
 def test_no_key_or_an_unknown_key_gets_401_everywhere(secured: EmbeddedStack):
@@ -219,7 +219,7 @@ def test_a_key_scoped_under_one_scheme_reads_what_lies_wholly_inside_under_the_o
 def test_admin_endpoints_refuse_read_keys_and_read_endpoints_refuse_admin_only_keys(
         secured: EmbeddedStack, keys: dict[str, str]):
     ops, everyone = as_(secured, keys["ops"]), as_(secured, keys["all"])
-    for path in ("/v1/dead-letters", "/v1/rejections"):
+    for path in ("/v1/dead-letters", "/v1/rejections", "/v1/central-pull"):
         assert ops.get(path).status_code == 200
         assert refused(everyone.get(path), 403, "Authorization")
     assert refused(everyone.get("/v1/dead-letters/some-id"), 403)

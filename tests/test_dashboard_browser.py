@@ -30,6 +30,7 @@ from services.clock import today_local
 from services.config import REPO_ROOT, Settings
 from services.domain.indicators import target_for
 from services.domain.reference import default_reference
+from services.intake.central_state import PullState
 from services.query.dashboard import VENDOR_DIR
 from services.tools.load_samples import last_month_end
 from services.tools.samples import all_sample_reports
@@ -161,6 +162,11 @@ def test_the_dashboard_shows_indicators_charts_and_rejections_and_follows_its_co
     base_url, key, *_ = served
     rejected = httpx.get(f"{base_url}/v1/rejections", headers={"Authorization": f"Bearer {key}"}).json()
     assert len(rejected) == 2
+    # The ODK Central pull's state as a pull whose Central is down leaves it (services/intake/central_state.py).
+    down = PullState(7, "visit_log", "https://central.example.org", polls=3, failed_polls=3,
+                     last_poll_started="2026-03-02T09:00:00.000+07:00", last_poll_ended="2026-03-02T09:00:01.000+07:00",
+                     last_error="ODK Central (submissionDate): GET … answered 503")
+    down.save(served[2].app.state.query.central_dir / "7-visit_log.state.json")
     page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -204,6 +210,9 @@ def test_the_dashboard_shows_indicators_charts_and_rejections_and_follows_its_co
 
     reasons = page.locator("#rejection-table tbody").inner_text()
     assert all(r["reason_vi"] in reasons for r in rejected), reasons
+    assert page.locator("#central-pull-table thead").inner_text().split("\t")[1] == "Lần lấy gần nhất"
+    pulled = page.locator("#central-pull-table tbody").inner_text()
+    assert "Sổ ghi lượt phục vụ" in pulled and "answered 503" in pulled, pulled
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -21,7 +21,7 @@ from services.config import REPO_ROOT, Settings, env_var
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 CADDYFILE = REPO_ROOT / "deploy" / "caddy" / "Caddyfile"
-APP_SERVICES = {"topics", "intake", "worker", "query"}
+APP_SERVICES = {"topics", "intake", "worker", "query", "central-pull"}
 # Who may publish host ports: Caddy (80, 443) for phones and readers; Prometheus and Grafana for operators.
 PUBLISHING = {"caddy", "prometheus", "grafana"}
 SCALED = ("intake", "query")  # replicas behind Caddy: nothing of their own
@@ -101,12 +101,46 @@ def test_intake_and_query_replicas_keep_nothing_of_their_own(compose: dict):
         assert "container_name" not in service and "ports" not in service, name
         for volume in service.get("volumes", []):
             source, target, mode = volume.rsplit(":", 2)
-            # Configuration only, read-only: the same file for every replica.
-            assert source not in named and target.startswith("/config/") and mode == "ro", (name, volume)
+            # Configuration only, read-only: the same file for every replica (and the query replicas read
+            # central-pull's state, read-only, for GET /v1/central-pull).
+            assert mode == "ro", (name, volume)
+            assert (source not in named and target.startswith("/config/")) or (
+                name == "query" and volume == CENTRAL_STATE + ":ro"), (name, volume)
     intake = compose["services"]["intake"]
     assert intake["environment"]["LEDGER_DSN"].startswith("postgresql://")
     assert "@postgres:5432/" in intake["environment"]["LEDGER_DSN"]
     assert intake["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+CENTRAL_STATE = "central-state:/data/state/central"
+
+
+def test_central_pull_writes_through_the_intakes_path_behind_its_own_profile(compose: dict):
+    """`docker compose --profile central up -d` adds the pull: Kafka and the intake's PostgreSQL ledger (so a
+    submission phones also sent to the intake is a duplicate), its pyodk config mounted read-only, its cursors
+    and state in a volume the query replicas read for GET /v1/central-pull."""
+    services = compose["services"]
+    pull = services["central-pull"]
+    assert pull["profiles"] == ["central"] and all("profiles" not in services[name] for name in APP_SERVICES - {
+        "central-pull"})
+    command = pull["command"]
+    assert command[:3] == ["python", "-m", "services.intake.central"] and "--once" not in command
+    metrics_port = int(command[command.index("--metrics-port") + 1])
+    env = pull["environment"]
+    assert env["BUS"] == "kafka" and env["KAFKA_BOOTSTRAP_SERVERS"] == services["intake"]["environment"][
+        "KAFKA_BOOTSTRAP_SERVERS"]
+    assert env["LEDGER_DSN"] == services["intake"]["environment"]["LEDGER_DSN"]
+    assert any(v.endswith(f"}}:{env['CENTRAL_CONFIG']}:ro") for v in pull["volumes"])
+    assert env["STATE_DIR"] == services["query"]["environment"]["STATE_DIR"] == "/data/state"
+    assert CENTRAL_STATE in pull["volumes"] and CENTRAL_STATE + ":ro" in services["query"]["volumes"]
+    assert CENTRAL_STATE.split(":")[0] in compose["volumes"]
+    assert "--scale" not in str(pull) and "deploy" not in pull  # one pull: each form's cursor has one writer
+    assert str(metrics_port) in pull["healthcheck"]["test"][-1]
+    scrape = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text("utf-8"))
+    job = next(j for j in scrape["scrape_configs"] if j["job_name"] == "central-pull")
+    assert job["dns_sd_configs"] == [{"names": ["central-pull"], "type": "A", "port": metrics_port}]
+    # The image has the volume's mount point, owned by the app's user: a fresh volume takes both.
+    assert "mkdir -p /data/state/central && chown -R app /data" in (REPO_ROOT / "Dockerfile").read_text("utf-8")
 
 
 def test_postgres_keeps_the_ledger_in_a_volume_with_no_default_password(compose: dict):
@@ -152,9 +186,10 @@ def test_stateful_services_keep_their_data_in_volumes(compose: dict):
 
 def test_compose_file_is_valid_for_docker_compose(tmp_path: Path):
     docker_compose = needs("docker-compose", "it checks docker-compose.yml without an engine")
-    result = subprocess.run([docker_compose, "--env-file", str(compose_env(tmp_path)), "-f", str(COMPOSE), "config",
-                             "-q"], capture_output=True, text=True, cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stderr
+    for profile in ([], ["--profile", "central"]):
+        result = subprocess.run([docker_compose, "--env-file", str(compose_env(tmp_path)), "-f", str(COMPOSE),
+                                 *profile, "config", "-q"], capture_output=True, text=True, cwd=REPO_ROOT)
+        assert result.returncode == 0, result.stderr
 
 
 def test_caddyfile_parses_with_the_compose_environment_and_is_formatted(compose: dict, tmp_path: Path):

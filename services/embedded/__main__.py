@@ -22,19 +22,21 @@ from services.web import serve
 log = logging.getLogger("services.embedded")
 
 
-def _ready_message(base_url: str, api_key: str | None) -> str:
-    """What to try once up: with the demo API key when API_KEYS_FILE is unset (valid until this process stops)."""
+def _ready_message(base_url: str, api_key: str | None, central: str | None = None) -> str:
+    """What to try once up: with the demo API key when API_KEYS_FILE is unset (valid until this process stops);
+    and, when CENTRAL_CONFIG is set, where the stack pulls from and how often."""
     if api_key:
         auth = f"-H 'Authorization: Bearer {api_key}' "
         key = (f"  API key (demo: read:all + admin; made at start-up, kept only in memory, gone when this "
                f"process stops):\n    {api_key}\n  Dashboard: {base_url}/dashboard#key={api_key}\n")
     else:
         auth, key = "-H 'Authorization: Bearer <a key from API_KEYS_FILE>' ", ""
+    pull = f"  {central} (state: {base_url}/v1/central-pull)\n" if central else ""
     return (f"\nReady. Try:\n  curl {auth}'{base_url}/v1/visits?scheme=legacy&province=02&granularity=month'\n"
-            f"{key}  API docs: {base_url}/docs   ODK Collect server URL: {base_url}\n")
+            f"{key}  API docs: {base_url}/docs   ODK Collect server URL: {base_url}\n{pull}")
 
 
-def _when_ready(base_url: str, api_key: str | None, load_samples: bool) -> None:
+def _when_ready(base_url: str, api_key: str | None, load_samples: bool, central: str | None) -> None:
     for _ in range(300):
         try:
             if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
@@ -45,7 +47,7 @@ def _when_ready(base_url: str, api_key: str | None, load_samples: bool) -> None:
         started = time.perf_counter()
         statuses = load(base_url)
         log.info("sample submissions loaded in %.1fs: %s", time.perf_counter() - started, dict(statuses))
-    print(_ready_message(base_url, api_key), flush=True)
+    print(_ready_message(base_url, api_key, central), flush=True)
 
 
 def main() -> None:
@@ -55,7 +57,8 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the sample loader's 1,000+ requests
     stack = embedded_stack(settings)
     base_url = f"http://{settings.host}:{settings.port}"
-    threading.Thread(target=_when_ready, args=(base_url, stack.demo_api_key, args.load_samples),
+    central = stack.central.describe() if stack.central else None
+    threading.Thread(target=_when_ready, args=(base_url, stack.demo_api_key, args.load_samples, central),
                      daemon=True).start()
     try:
         serve(stack.app, settings, settings.port)

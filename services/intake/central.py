@@ -84,6 +84,7 @@ from services.domain.errors import Refused, StorageFull
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account
 from services.intake.blobs import IncomingFile, StagedBlob
+from services.intake.central_state import PullState, now_local, state_path
 from services.intake.refusals import BusUnavailable, OutOfScope
 from services.intake.service import IntakeService
 
@@ -231,19 +232,43 @@ class CentralPoller:
         self._store = attachment_store
         self._overlap = timedelta(seconds=overlap_s)
         self._cursor = Cursor(cursor_path, project_id, form_id)
-        self._newest_row_at: float | None = None
-        self._caught_up_at: float | None = None
+        self._state_path = state_path(cursor_path)
+        self._state = PullState.load(self._state_path, project_id, form_id)
+        self._state.central_url = client.config.central.base_url
         self._warned_no_store = False
-        metrics.CENTRAL_POLL_LAG.labels(form_id=form_id).set_function(self.lag_seconds)
+        self._export_metrics()
 
     @property
     def form_id(self) -> str:
         return self._form_id
 
+    @property
+    def state(self) -> PullState:
+        """The pull's state (``central_state.py``), as last saved beside the cursor."""
+        return self._state
+
     def lag_seconds(self) -> float:
         """Now − the newest of: the newest row handled, the start of the last complete poll."""
-        marks = [t for t in (self._newest_row_at, self._caught_up_at) if t is not None]
-        return max(0.0, time.time() - max(marks)) if marks else math.nan
+        return self._state.lag_seconds()
+
+    def _export_metrics(self) -> None:
+        """``/metrics`` reads the state when scraped (the last poller of a form in this process wins)."""
+        form, state = self._form_id, self._state
+
+        def timestamp(name: str) -> Callable[[], float]:
+            def read() -> float:
+                text = getattr(state, name)
+                return datetime.fromisoformat(text).timestamp() if text else math.nan
+            return read
+
+        metrics.CENTRAL_POLL_LAG.labels(form_id=form).set_function(self.lag_seconds)
+        metrics.CENTRAL_LAST_POLL.labels(form_id=form).set_function(timestamp("last_poll_ended"))
+        metrics.CENTRAL_LAST_COMPLETE_POLL.labels(form_id=form).set_function(timestamp("last_complete_poll_started"))
+        for stream in STREAMS:
+            metrics.CENTRAL_BACKLOG.labels(form_id=form, stream=stream).set_function(
+                lambda stream=stream: float(state.backlog.get(stream, math.nan)))
+            metrics.CENTRAL_CURSOR.labels(form_id=form, stream=stream).set_function(
+                lambda stream=stream: parse_time(at).timestamp() if (at := state.cursors.get(stream)) else math.nan)
 
     def check_form(self) -> str:
         """The form exists on Central and can be read (pyodk ``forms.get``); returns its version."""
@@ -254,7 +279,8 @@ class CentralPoller:
 
     def poll_once(self) -> PollResult:
         result = PollResult()
-        started = time.time()
+        self._state.started(now_local())
+        self._state.save(self._state_path)
         errors = []
         for stream in STREAMS:  # each stream has its own cursor: one stuck on a row does not hold the other
             try:
@@ -275,11 +301,20 @@ class CentralPoller:
             metrics.CENTRAL_POLL_ERRORS.labels(form_id=self._form_id).inc()
             log.warning("central pull of %s stopped, cursor kept before the failing row: %s",
                         self._form_id, result.error)
-        else:
-            self._caught_up_at = started
+        self._record(result)
         if result.rows or result.error:
             log.info("central pull of %s: %s", self._form_id, _summary(result))
         return result
+
+    def _record(self, result: PollResult) -> None:
+        state = self._state
+        for outcome in ("accepted", "replaced", "duplicates", "held", "retracted", "retract_noop", "reinstated"):
+            state.rows[outcome] = state.rows.get(outcome, 0) + getattr(result, outcome)
+        state.rows["rejected"] = state.rows.get("rejected", 0) + sum(result.rejected.values())
+        state.backlog.update(result.backlog)
+        state.cursors = {name: stream.high for name, stream in self._cursor.streams.items()}
+        state.ended(now_local(), complete=result.complete, error=result.error)
+        state.save(self._state_path)
 
     def run_forever(self, interval_s: float, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
@@ -308,7 +343,7 @@ class CentralPoller:
                 self._cursor.save()
                 fresh += 1
                 result.rows += 1
-                self._newest_row_at = max(self._newest_row_at or 0.0, parse_time(at).timestamp())
+                self._state.handled(parse_time(at))
             if len(rows) < top:
                 break
             if fresh == 0:
@@ -467,6 +502,49 @@ class CentralPoller:
         return response
 
 
+class PullLoop:
+    """The pollers of one process, polled in turn every ``interval_s`` in one daemon thread until stopped.
+
+    A poll that fails (Central unreachable, the bus down) is in the pollers' state and the log; the
+    loop goes on and tries again at the next interval, so the process it runs in keeps serving."""
+
+    def __init__(self, pollers: Sequence[CentralPoller], interval_s: float, project_id: int):
+        self.pollers, self.interval_s, self.project_id = list(pollers), interval_s, project_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="central-pull")
+
+    @property
+    def central_url(self) -> str:
+        return self.pollers[0].state.central_url if self.pollers else ""
+
+    def describe(self) -> str:
+        """One line for "Ready": where from, what, how often (the URL only: the password stays in its file)."""
+        forms = ", ".join(p.form_id for p in self.pollers)
+        return (f"ODK Central pull: {self.central_url} project {self.project_id}, forms {forms}, "
+                f"every {self.interval_s:g} s")
+
+    def start(self) -> PullLoop:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for poller in self.pollers:
+                if self._stop.is_set():
+                    return
+                try:
+                    poller.poll_once()
+                except Exception:  # e.g. its state file could not be written: the next interval tries again
+                    log.exception("central pull of %s failed", poller.form_id)
+            self._stop.wait(self.interval_s)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop after the poll under way (a row in hand is finished, its cursor saved)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+
 def _received_at(row: dict[str, Any]) -> datetime | None:
     """``__system/submissionDate``, or None if it is not a time (the intake then uses its own)."""
     text = row["__system"].get("submissionDate")
@@ -505,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from prometheus_client import start_http_server
     from pyodk.client import Client
 
-    from services.bootstrap import central_pollers
+    from services.bootstrap import PullRefused, central_pollers
     from services.config import load_settings
 
     settings = load_settings()
@@ -539,15 +617,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port)
 
-    pull = central_pollers(settings, client, int(project_id), forms, page_size=args.page_size)
+    try:
+        pull = central_pollers(settings, client, int(project_id), forms, page_size=args.page_size)
+    except PullRefused as exc:
+        print(exc, file=sys.stderr)
+        return 2
     try:
         for poller in pull.pollers:
             try:
                 version = poller.check_form()
             except (PyODKError, requests.RequestException) as exc:
-                print(f"cannot read form {poller.form_id!r} of project {project_id} on ODK Central: {exc}",
-                      file=sys.stderr)
-                return 2
+                message = f"cannot read form {poller.form_id!r} of project {project_id} on ODK Central: {exc}"
+                if args.once:
+                    print(message, file=sys.stderr)
+                    return 2
+                # As a service (compose's central-pull): Central may come back; each poll tries again.
+                log.warning("%s; polling anyway, every %s s", message, args.interval)
+                continue
             log.info("pulling %s (Central version %s) from project %s", poller.form_id, version, project_id)
         while True:
             results = {p.form_id: p.poll_once() for p in pull.pollers}

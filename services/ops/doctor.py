@@ -178,6 +178,36 @@ def check_kafka(settings: Settings) -> Iterator[Check]:
                                   f"(prefix {settings.kafka_topic_prefix!r}, group {settings.processor_group})")
 
 
+def check_central(settings: Settings) -> Iterator[Check]:
+    """One line per pulled form, from the state the pull keeps beside its cursors (``central_state.py``)."""
+    from services.intake.central_state import read_states
+
+    states = read_states(settings.state_dir / "central")
+    if not settings.central_config and not states:
+        return  # no pull configured here, none has run
+    if settings.central_config:
+        yield _readable(settings.central_config, "central", "CENTRAL_CONFIG", _pyodk_config)
+    if not states:
+        yield Check(WARN, "central", f"no ODK Central poll recorded in {settings.state_dir / 'central'} yet",
+                    "start the pull: make run with CENTRAL_CONFIG set, or thuvien central pull (compose: the "
+                    "central-pull service, profile central)")
+    for state in states:
+        ok, line = state.health(settings.central_poll_interval_s)
+        yield Check(OK if ok else WARN, "central", line,
+                    "check that ODK Central answers at " + (state.central_url or "its base_url") + " and that the "
+                    "pull runs (its log says why a poll stopped); it retries every CENTRAL_POLL_INTERVAL_S")
+
+
+def _pyodk_config(path: Path) -> str:
+    import tomllib
+
+    central = tomllib.loads(path.read_text("utf-8"))["central"]
+    missing = [key for key in ("base_url", "username", "password") if not central.get(key)]
+    if missing:
+        raise ValueError(f"[central] lacks {', '.join(missing)}")
+    return f"pyodk config {path}: {central['base_url']} as {central['username']}"
+
+
 # ------------------------------------------------------------------------------ the command
 
 
@@ -189,6 +219,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield from check_accounts(settings)
     yield check_state_dir(settings)
     yield from check_store(settings)
+    yield from check_central(settings)
     if settings.bus == "kafka":
         yield from check_kafka(settings)
 

@@ -3,6 +3,7 @@
 - ``GET /v1/dead-letters``: what could not be applied, and why (newest first).
 - ``GET /v1/dead-letters/{id}``: one, with its raw submission (for re-driving).
 - ``GET /v1/rejections``: submissions the intake refused (table ``rejections``), newest first.
+- ``GET /v1/central-pull``: the ODK Central pull's state, per form (``services/intake/central_state.py``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from services.domain.errors import Reason
+from services.intake.central_state import read_states
 from services.problems import RequestRefused
 from services.query import models
-from services.query.deps import Admin, StoreDep
+from services.query.deps import Admin, Services, StoreDep
 from services.query.formats import FormatParam, documented, plain, respond
 from services.store.clickhouse import REJECTION_COLUMNS
 
@@ -66,3 +68,13 @@ def rejections(
 ) -> Response:
     rows = [plain(row) for row in store.rejections(form_id, reason_code, limit)]
     return respond(request, rows, rows, REJECTION_COLUMNS, format, "rejections", cache=False)
+
+
+@router.get("/central-pull", summary="The ODK Central pull: per form, cursors, last poll, rows, last error, lag",
+            response_model=models.CentralPull)
+def central_pull(_: Admin, services: Services) -> dict[str, Any]:
+    """Read from the state files the pull writes beside its cursors (embedded: this process's pull;
+    distributed: ``central-pull``'s, on a volume this service mounts). No form: no pull has run here."""
+    states = read_states(services.central_dir) if services.central_dir else []
+    return {"poll_interval_s": services.central_interval_s,
+            "forms": [state.as_json(services.central_interval_s) for state in states]}

@@ -14,6 +14,7 @@ words what it needs and the routers can be module-level:
 # dependencies `_asked` builds (`Depends(params)`, a local name) when the routes are built.
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response, Security
@@ -46,13 +47,16 @@ class QueryServices:
     keys: ApiKeys
     throttle: LoginThrottle  # wrong keys braked, per address
     loan_days: int
+    central_dir: Path | None = None  # where the ODK Central pull keeps its state (services/intake/central_state.py)
+    central_interval_s: float = 60.0  # its poll interval, against which its lag is judged
 
     @classmethod
     def over(cls, store: Store, reference: Reference, keys: ApiKeys, throttle: LoginThrottle, *,
-             rotation_loan_days: int = 90) -> "QueryServices":
+             rotation_loan_days: int = 90, central_dir: Path | None = None,
+             central_interval_s: float = 60.0) -> "QueryServices":
         aggregates = Aggregates(store, reference)
         return cls(store, reference, aggregates, AreaResolver(reference, aggregates), keys, throttle,
-                   rotation_loan_days)
+                   rotation_loan_days, central_dir, central_interval_s)
 
     def state(self) -> dict[str, Any]:
         """What the app factory puts on ``app.state`` (``services/web.py`` ``create_app(state=…)``)."""

@@ -9,10 +9,12 @@ from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from services.domain.events import Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.periods import Granularity
+from services.intake.central_state import PullState
 
 
 class Unit(BaseModel):
@@ -453,3 +455,17 @@ class Me(BaseModel):
     admin: bool
     read_all: bool
     provinces: dict[Scheme, list[Reached]]
+
+
+@pydantic_dataclass
+class CentralPullForm(PullState):
+    """One form's pull state (``services/intake/central_state.py``), with the lag now and the verdict."""
+
+    lag_seconds: float | None = None  # now − the newer of the newest row handled and the last complete poll
+    ok: bool = False  # the last poll completed and the pull is not lagging (central_state.PullState.health)
+    summary: str = ""  # one line saying so, or what is wrong
+
+
+class CentralPull(BaseModel):
+    poll_interval_s: float  # CENTRAL_POLL_INTERVAL_S
+    forms: list[CentralPullForm]

@@ -120,6 +120,13 @@
       "rejections.none": "Không có bài gửi nào bị từ chối.",
       "deadLetters.title": "Chưa xử lý được (thư chết)",
       "deadLetters.none": "Không có thư chết nào đang mở.",
+      "centralPull.title": "Lấy bài từ ODK Central",
+      "centralPull.lastPoll": "Lần lấy gần nhất",
+      "centralPull.lag": "Độ trễ",
+      "centralPull.rows": "Đã nhận / trùng / bị từ chối",
+      "centralPull.state": "Tình trạng",
+      "centralPull.ok": "Bình thường",
+      "centralPull.none": "Không lấy bài từ ODK Central (CENTRAL_CONFIG chưa đặt).",
       "footer.tz": "Giờ theo múi giờ Asia/Ho_Chi_Minh.",
       "footer.docs": "Tài liệu API",
       "error.load": "Không tải được dữ liệu: {detail}",
@@ -232,6 +239,13 @@
       "rejections.none": "No submission was rejected.",
       "deadLetters.title": "Could not be applied (dead letters)",
       "deadLetters.none": "No open dead letters.",
+      "centralPull.title": "Pull from ODK Central",
+      "centralPull.lastPoll": "Last poll",
+      "centralPull.lag": "Lag",
+      "centralPull.rows": "Accepted / duplicates / refused",
+      "centralPull.state": "State",
+      "centralPull.ok": "OK",
+      "centralPull.none": "No pull from ODK Central (CENTRAL_CONFIG is not set).",
       "footer.tz": "Times in Asia/Ho_Chi_Minh.",
       "footer.docs": "API documentation",
       "error.load": "Could not load the data: {detail}",
@@ -602,11 +616,13 @@
         section("figures", () => api("/v1/dashboard", view), renderFigures, FIGURE_SECTIONS)
           .then(() => section("communes", loadCommunes, renderCommuneTable)),
         isAdmin() && section("rejections", async () => {
-          const [rejections, deadLetters] = await Promise.all([
+          const [rejections, deadLetters, centralPull] = await Promise.all([
             api("/v1/rejections", { limit: 20 }),
             api("/v1/dead-letters", { limit: 10 }).catch(() => []),
+            api("/v1/central-pull").catch(() => null),
           ]);
-          return { rejections: rows(rejections), deadLetters: rows(deadLetters) };
+          return { rejections: rows(rejections), deadLetters: rows(deadLetters),
+            centralPull: centralPull?.forms || [] };
         }, renderRejections),
       ]);
     } finally {
@@ -1101,6 +1117,22 @@
       element("td", { className: "form" }, form(row.form_id)),
       element("td", { title: row.reason_code }, reason(row))))
       : [element("tr", {}, element("td", { colspan: 3, className: "note" }, t("deadLetters.none")))]));
+
+    // The ODK Central pull, per form (GET /v1/central-pull): the error is Central's or the bus's own words.
+    const pulls = answer?.centralPull || [];
+    const pull = $("#central-pull-table");
+    pull.tHead.replaceChildren(element("tr", {}, element("th", {}, t("rejections.form")),
+      element("th", {}, t("centralPull.lastPoll")), element("th", {}, t("centralPull.lag")),
+      element("th", {}, t("centralPull.rows")), element("th", {}, t("centralPull.state"))));
+    pull.tBodies[0].replaceChildren(...(pulls.length ? pulls.map((row) => element("tr", {},
+      element("td", { className: "form", title: row.central_url }, form(row.form_id)),
+      element("td", { className: "time" }, row.last_poll_ended ? dateTime(row.last_poll_ended) : "—"),
+      element("td", { className: "num" }, row.lag_seconds == null ? "—" : `${number(Math.round(row.lag_seconds))} s`),
+      element("td", { className: "num" }, [row.rows.accepted + row.rows.replaced, row.rows.duplicates,
+        row.rows.rejected].map(number).join(" / ")),
+      element("td", { className: row.ok ? "on-track" : "error", title: row.summary },
+        row.ok ? t("centralPull.ok") : nfc(row.last_error || row.summary))))
+      : [element("tr", {}, element("td", { colspan: 5, className: "note" }, t("centralPull.none")))]));
   }
 
   // --- start ---------------------------------------------------------------------------------
