@@ -235,7 +235,9 @@ def central_pollers(settings: Settings, client: Client, project_id: int, form_id
         service, ledger, closers = stack.service, stack.ledger, [stack.close]
     account = _central_account(settings)
     pollers = [CentralPoller(client, service, settings.state_dir / "central" / f"{project_id}-{form_id}.json",
-                             project_id, form_id, account, page_size, attachment_store=ledger.blobs.stage_bytes)
+                             project_id, form_id, account, page_size, attachment_store=ledger.blobs.stage_bytes,
+                             attachment_limit=settings.max_attachment_bytes,
+                             attachment_wait_h=settings.central_attachment_wait_hours)
                for form_id in form_ids]
     return CentralPull(pollers, closers)
 
