@@ -289,7 +289,9 @@ def _pollers(settings: Settings, client: Client, service: IntakeService, ledger:
 
     account = _central_account(settings)
     return [CentralPoller(client, service, settings.state_dir / "central" / f"{project_id}-{form_id}.json",
-                          project_id, form_id, account, page_size, attachment_store=ledger.blobs.stage_bytes)
+                          project_id, form_id, account, page_size, attachment_store=ledger.blobs.stage_bytes,
+                          attachment_limit=settings.max_attachment_bytes,
+                          attachment_wait_h=settings.central_attachment_wait_hours)
             for form_id in form_ids]
 
 

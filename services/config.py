@@ -159,6 +159,9 @@ class Settings(BaseSettings):
         0, ge=0, description="ODK Central project to pull from; `0`: the config's `default_project_id`.")
     central_forms: CommaList = Field(("visit_log",), description="Form ids to pull from ODK Central, comma-separated.")
     central_poll_interval_s: float = Field(60.0, gt=0, description="Seconds between two polls of ODK Central.")
+    central_attachment_wait_hours: float = Field(
+        168.0, gt=0, description="How long the ODK Central pull re-checks, at each poll, an attachment Central "
+        "listed as missing (not uploaded yet) before giving up on it; the submission is kept without it.")
     central_account: str = Field(
         "central-pull", description="Intake account pulled submissions are recorded under (its provinces "
         "apply if it is in `ACCOUNTS_FILE`, else every province).")

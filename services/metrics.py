@@ -61,6 +61,10 @@ CENTRAL_ROWS = Counter(
     "central_rows_total", "Submissions pulled from ODK Central, by form and what the intake made of them.",
     ["form_id", "outcome"],  # accepted | replaced | duplicate | held | rejected | retracted | retract_noop | reinstated
 )
+CENTRAL_ATTACHMENTS = Counter(
+    "central_attachments_total", "Attachments of ODK Central submissions, by form and what became of them.",
+    ["form_id", "outcome"],  # fetched | missing | late | too_large | abandoned
+)
 CENTRAL_POLL_LAG = Gauge(
     "central_poll_lag_seconds",
     "Now minus the newest of: the last ODK Central row handled, the start of the last complete poll.", ["form_id"],

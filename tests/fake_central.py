@@ -50,11 +50,15 @@ silent, from central-backend's own code and integration tests:
   "Submissions › Submission Versions".
 - ``GET …/submissions/{instanceId}/attachments`` → ``[{"name", "exists"}]``; ``…/attachments/
   {filename}`` → the bytes with their MIME type and ``ETag: "<md5>"`` (``lib/util/blob.js``
-  ``withEtag(blob.md5)``). "Submissions › Attachments".
+  ``withEtag(blob.md5)``). "Submissions › Attachments". An attachment the XML names but the phone
+  has not uploaded is listed ``exists: false`` and answers 404; the phone (or ``POST …/attachments/
+  {filename}``) may upload it later, which changes neither ``updatedAt`` nor anything else the
+  OData feed shows but ``attachmentsPresent``. A body may come without ``Content-Length``
+  (``Transfer-Encoding: chunked``), as a proxy that compresses or re-chunks responses sends it.
 - Errors are Central problems: ``{"code": 404.1, "message": …}`` (403.1 for a request
   without credentials, 401.2 for a bad token).
 
-Not Central: the test controls (``add``, ``edit``, ``review``, ``fail_next``) that seed the
+Not Central: the test controls (``add``, ``edit``, ``review``, ``upload``, ``fail_next``) that seed the
 server from a Python list the test owns. Data rows are built from the XML with numbers as
 numbers and everything else as strings (Central types them from the form's schema).
 """
@@ -77,7 +81,7 @@ from urllib.parse import urlencode
 
 from defusedxml import ElementTree as SafeET
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from tests.serving import serving
 
@@ -132,6 +136,7 @@ class Attachment:
     name: str
     content: bytes | None  # None: expected by the XML, not uploaded (yet)
     content_type: str = "image/jpeg"
+    chunked: bool = False  # sent without Content-Length (Transfer-Encoding: chunked)
 
 
 @dataclass
@@ -410,6 +415,15 @@ class FakeCentral:
             sub = self._get(form_id, instance_id)
             sub.review_state, sub.updated_at = state, at or datetime.now(UTC)
 
+    def upload(self, form_id: str, instance_id: str, name: str, content: bytes, version_id: str | None = None,
+               *, chunked: bool = False) -> None:
+        """An attachment the submission expected reaches Central after it (``POST …/attachments/{name}``,
+        or the phone sending it again): nothing in the OData row moves but ``attachmentsPresent``."""
+        with self._lock:
+            version = self._version(form_id, instance_id, version_id)
+            attachment = next(a for a in version.attachments if a.name == name)
+            attachment.content, attachment.chunked = content, chunked
+
     def fail_next(self, path_contains: str, status: int = 500) -> None:
         """The next request whose path contains this answers ``status`` (a Central hiccup)."""
         with self._lock:
@@ -607,9 +621,13 @@ def create_app(central: FakeCentral) -> FastAPI:
             found = next((a for a in version.attachments if a.name == filename and a.content is not None), None)
             if found is None:
                 raise _not_found()
-            return Response(found.content, media_type=found.content_type, headers={
-                "ETag": f'"{hashlib.md5(found.content).hexdigest()}"',
-                "Content-Disposition": f'attachment; filename="{filename}"'})
+            headers = {"ETag": f'"{hashlib.md5(found.content).hexdigest()}"',
+                       "Content-Disposition": f'attachment; filename="{filename}"'}
+            if found.chunked:
+                body = found.content
+                chunks = (body[i:i + 4096] for i in range(0, len(body), 4096))
+                return StreamingResponse(chunks, media_type=found.content_type, headers=headers)
+            return Response(found.content, media_type=found.content_type, headers=headers)
 
     @app.get("/v1/projects/{project_id}/forms/{form_id}/submissions/{instance_id}/attachments")
     def attachments(project_id: int, form_id: str, instance_id: str):

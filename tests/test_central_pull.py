@@ -72,9 +72,9 @@ def odk(pyodk_config: Path, tmp_path: Path) -> Client:
 
 @pytest.fixture
 def poller(odk: Client, stack: EmbeddedStack, tmp_path: Path) -> Callable[..., CentralPoller]:
-    def make(page_size: int = 250, service=None) -> CentralPoller:
+    def make(page_size: int = 250, service=None, **options) -> CentralPoller:
         return CentralPoller(odk, service or stack.service, tmp_path / "central" / "cursor.json", PROJECT, FORM,
-                             PULL, page_size, attachment_store=stack.ledger.blobs.stage_bytes)
+                             PULL, page_size, attachment_store=stack.ledger.blobs.stage_bytes, **options)
     return make
 
 
@@ -346,6 +346,101 @@ def test_attachments_are_fetched_checked_and_handed_to_the_intake(central, polle
     assert entry["attachments"] == [{"name": "anh-thu-vien.jpg", "sha256": digest, "size": len(photo),
                                      "media_type": "image/jpeg"}]
     assert entry["source"] == "central" and entry["submitter"] == "central-pull"
+
+
+def test_an_attachment_that_appears_after_its_submission(central, poller, xform, client, stack, library):
+    photo = b"\xff\xd8\xff\xe0" + os.urandom(4096)
+    sent = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)  # after the report's day began
+    central.add(FORM, report(xform, library, "uuid:late", 1, 15), sent, attachments=[
+        Attachment("anh-thu-vien.jpg", None, "image/jpeg")])  # the phone sent the form, not yet the photo
+
+    first = poller().poll_once()
+
+    assert counts(first) == {"rows": 1, "accepted": 1, "attachments_missing": 1}
+    assert totals(client, library) == (15, 1)
+    restarted = poller()  # a new process: what it waits for was saved with the cursor
+    assert restarted.waiting() == {"uuid:late": ["anh-thu-vien.jpg"]}
+    assert counts(restarted.poll_once()) == {}  # still not on Central: asked again, nothing else
+
+    central.upload(FORM, "uuid:late", "anh-thu-vien.jpg", photo)  # the OData row does not move
+    late = restarted.poll_once()
+
+    assert late.complete and counts(late) == {"attachments_fetched": 1, "attachments_late": 1}
+    assert restarted.waiting() == {} and poller().waiting() == {}
+    digest = hashlib.sha256(photo).hexdigest()
+    assert stack.ledger.blobs.read(digest) == photo
+    [first_version, amended] = stack.ledger.chain("uuid:late")
+    assert json.loads(first_version.event_json)["attachments"] == []
+    event = json.loads(amended.event_json)
+    assert event["deprecated_id"] == "uuid:late" and event["attachments"] == [
+        {"name": "anh-thu-vien.jpg", "sha256": digest, "size": len(photo), "media_type": "image/jpeg"}]
+    assert totals(client, library) == (15, 1)  # the same report, not a second one
+    # Its acceptance (timeliness) is still when Central received it.
+    [chain] = stack.store.select("SELECT event_id, first_reported_at FROM visit_chain_rows "
+                                 "WHERE root_id = 'uuid:late' AND sign = 1 ORDER BY seq DESC LIMIT 1")
+    assert chain["event_id"] == amended.instance_id and chain["first_reported_at"].astimezone(UTC) == sent
+    assert counts(poller().poll_once()) == {}
+
+
+def test_an_attachment_too_large_is_refused_whatever_its_content_length_says(
+        central, poller, xform, client, stack, library):
+    limit = 8192
+    small, big = os.urandom(1000), os.urandom(limit + 1)
+    central.add(FORM, report(xform, library, "uuid:big", 1, 9), T0, attachments=[
+        Attachment("a-nho.jpg", small), Attachment("b-lon.jpg", big),  # Content-Length says it is too large
+        Attachment("c-lon-chunked.jpg", big, chunked=True),  # no Content-Length: only the bytes read tell
+        Attachment("d-sau.jpg", None)])
+    pull = poller(attachment_limit=limit)
+
+    result = pull.poll_once()
+
+    assert result.complete
+    assert counts(result) == {"rows": 1, "accepted": 1, "attachments_fetched": 1, "attachments_too_large": 2,
+                              "attachments_missing": 1}
+    names = [a["name"] for a in json.loads(stack.ledger.lookup("uuid:big").event_json)["attachments"]]
+    assert names == ["a-nho.jpg"] and totals(client, library) == (9, 1)
+    refused = client.get("/v1/rejections", params={"form_id": FORM, "reason_code": "too_large"})
+    assert refused.status_code == 200, refused.text
+    reasons = sorted((r["instance_id"], r["reason_vi"], r["reason_en"]) for r in refused.json())
+    assert reasons == [
+        ("uuid:big", f"Tệp b-lon.jpg quá lớn ({limit + 1} byte, tối đa {limit} byte).",
+         f"Attachment b-lon.jpg too large ({limit + 1} bytes, at most {limit} bytes)."),
+        ("uuid:big", f"Tệp c-lon-chunked.jpg quá lớn (tối đa {limit} byte).",
+         f"Attachment c-lon-chunked.jpg too large (at most {limit} bytes).")]
+    # The same limit on one that comes late, and sent chunked: refused, not waited for again.
+    central.upload(FORM, "uuid:big", "d-sau.jpg", big, chunked=True)
+    late = pull.poll_once()
+    assert counts(late) == {"attachments_too_large": 1} and pull.waiting() == {}
+
+
+def test_an_attachment_still_missing_after_the_wait_is_given_up(central, poller, xform, client, library):
+    now = [datetime(2026, 1, 5, 4, 0, tzinfo=UTC)]
+    central.add(FORM, report(xform, library, "uuid:never", 1, 7), T0, attachments=[Attachment("anh.jpg", None)])
+    pull = poller(attachment_wait_h=48, clock=lambda: now[0])
+    pull.poll_once()
+
+    now[0] += timedelta(hours=47)
+    assert counts(pull.poll_once()) == {} and pull.waiting() == {"uuid:never": ["anh.jpg"]}
+    now[0] += timedelta(hours=2)
+    given_up = pull.poll_once()
+
+    assert counts(given_up) == {"attachments_abandoned": 1} and pull.waiting() == {}
+    assert totals(client, library) == (7, 1)  # the submission stays, without it
+    assert 'central_attachments_total{form_id="visit_log",outcome="abandoned"}' in client.get("/metrics").text
+
+
+def test_a_late_attachment_does_not_bring_back_a_rejected_submission(central, poller, xform, client, library):
+    central.add(FORM, report(xform, library, "uuid:gone", 1, 11), T0, attachments=[Attachment("anh.jpg", None)])
+    pull = poller()
+    pull.poll_once()
+    central.review(FORM, "uuid:gone", "rejected", T0 + timedelta(hours=1))
+    assert pull.poll_once().retracted == 1
+
+    central.upload(FORM, "uuid:gone", "anh.jpg", b"\xff\xd8" + os.urandom(100))
+    result = pull.poll_once()
+
+    assert result.complete and result.attachments_late == 0 and pull.waiting() == {}
+    assert totals(client, library) == (0, 0)
 
 
 def test_the_fake_answers_as_central_does(central, odk, xform, library):

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Scheme = Literal["legacy", "2025"]
 SCHEMES: tuple[Scheme, ...] = ("legacy", "2025")
-Source = Literal["openrosa", "central"]
+Source = Literal["openrosa", "central", "samples"]
 
 SCHEMA_VERSION = 1
 

@@ -2,7 +2,9 @@
 
 Intake (OpenRosa), processors and query API in one process on one port; the SQLite log
 as bus and chDB as store, both under ``var/``. With ``--load-samples`` the sample submissions
-of every form are sent through the real intake over HTTP once the server is up.
+of every form are given to the intake of this process once the server is up, each accepted at
+the time its sample says it was sent (``services/tools/load_samples.py`` says why; its ``load``
+sends them over HTTP instead, to try the OpenRosa intake).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import time
 import httpx
 
 from services.bootstrap import embedded_stack
+from services.config import Settings
 from services.entrypoint import start
-from services.tools.load_samples import load
+from services.intake.service import IntakeService
+from services.tools.load_samples import load_in_process
 from services.web import serve
 
 log = logging.getLogger("services.embedded")
@@ -36,29 +40,32 @@ def _ready_message(base_url: str, api_key: str | None, central: str | None = Non
             f"{key}  API docs: {base_url}/docs   ODK Collect server URL: {base_url}\n{pull}")
 
 
-def _when_ready(base_url: str, api_key: str | None, load_samples: bool, central: str | None) -> None:
+def _when_ready(base_url: str, api_key: str | None, samples: tuple[IntakeService, Settings] | None,
+                central: str | None) -> None:
     for _ in range(300):
         try:
             if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
-    if load_samples:
+    if samples is not None:
+        service, settings = samples
         started = time.perf_counter()
-        statuses = load(base_url)
-        log.info("sample submissions loaded in %.1fs: %s", time.perf_counter() - started, dict(statuses))
+        outcomes = load_in_process(service, settings.forms_dir)
+        log.info("sample submissions loaded in %.1fs: %s", time.perf_counter() - started, dict(outcomes))
     print(_ready_message(base_url, api_key, central), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.embedded", description=__doc__)
-    parser.add_argument("--load-samples", action="store_true", help="send the sample submissions of every form once up")
+    parser.add_argument("--load-samples", action="store_true",
+                        help="load the sample submissions of every form once up, at their sending times")
     args, settings = start(parser.prog, __doc__, parser=parser)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the sample loader's 1,000+ requests
     stack = embedded_stack(settings)
     base_url = f"http://{settings.host}:{settings.port}"
     central = stack.central.describe() if stack.central else None
-    threading.Thread(target=_when_ready, args=(base_url, stack.demo_api_key, args.load_samples, central),
+    samples = (stack.service, settings) if args.load_samples else None
+    threading.Thread(target=_when_ready, args=(base_url, stack.demo_api_key, samples, central),
                      daemon=True).start()
     try:
         serve(stack.app, settings, settings.port)

@@ -51,7 +51,20 @@ What Central's documentation and code say, and what follows from it:
   the month's deadline) is ``__system/submissionDate``, when the phone's submission reached
   Central, not when it was pulled (the ledger and the log keep that); the intake checks it.
 - Attachments are listed (``…/attachments``), downloaded, checked against the ``ETag`` Central
-  sends (the blob's MD5) and given to the intake, stored by content.
+  sends (the blob's MD5) and given to the intake, stored by content. A download is read as a
+  stream and stopped past ``MAX_ATTACHMENT_BYTES`` (counted on the bytes read, whatever
+  ``Content-Length`` says or does not say): an attachment too large is refused with a recorded
+  rejection (``too_large``), counted, and the submission goes on without it.
+- An attachment the XML names but Central does not have yet is listed with ``exists: false``;
+  the phone may upload it later, and that upload moves neither ``updatedAt`` nor anything the
+  two streams see. So the newest version's missing names are kept in the cursor file
+  (``pending``, saved with the streams' positions, atomically) and listed again at the start of
+  each poll (``…/versions/{version}/attachments``). One that appears is fetched and given to the
+  intake (``IntakeService.add_attachments``: the accepted version gains it as an edit with the
+  same answers, so the report is counted once). After ``CENTRAL_ATTACHMENT_WAIT_HOURS`` from
+  when it was first found missing, or when Central no longer has the submission, the poller gives
+  up on it: logged, counted (``attachments_abandoned``, ``central_attachments_total``), and the
+  submission stays as accepted.
 
     python -m services.intake.central --config pyodk_config.toml --project 3 --form visit_log --once
 """
@@ -80,12 +93,13 @@ import requests
 from pyodk.errors import PyODKError
 
 from services import metrics
+from services.config import Settings
 from services.domain.errors import Refused, StorageFull
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account
 from services.intake.blobs import IncomingFile, StagedBlob
 from services.intake.central_state import PullState, now_local, state_path
-from services.intake.refusals import BusUnavailable, OutOfScope
+from services.intake.refusals import BusUnavailable, OutOfScope, too_large
 from services.intake.service import IntakeService
 
 if TYPE_CHECKING:
@@ -106,10 +120,24 @@ _VERSIONS = _SUBMISSION + "/versions"
 _VERSION_XML = _SUBMISSION + "/versions/{version_id}.xml"
 _VERSION_ATTACHMENTS = _SUBMISSION + "/versions/{version_id}/attachments"
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
+_CHUNK = 64 * 1024
+# The defaults of what the deployment sets (``Settings``): described once, there.
+_ATTACHMENT_LIMIT = Settings.model_fields["max_attachment_bytes"].default
+_ATTACHMENT_WAIT_H = Settings.model_fields["central_attachment_wait_hours"].default
 
 
 class CentralError(Exception):
     """Central answered something the poller cannot go on from (an HTTP error, rows out of order)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # Central's HTTP status, when it answered one
+
+
+class _TooLarge(Exception):
+    def __init__(self, declared: int | None):
+        super().__init__(declared)
+        self.declared = declared  # what Content-Length said, if that is how it was found out
 
 
 def parse_time(text: str) -> datetime:
@@ -159,12 +187,23 @@ class StreamCursor:
         self.seen = {row_id: at for row_id, at in self.seen.items() if parse_time(at) >= floor}
 
 
+@dataclass
+class Waiting:
+    """Attachments of one accepted version that Central listed as missing."""
+
+    row_id: str  # the submission's __id (its first version's instanceID): Central's address for it
+    names: list[str]
+    since: str  # when they were first found missing (our clock): the wait is counted from here
+
+
 class Cursor:
-    """Both streams' positions for one (project, form), in one JSON file replaced atomically."""
+    """Both streams' positions for one (project, form), and the attachments still awaited (``pending``:
+    version instanceID → ``Waiting``), in one JSON file replaced atomically."""
 
     def __init__(self, path: Path, project_id: int, form_id: str):
         self.path, self.project_id, self.form_id = path, project_id, form_id
         self.streams = {name: StreamCursor() for name in STREAMS}
+        self.pending: dict[str, Waiting] = {}
         if path.exists():
             data = json.loads(path.read_text("utf-8"))
             if (data.get("project_id"), data.get("form_id")) != (project_id, form_id):
@@ -172,10 +211,12 @@ class Cursor:
                                  f"{data.get('form_id')!r}, not of project {project_id} form {form_id!r}")
             for name in STREAMS:
                 self.streams[name] = StreamCursor(**data["streams"].get(name, {}))
+            self.pending = {iid: Waiting(**w) for iid, w in data.get("pending", {}).items()}
 
     def save(self) -> None:
         data = {"format": CURSOR_FORMAT, "project_id": self.project_id, "form_id": self.form_id,
-                "streams": {name: asdict(stream) for name, stream in self.streams.items()}}
+                "streams": {name: asdict(stream) for name, stream in self.streams.items()},
+                "pending": {iid: asdict(waiting) for iid, waiting in self.pending.items()}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as out:
@@ -202,6 +243,9 @@ class PollResult:
     rejected: dict[str, int] = field(default_factory=dict)  # refused by the intake: reason code → versions
     attachments_fetched: int = 0
     attachments_missing: int = 0  # expected by the XML, not (yet) uploaded to Central
+    attachments_late: int = 0  # of those, uploaded since, fetched and added to their accepted submission
+    attachments_too_large: int = 0  # refused: more than MAX_ATTACHMENT_BYTES (the submission goes on without)
+    attachments_abandoned: int = 0  # still missing after CENTRAL_ATTACHMENT_WAIT_HOURS: no longer asked for
     backlog: dict[str, int] = field(default_factory=dict)  # stream → rows from the first bound (@odata.count)
     error: str | None = None  # why the poll stopped early; the cursor stays before that row
 
@@ -221,15 +265,19 @@ class _Version:
 class CentralPoller:
     def __init__(self, client: Client, service: IntakeService, cursor_path: Path, project_id: int, form_id: str,
                  account: Account, page_size: int = 250, *,
-                 attachment_store: Callable[[bytes], StagedBlob] | None = None, overlap_s: float = 120.0):
+                 attachment_store: Callable[[bytes], StagedBlob] | None = None, overlap_s: float = 120.0,
+                 attachment_limit: int = _ATTACHMENT_LIMIT, attachment_wait_h: float = _ATTACHMENT_WAIT_H,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         """``attachment_store`` stages bytes for the intake, which keeps them by content if it accepts
         the submission (the ledger's ``blobs.stage_bytes``); without it attachments are fetched and
-        checked but not handed over."""
+        checked but not handed over. ``attachment_limit``: MAX_ATTACHMENT_BYTES;
+        ``attachment_wait_h``: CENTRAL_ATTACHMENT_WAIT_HOURS; ``clock`` measures that wait."""
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self._client, self._service, self._account = client, service, account
         self._project_id, self._form_id, self._page_size = project_id, form_id, page_size
         self._store = attachment_store
+        self._limit, self._wait, self._clock = attachment_limit, timedelta(hours=attachment_wait_h), clock
         self._overlap = timedelta(seconds=overlap_s)
         self._cursor = Cursor(cursor_path, project_id, form_id)
         self._state_path = state_path(cursor_path)
@@ -270,6 +318,10 @@ class CentralPoller:
             metrics.CENTRAL_CURSOR.labels(form_id=form, stream=stream).set_function(
                 lambda stream=stream: parse_time(at).timestamp() if (at := state.cursors.get(stream)) else math.nan)
 
+    def waiting(self) -> dict[str, list[str]]:
+        """Version instanceID → names of the attachments still awaited from Central."""
+        return {iid: list(w.names) for iid, w in self._cursor.pending.items()}
+
     def check_form(self) -> str:
         """The form exists on Central and can be read (pyodk ``forms.get``); returns its version."""
         form = self._client.forms.get(self._form_id, project_id=self._project_id)
@@ -282,9 +334,14 @@ class CentralPoller:
         self._state.started(now_local())
         self._state.save(self._state_path)
         errors = []
-        for stream in STREAMS:  # each stream has its own cursor: one stuck on a row does not hold the other
+        # The attachments awaited since earlier polls first, then each stream (each has its own cursor:
+        # one stuck on a row does not hold the other).
+        for stream in ("attachments", *STREAMS):
             try:
-                self._pull(stream, result)
+                if stream == "attachments":
+                    self._recheck(result)
+                else:
+                    self._pull(stream, result)
             except BusUnavailable as exc:  # nothing can be accepted now: stop the whole poll
                 errors.append(f"the bus could not make an event durable: {exc}")
                 break
@@ -302,7 +359,7 @@ class CentralPoller:
             log.warning("central pull of %s stopped, cursor kept before the failing row: %s",
                         self._form_id, result.error)
         self._record(result)
-        if result.rows or result.error:
+        if result.rows or result.error or result.attachments_late or result.attachments_abandoned:
             log.info("central pull of %s: %s", self._form_id, _summary(result))
         return result
 
@@ -384,16 +441,21 @@ class CentralPoller:
         # we pulled it. That is the first version's; an edit is stamped when pulled, so that it stays
         # later than anything the intake did to the chain before (a retraction is stamped then too).
         received_at = _received_at(row)
-        for index, version in enumerate(self._versions(row)):
+        versions = self._versions(row)
+        for index, version in enumerate(versions):
             raw = self._get(version.xml_path).content
             files: list[IncomingFile] = []
+            missing: list[str] = []
             try:
                 if version.may_have_attachments:
-                    self._attachments(version, result, files)
-                self._submit(raw, files, result, received_at if index == 0 else None)
+                    missing = self._attachments(version, result, files)
+                outcome = self._submit(raw, files, result, received_at if index == 0 else None)
             finally:  # the intake took what it accepted; an error before it leaves nothing staged
                 for file in files:
                     file.blob.discard()
+            if missing and outcome is not None and index == len(versions) - 1:
+                # Only the newest version's: an earlier one's files would complete a superseded version.
+                self._await(row["__id"], version.instance_id, missing)
         self._reinstate(row, result)
 
     def _versions(self, row: dict[str, Any]) -> list[_Version]:
@@ -408,29 +470,130 @@ class CentralPoller:
                          fmt(_VERSION_ATTACHMENTS, version_id=v["instanceId"], **ids), True)
                 for v in reversed(listed)]
 
-    def _attachments(self, version: _Version, result: PollResult, files: list[IncomingFile]) -> None:
+    def _attachments(self, version: _Version, result: PollResult, files: list[IncomingFile]) -> list[str]:
+        """Fetch what Central has of ``version``'s attachments into ``files``; return the names it lists missing."""
+        missing = []
         for item in self._get(version.attachments_path).json():
             name = item["name"]
             if not item.get("exists"):
                 result.attachments_missing += 1
+                metrics.CENTRAL_ATTACHMENTS.labels(form_id=self._form_id, outcome="missing").inc()
                 log.warning("%s: attachment %s is expected but not on Central (yet)", version.instance_id, name)
+                missing.append(name)
                 continue
-            response = self._get(f"{version.attachments_path}/{self._client.session.urlquote(name)}")
-            data = response.content
-            etag = response.headers.get("ETag", "").removeprefix("W/").strip('"')
-            if _MD5.match(etag) and hashlib.md5(data).hexdigest() != etag:
-                raise CentralError(f"attachment {name} of {version.instance_id} does not match its ETag")
-            result.attachments_fetched += 1
-            if self._store is None:
-                if not self._warned_no_store:
-                    log.warning("no attachment store given: attachments are fetched and checked, not kept")
-                    self._warned_no_store = True
+            self._fetch(version, name, result, files)
+        return missing
+
+    def _fetch(self, version: _Version, name: str, result: PollResult, files: list[IncomingFile]) -> None:
+        """One attachment, read within ``attachment_limit``, checked against its ETag, staged into ``files``."""
+        try:
+            data, response = self._download(f"{version.attachments_path}/{self._client.session.urlquote(name)}")
+        except _TooLarge as exc:
+            self._too_large(version.instance_id, name, exc.declared, result)
+            return
+        etag = response.headers.get("ETag", "").removeprefix("W/").strip('"')
+        if _MD5.match(etag) and hashlib.md5(data).hexdigest() != etag:
+            raise CentralError(f"attachment {name} of {version.instance_id} does not match its ETag")
+        result.attachments_fetched += 1
+        metrics.CENTRAL_ATTACHMENTS.labels(form_id=self._form_id, outcome="fetched").inc()
+        if self._store is None:
+            if not self._warned_no_store:
+                log.warning("no attachment store given: attachments are fetched and checked, not kept")
+                self._warned_no_store = True
+            return
+        media_type = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
+        files.append(IncomingFile(name, media_type, self._store(data)))
+
+    def _download(self, path: str) -> tuple[bytes, requests.Response]:
+        """The body of ``path``, streamed and stopped past the limit: ``Content-Length`` may be absent
+        (chunked) or wrong, so what counts is the bytes read. Raises ``_TooLarge``."""
+        response = self._get(path, stream=True)
+        try:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self._limit:  # said so up front: not read at all
+                raise _TooLarge(int(declared))
+            data = bytearray()
+            for chunk in response.iter_content(_CHUNK):
+                data += chunk
+                if len(data) > self._limit:
+                    raise _TooLarge(None)
+            return bytes(data), response
+        finally:
+            response.close()
+
+    def _too_large(self, instance_id: str, name: str, declared: int | None, result: PollResult) -> None:
+        result.attachments_too_large += 1
+        metrics.CENTRAL_ATTACHMENTS.labels(form_id=self._form_id, outcome="too_large").inc()
+        reason = too_large(f"Tệp {name}", f"Attachment {name}", self._limit, declared)
+        log.warning("%s: attachment %s refused: %s / %s", instance_id, name, reason.message_vi, reason.message_en,
+                    extra={"event_id": instance_id, "reason": reason.code})
+        # What operators read of what was turned away (``GET /v1/rejections``); the submission goes on without it.
+        self._service.record_rejection(413, [reason], self._form_id, instance_id, self._account)
+
+    # -- attachments Central did not have yet ------------------------------------------------
+
+    def _await(self, row_id: str, instance_id: str, names: list[str]) -> None:
+        """Remember ``names`` of accepted version ``instance_id``; saved with the row's cursor move."""
+        waiting = self._cursor.pending.get(instance_id)
+        if waiting is None:
+            self._cursor.pending[instance_id] = Waiting(row_id, sorted(names), format_time(self._clock()))
+        else:
+            waiting.names = sorted(set(waiting.names) | set(names))
+
+    def _recheck(self, result: PollResult) -> None:
+        """List again each version's awaited attachments; fetch and hand over those now on Central."""
+        for instance_id, waiting in list(self._cursor.pending.items()):
+            if self._clock() - parse_time(waiting.since) > self._wait:
+                self._abandon(instance_id, waiting, f"still missing after {self._wait}", result)
                 continue
-            media_type = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
-            files.append(IncomingFile(name, media_type, self._store(data)))
+            ids = {"project_id": self._project_id, "form_id": self._form_id, "instance_id": waiting.row_id}
+            version = _Version(instance_id, "", self._client.session.urlformat(
+                _VERSION_ATTACHMENTS, version_id=instance_id, **ids), True)
+            try:
+                listed = {item["name"]: bool(item.get("exists")) for item in self._get(version.attachments_path).json()}
+            except CentralError as exc:
+                if exc.status != 404:
+                    raise
+                self._abandon(instance_id, waiting, "the submission is no longer on Central", result)
+                continue
+            arrived = [name for name in waiting.names if listed.get(name)]
+            if not arrived:
+                continue
+            files: list[IncomingFile] = []
+            try:
+                for name in arrived:
+                    self._fetch(version, name, result, files)
+                outcome = self._service.add_attachments(instance_id, self._account, files) if files else None
+            finally:
+                for file in files:
+                    file.blob.discard()
+            if outcome == "not_accepted":  # an edit still held for its original: asked again next poll
+                continue
+            if outcome in ("added", "duplicate"):
+                result.attachments_late += len(files)
+                metrics.CENTRAL_ATTACHMENTS.labels(form_id=self._form_id, outcome="late").inc(len(files))
+            elif outcome is not None:
+                log.info("%s: late attachments %s not added: the submission is %s", instance_id, arrived, outcome,
+                         extra={"event_id": instance_id})
+                self._cursor.pending.pop(instance_id)
+                self._cursor.save()
+                continue
+            waiting.names = [name for name in waiting.names if name not in arrived]
+            if not waiting.names:
+                del self._cursor.pending[instance_id]
+            self._cursor.save()
+
+    def _abandon(self, instance_id: str, waiting: Waiting, why: str, result: PollResult) -> None:
+        result.attachments_abandoned += len(waiting.names)
+        metrics.CENTRAL_ATTACHMENTS.labels(form_id=self._form_id, outcome="abandoned").inc(len(waiting.names))
+        log.warning("%s: no longer waiting for attachments %s (%s); the submission stays as accepted without them",
+                    instance_id, waiting.names, why, extra={"event_id": instance_id, "reason": "attachment_abandoned"})
+        del self._cursor.pending[instance_id]
+        self._cursor.save()
 
     def _submit(self, raw: bytes, files: Sequence[IncomingFile], result: PollResult,
-                received_at: datetime | None = None) -> None:
+                received_at: datetime | None = None) -> str | None:
+        """Hand one version to the intake; its outcome (``central_rows_total``), None if refused."""
         try:
             accepted = self._service.submit(raw, self._account, source="central", attachments=files,
                                             received_at=received_at)
@@ -438,7 +601,7 @@ class CentralPoller:
             raise  # not kept now: the poll stops before this row and starts again there
         except Refused as exc:
             self._refused(exc.code, str(exc), result)
-            return
+            return None
         if accepted.kind == "new":
             replaced = parse_submission(raw).deprecated_id is not None
             outcome = "replaced" if replaced else "accepted"
@@ -451,6 +614,7 @@ class CentralPoller:
         else:  # held: an edit whose original the intake has not accepted
             outcome, result.held = "held", result.held + 1
         metrics.CENTRAL_ROWS.labels(form_id=self._form_id, outcome=outcome).inc()
+        return outcome
 
     def _refused(self, code: str, why: str, result: PollResult) -> None:
         result.rejected[code] = result.rejected.get(code, 0) + 1
@@ -490,15 +654,18 @@ class CentralPoller:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, str] | None = None) -> requests.Response:
+    def _get(self, path: str, params: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
         """``client.get`` on a documented path (pyodk wraps neither the XML nor attachments)."""
-        response = self._client.get(path, params=params)
+        response = self._client.get(path, params=params, stream=stream)
         if response.status_code == 401:
             # Central's session tokens expire (24 h); pyodk logs in again once the header is gone.
+            response.close()
             self._client.session.headers.pop("Authorization", None)
-            response = self._client.get(path, params=params)
+            response = self._client.get(path, params=params, stream=stream)
         if response.status_code >= 400:
-            raise CentralError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
+            with response:
+                raise CentralError(f"GET {path} answered {response.status_code}: {response.text[:300]}",
+                                   response.status_code)
         return response
 
 

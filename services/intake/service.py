@@ -17,6 +17,9 @@ with the raw XML (an operator can re-drive it), and nothing changes.
 
 Attachments arrive staged (``IncomingFile``): taken into the blob store when the submission is
 accepted or held, parked when it is one part of a split upload, deleted when it is refused.
+One that reached ODK Central after its submission was pulled comes later (``add_attachments``):
+the accepted version gains it as a new version of its chain with the same answers, which the
+processors fold as an edit, so the report is counted once.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ log = logging.getLogger(__name__)
 
 
 AcceptedKind = Literal["new", "duplicate", "held", "partial"]
+# What became of attachments that reached a server after their submission (``add_attachments``).
+LateOutcome = Literal["added", "duplicate", "not_accepted", "superseded", "retracted"]
+LATE_MARK = "#attachments@"  # an amended version's event_id: ``<instanceID>#attachments@<key>``
 
 
 @dataclass(frozen=True)
@@ -486,6 +492,64 @@ class IntakeService:
         log.info("submission reinstated", extra={"event_id": again.event_id, "reinstates": current.event_id,
                                                  "form_id": current.form_id, "library_id": current.library_id})
         return True
+
+    def add_attachments(self, instance_id: str, account: Account,
+                        attachments: Sequence[IncomingFile]) -> LateOutcome:
+        """Attachments that reached the server the submission was sent to after it was accepted here
+        (ODK Central lists an attachment as missing until the phone uploads it, and the upload does
+        not change the submission). Like the last part of an OpenRosa split upload, they complete the
+        submission; unlike it, the submission was already counted. So the chain's current version,
+        if it is ``instance_id`` (or an earlier amendment of it), is published again with the files
+        added: ``<instanceID>#attachments@<key>``, same answers, ``deprecated_id`` the version it
+        amends, accepted now (later than it). The processors fold it as an edit: one report, not
+        two; its first acceptance (timeliness) is unchanged. It is recorded in the ledger, so a
+        reinstatement republishes it with the files. The key is the files' digests: sent again, it
+        is a duplicate.
+
+        Nothing is published, and the files are deleted, when ``instance_id`` is not accepted
+        (``not_accepted``: refused, or an edit held for its original), the chain has moved on to a
+        later edit (``superseded``: that version has its own attachments), or is withdrawn
+        (``retracted``: a new version would count it again). Raises BusUnavailable, StorageFull."""
+        try:
+            with self._ledger.exclusive(instance_id):
+                return self._add_attachments(instance_id, account, attachments)
+        finally:
+            for incoming in attachments:
+                incoming.blob.discard()  # a no-op for what was taken
+
+    def _add_attachments(self, instance_id: str, account: Account, incoming: Sequence[IncomingFile]
+                         ) -> LateOutcome:
+        entry = self._ledger.lookup(instance_id)
+        if entry is None:
+            return "not_accepted"
+        chain = self._ledger.chain(entry.root_id)
+        current = chain[-1]
+        if current.instance_id != instance_id and not current.instance_id.startswith(instance_id + LATE_MARK):
+            return "superseded"
+        if any(version.retracted for version in chain):
+            return "retracted"
+        event = Envelope.model_validate_json(current.event_json)
+        have = {(ref.name, ref.sha256) for ref in event.attachments}
+        new = [file for file in incoming if (file.name, file.blob.sha256) not in have]
+        if not new:
+            return "duplicate"
+        key = hashlib.sha256("|".join(sorted(f"{f.name}:{f.blob.sha256}" for f in new)).encode()).hexdigest()[:16]
+        amended_id = f"{instance_id}{LATE_MARK}{key}"
+        if self._ledger.lookup(amended_id) is not None:
+            return "duplicate"
+        for file in new:
+            self._blobs.commit(file.blob)
+        now = self._clock()
+        amended = EVENT_MODELS[event.event_type].model_validate_json(current.event_json).model_copy(update={
+            "event_id": amended_id, "deprecated_id": current.instance_id, "submitted_at": now,
+            "attachments": _merge(event.attachments, [file.ref() for file in new])})
+        self._publish(amended)
+        self._ledger.record(LedgerEntry(amended_id, entry.root_id, current.content_hash, current.form_id,
+                                        current.raw_sha256, amended.model_dump_json()), now)
+        log.info("late attachments added", extra={"event_id": amended_id, "amends": current.instance_id,
+                                                  "form_id": event.form_id, "library_id": event.library_id,
+                                                  "submitter": account.username})
+        return "added"
 
 # Correlation: the submission's instanceID is its event_id everywhere, from here to the store's write.
 

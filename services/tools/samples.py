@@ -5,7 +5,10 @@ all resends. Everything is fictional, like the registry it is built on.
 
 - visit_log: one monthly report per library from January 2024 (or its opening) to last month,
   with the shape a mountain commune library has: a dip at Tết, peaks in summer and around the
-  April book days, most visitors from ethnic minorities, yearly growth of 5–18 %.
+  April book days, most visitors from ethnic minorities, yearly growth of 5–18 %. Each carries
+  when it was sent (``sent_at``): each library has its own habit (on time 50–95 % of months),
+  a report on time is sent 1–10 days after its month's end (by the deadline), a late one 11–45
+  days after. Drawn from a generator of its own, so the answers are the same with or without it.
 - library_registry: every library's joining of the model (registry ``model_joined_on``), a
   coordination agreement for about half of them, a few updates, and a few new libraries
   registered after the 2025 reform (ids ``LIB-NEW-…``).
@@ -23,8 +26,9 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
+from services.config import TIMEZONE
 from services.domain.reference import Library, Reference
 
 _BASE_VISITS = {
@@ -39,6 +43,10 @@ _NAMESPACE = uuid.UUID("6f1d8a52-3b0e-4c55-9a51-8c3c2b0f7e11")
 class SampleReport:
     instance_id: str
     answers: dict[str, str]
+    # When the phone sent it (Asia/Ho_Chi_Minh): what a trusted loader gives the intake as its
+    # acceptance time (``load_samples.load_in_process``). None: a form without a reporting
+    # deadline, accepted when it is loaded.
+    sent_at: datetime | None = None
 
 
 def _split(total: int, shares: list[float], rng: random.Random) -> list[int]:
@@ -55,8 +63,17 @@ def _months(first: date, last: date) -> Iterator[date]:
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+def _sent_at(rng: random.Random, punctual: float, month_end: date) -> datetime:
+    """When a month's report is sent: by the deadline (the month's end + 10 days) with probability ``punctual``."""
+    days = rng.randint(1, 10) if rng.random() < punctual else rng.randint(11, 45)
+    return datetime.combine(month_end + timedelta(days=days), time(rng.randint(7, 20), rng.randint(0, 59)),
+                            tzinfo=TIMEZONE)
+
+
 def monthly_reports(library: Library, until: date, seed: int = 2026) -> Iterator[SampleReport]:
     rng = random.Random(f"{seed}:{library.library_id}")
+    sending = random.Random(f"{seed}:{library.library_id}:sending")  # its own: the answers do not depend on it
+    punctual = sending.uniform(0.5, 0.95)
     base = _BASE_VISITS.get(library.library_type, 60) * rng.uniform(0.7, 1.3)
     growth = rng.uniform(0.05, 0.18)
     start = max(library.opened_on or date(2024, 1, 1), date(2024, 1, 1))
@@ -83,7 +100,7 @@ def monthly_reports(library: Library, until: date, seed: int = 2026) -> Iterator
             "new_registrations": int(total * rng.uniform(0.01, 0.05)),
         }
         instance_id = f"uuid:{uuid.uuid5(_NAMESPACE, f'{library.library_id}:{month_end.isoformat()}')}"
-        yield SampleReport(instance_id, {k: str(v) for k, v in answers.items()})
+        yield SampleReport(instance_id, {k: str(v) for k, v in answers.items()}, _sent_at(sending, punctual, month_end))
 
 
 def sample_reports(reference: Reference, until: date) -> Iterator[SampleReport]:
