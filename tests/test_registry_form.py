@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 import unicodedata
+from dataclasses import replace
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -118,8 +119,6 @@ def test_a_library_registered_on_a_phone_can_report_visits_on_the_next_form_upda
 
 def _as_new(library: Library) -> Library:
     """A visit log's answers name the library and its 2025 province: the registered one's."""
-    from dataclasses import replace
-
     return replace(library, library_id=NEW_ID or "")
 
 
@@ -134,7 +133,8 @@ def test_a_registration_reusing_a_taken_id_is_refused_and_changes_nothing(client
                      "uuid:5eed0001-ffff-4fff-8fff-ffffffffffff")
 
     assert crafted.status_code == 400
-    assert NEW_ID in crafted.text and "đã có trong danh mục" in crafted.text and "already in the registry" in crafted.text
+    assert NEW_ID in crafted.text
+    assert "đã có trong danh mục" in crafted.text and "already in the registry" in crafted.text
     assert served_libraries(client)[1] == before
 
 
