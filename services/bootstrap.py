@@ -23,6 +23,7 @@ from services.bus.base import Publisher
 from services.bus.embedded import EmbeddedLog
 from services.bus.kafka import KafkaPublisher
 from services.config import Settings, masked_dsn
+from services.domain.directory import LibraryDirectory
 from services.domain.forms import FORMS
 from services.domain.reference import Reference, default_reference
 from services.embedded.lock import StackLock, StackRunning
@@ -34,6 +35,7 @@ from services.intake.openrosa import openrosa_router
 from services.intake.postgres.database import LedgerDatabase
 from services.intake.postgres.ledger import PostgresLedger
 from services.intake.postgres.nonce_counts import PostgresNonceCounts
+from services.intake.registry import ledger_registry_changes
 from services.intake.service import IntakeService
 from services.intake.upload import Limits
 from services.login_throttle import LoginThrottle, ThrottlePolicy
@@ -55,11 +57,14 @@ log = logging.getLogger(__name__)
 
 def _intake_service(settings: Settings, reference: Reference, publisher: Publisher,
                     ledger: Ledger) -> tuple[FormCatalogue, IntakeService]:
-    catalogue = FormCatalogue.load(settings.forms_dir, settings.forms_src_dir, reference)
+    # One view of the registry for the parsers and the form media: the seed plus the registry form's
+    # chains in this intake's ledger (services/domain/directory.py says why the ledger).
+    directory = LibraryDirectory(reference, lambda: ledger_registry_changes(ledger), settings.registry_refresh_s)
+    catalogue = FormCatalogue.load(settings.forms_dir, settings.forms_src_dir, reference, directory.reference)
     served = {f.form_id: f.version for f in catalogue.forms.values() if f.form_id in FORMS}
     service = IntakeService(reference, ledger, publisher, known_forms=served,
                             held_timeout=timedelta(hours=settings.held_timeout_hours),
-                            partial_timeout=timedelta(hours=settings.partial_timeout_hours))
+                            partial_timeout=timedelta(hours=settings.partial_timeout_hours), directory=directory)
     return catalogue, service
 
 

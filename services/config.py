@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     partial_timeout_hours: float = Field(
         24.0, ge=0, description="How long a split upload (`*isIncomplete*=yes`) waits for its last part "
         "before it and its attachments are deleted.")
+    registry_refresh_s: float = Field(
+        60.0, gt=0, description="How often an intake reads the registry form's submissions from its ledger again "
+        "(libraries registered on another replica; the served `libraries.csv`). A report naming a library it "
+        "does not know makes it read at once.")
     central_config: str = Field(
         "", description="pyodk config file (TOML, `[central]` base_url, username, password, "
         "default_project_id) for the ODK Central pull. Empty: no pull.")

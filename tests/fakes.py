@@ -75,6 +75,10 @@ class InMemoryLedger:
         versions = sorted((at, e.instance_id, e) for e, at in self._accepted.values() if e.root_id == root_id)
         return [entry for _, _, entry in versions]
 
+    def of_form(self, form_id: str) -> list[LedgerEntry]:
+        versions = sorted((at, n, e) for n, (e, at) in enumerate(self._accepted.values()) if e.form_id == form_id)
+        return [entry for _, _, entry in versions]
+
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
         self._accepted.setdefault(entry.instance_id, (entry, accepted_at))
 

@@ -13,9 +13,10 @@ import pytest
 
 from services.config import TIMEZONE
 from services.intake.ledger import Ledger, LedgerEntry, SqliteLedger
-from services.intake.postgres.database import LedgerDatabase
+from services.intake.postgres.database import MIGRATIONS_DIR, LedgerDatabase
 from services.intake.postgres.ledger import PostgresLedger
 from services.intake.refusals import UploadRefused
+from services.store.migrations import load_migrations
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=TIMEZONE)
 MAX_BYTES = 1024 * 1024
@@ -54,6 +55,19 @@ def test_a_chain_lists_its_versions_in_the_order_accepted(ledger: Ledger):
     ledger.record(entry("uuid:e1", "uuid:o"), T0 + timedelta(minutes=1))
     ledger.record(entry("uuid:other"), T0)
     assert [e.instance_id for e in ledger.chain("uuid:o")] == ["uuid:o", "uuid:e1", "uuid:e2"]
+
+
+def test_a_forms_entries_are_listed_in_the_order_accepted(ledger: Ledger):
+    """What every intake replica reads to learn of libraries registered on any of them."""
+    def registry(instance_id: str, root_id: str | None = None) -> LedgerEntry:
+        return LedgerEntry(instance_id, root_id or instance_id, "h", "library_registry", "ab" * 32, "{}")
+
+    ledger.record(registry("uuid:r1"), T0)
+    ledger.record(entry("uuid:visit"), T0)
+    ledger.record(registry("uuid:r1-edit", "uuid:r1"), T0 + timedelta(minutes=2))
+    ledger.record(registry("uuid:r2"), T0 + timedelta(minutes=1))
+    assert [e.instance_id for e in ledger.of_form("library_registry")] == ["uuid:r1", "uuid:r2", "uuid:r1-edit"]
+    assert ledger.of_form("donation") == []
 
 
 def test_a_retraction_is_marked(ledger: Ledger):
@@ -187,5 +201,6 @@ def test_postgres_migrations_run_once_when_replicas_start_together(ledger_dsn: s
     assert results == [[], [], [], []]
     database = LedgerDatabase(ledger_dsn, 1).open()
     with database.connection() as db:
-        assert [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3]
+        applied = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert applied == [m.version for m in load_migrations(MIGRATIONS_DIR)] == [1, 2, 3, 4]
     database.close()

@@ -57,6 +57,10 @@ class Ledger(Protocol):
     def chain(self, root_id: str) -> list[LedgerEntry]:
         """Every accepted version of an edit chain (its first instanceID is ``root_id``), in the order accepted."""
 
+    def of_form(self, form_id: str) -> list[LedgerEntry]:
+        """Every accepted version of the form's submissions, in the order accepted (the registry
+        form's, for ``services/intake/registry.py``; indexed by form)."""
+
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
         """Commit ``entry``; returns once it is durable (raises what the commit raised), or inside
         ``exclusive``, once the block ends without an error. A second entry for an instanceID is ignored."""
@@ -105,6 +109,7 @@ class SqliteLedger:
             "content_hash TEXT NOT NULL, form_id TEXT NOT NULL, raw_sha256 TEXT NOT NULL, "
             "event_json TEXT NOT NULL, retracted INTEGER NOT NULL DEFAULT 0, accepted_at TEXT NOT NULL)")
         self._db.execute("CREATE INDEX IF NOT EXISTS accepted_by_root ON accepted (root_id)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS accepted_by_form ON accepted (form_id, accepted_at)")
         # provinces: the scopes of the account that sent a held edit, checked again when it is released.
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS held (instance_id TEXT PRIMARY KEY, deprecated_id TEXT NOT NULL, "
@@ -138,6 +143,12 @@ class SqliteLedger:
         with self._read_lock:
             rows = self._reader.execute(f"SELECT {_ENTRY_COLUMNS} FROM accepted WHERE root_id = ? "
                                         "ORDER BY accepted_at", (root_id,)).fetchall()
+        return [LedgerEntry(*row[:6], bool(row[6])) for row in rows]
+
+    def of_form(self, form_id: str) -> list[LedgerEntry]:
+        with self._read_lock:
+            rows = self._reader.execute(f"SELECT {_ENTRY_COLUMNS} FROM accepted WHERE form_id = ? "
+                                        "ORDER BY accepted_at, rowid", (form_id,)).fetchall()
         return [LedgerEntry(*row[:6], bool(row[6])) for row in rows]
 
     def hold(self, instance_id: str, deprecated_id: str, content_hash: str, raw_sha256: str, username: str,

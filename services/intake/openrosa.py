@@ -4,7 +4,9 @@
 - With accounts configured, every request needs Digest authentication (Basic over HTTPS only);
   wrong credentials are braked per account and per address (429 with ``Retry-After``).
 - ``GET /formList``: the OpenRosa xforms list, each form's md5 hash and URLs.
-- ``GET /forms/{id}.xml``, ``GET /forms/{id}/manifest``, ``GET /forms/{id}/media/{file}``.
+- ``GET /forms/{id}.xml``, ``GET /forms/{id}/manifest``, ``GET /forms/{id}/media/{file}``: the
+  manifest's md5 of each media file is of the file as served now (``libraries.csv`` follows the
+  registry form, ``catalogue.py``), which is how Collect learns a form's media changed.
 - ``HEAD /submission`` → 204 with ``X-OpenRosa-Accept-Content-Length``.
 - ``POST /submission`` (multipart, part ``xml_submission_file``, attachments by file name,
   ``*isIncomplete*=yes`` on all but the last part of a split upload) → 201 with an
@@ -120,7 +122,7 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
         for form in catalogue.forms.values():
             base = str(request.url_for("form_xml", form_id=form.form_id))
             manifest = (f"<manifestUrl>{escape(str(request.url_for('form_manifest', form_id=form.form_id)))}"
-                        "</manifestUrl>") if form.media else ""
+                        "</manifestUrl>") if form.media_names else ""
             items.append(
                 f"<xform><formID>{escape(form.form_id)}</formID><name>{escape(form.title)}</name>"
                 f"<version>{escape(form.version)}</version><hash>md5:{form.md5}</hash>"
@@ -150,7 +152,7 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
             f"<mediaFile><filename>{escape(name)}</filename><hash>md5:{hashlib.md5(data).hexdigest()}</hash>"
             f"<downloadUrl>{escape(str(request.url_for('form_media', form_id=form_id, filename=name)))}"
             "</downloadUrl></mediaFile>"
-            for name, data in sorted(form.media.items()))
+            for name, data in sorted(catalogue.media(form).items()))
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
                 f'<manifest xmlns="http://openrosa.org/xforms/xformsManifest">{files}</manifest>')
         return Response(body, media_type=XML, headers=OPENROSA_HEADERS)
@@ -160,7 +162,7 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
         if isinstance(who := guard(request), Response):
             return who
         form = catalogue.forms.get(form_id)
-        data = form.media.get(filename) if form else None
+        data = catalogue.media(form).get(filename) if form else None
         if data is None:
             return openrosa_response(404, f"Không có tệp {filename} / No media file {filename}", "error")
         return Response(data, media_type="text/csv; charset=utf-8", headers=OPENROSA_HEADERS)

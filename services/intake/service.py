@@ -15,6 +15,10 @@ every earlier version of the chain it replaces — an edit, a retraction or a he
 later could otherwise erase or move another province's figures. A refusal is a dead letter
 with the raw XML (an operator can re-drive it), and nothing changes.
 
+Libraries: the parsers check a ``library_id`` against the registry as this intake knows it now
+(``LibraryDirectory``, ``services/domain/directory.py``: the seed plus the registry form's chains
+in the ledger), not the seed alone, so a library registered on a phone can report visits.
+
 Attachments arrive staged (``IncomingFile``): taken into the blob store when the submission is
 accepted or held, parked when it is one part of a split upload, deleted when it is refused.
 One that reached ODK Central after its submission was pulled comes later (``add_attachments``):
@@ -39,15 +43,17 @@ from services.bus.base import Publisher, PublishFailed, Sender
 from services.bus.codec import Message
 from services.clock import now_local
 from services.domain.dead_letters import DeadLetter, Rejection
+from services.domain.directory import LibraryDirectory
 from services.domain.errors import Reason, Refused, StorageFull, SubmissionRejected
 from services.domain.events import AdminArea, AttachmentRef, Envelope, Retraction, Source, SubmissionRetracted
-from services.domain.forms import EVENT_MODELS, FORMS, FormSpec
+from services.domain.forms import EVENT_MODELS, FORMS, FormSpec, ParsedForm, library_registry
 from services.domain.reference import Reference
 from services.domain.submission import Submission, parse_submission
 from services.intake.accounts import ANONYMOUS, Account
 from services.intake.blobs import IncomingFile
 from services.intake.ledger import Ledger, LedgerEntry
 from services.intake.refusals import BusUnavailable, LedgerUnavailable, OutOfScope, SubmissionConflict
+from services.intake.registry import ledger_registry_changes
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +87,10 @@ CLOCK_SKEW = timedelta(minutes=5)
 class IntakeService:
     def __init__(self, reference: Reference, ledger: Ledger, publisher: Publisher,
                  known_forms: dict[str, str], clock: Callable[[], datetime] = now_local,
-                 held_timeout: timedelta = timedelta(days=7), partial_timeout: timedelta = timedelta(hours=24)):
-        self._reference = reference
+                 held_timeout: timedelta = timedelta(days=7), partial_timeout: timedelta = timedelta(hours=24),
+                 directory: LibraryDirectory | None = None):
+        # ``reference``: the seed registry; the libraries known now come from ``directory``.
+        self.directory = directory or LibraryDirectory(reference, lambda: ledger_registry_changes(ledger))
         self._ledger = ledger
         self._blobs = ledger.blobs
         self._publisher = publisher
@@ -157,7 +165,7 @@ class IntakeService:
             return done
 
         now = self._clock()
-        parsed = spec.parse(submission, now.date(), self._reference)
+        parsed = self._parse(spec, submission, now.date())
         predecessor = self._ledger.lookup(submission.deprecated_id) if submission.deprecated_id else None
         self._check_scope(account, submission, raw, parsed.library_id, parsed.areas, predecessor, now)
         if incomplete:
@@ -192,9 +200,22 @@ class IntakeService:
                                         submission.form_id, raw_sha, event.model_dump_json()), now)
         if had_parts:  # read under this instanceID's lock just now: nothing else can have parked parts since
             self._ledger.forget_partial(submission.instance_id)
+        if spec.form_id == library_registry.FORM_ID:
+            self.directory.changed()  # the next submission and the next media download see it
         accepted = Accepted(submission.instance_id, submission.form_id, "new")
         _log_accepted(accepted, parsed.library_id, account, source)
         return accepted
+
+    def _parse(self, spec: FormSpec, submission: Submission, today: date) -> ParsedForm:
+        """``spec.parse`` against the libraries known now; a library not known yet makes the directory
+        read the ledger once more (it may have been registered on another replica a moment ago)."""
+        asked_at = self.directory.now()
+        try:
+            return spec.parse(submission, today, self.directory.reference())
+        except SubmissionRejected as rejected:
+            if not any(r.code == "library_unknown" for r in rejected.reasons) or not self.directory.refresh(asked_at):
+                raise
+        return spec.parse(submission, today, self.directory.reference())
 
     def _received_at(self, received_at: datetime | None, now: datetime, occurred_on: date, instance_id: str
                      ) -> datetime:
@@ -449,6 +470,8 @@ class IntakeService:
                 payload=Retraction(retracts_event_type=original.event_type, reason_code=reason_code, reason=reason))
             self._publish(retraction)
             self._ledger.mark_retracted(instance_id)
+        if original.form_id == library_registry.FORM_ID:
+            self.directory.changed()
         log.info("submission retracted", extra={"event_id": retraction.event_id, "retracts": instance_id,
                                                 "form_id": original.form_id, "library_id": original.library_id,
                                                 "reason": reason_code})
@@ -489,6 +512,8 @@ class IntakeService:
             self._publish(again)
             for version in withdrawn:
                 self._ledger.mark_retracted(version.instance_id, False)
+        if current.form_id == library_registry.FORM_ID:
+            self.directory.changed()
         log.info("submission reinstated", extra={"event_id": again.event_id, "reinstates": current.event_id,
                                                  "form_id": current.form_id, "library_id": current.library_id})
         return True

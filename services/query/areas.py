@@ -7,7 +7,6 @@ Every endpoint refuses an area outside the key's reach (``services/query/access.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -28,13 +27,6 @@ REGION_NAMES = {"legacy": ("14 tỉnh của chương trình", "the 14 programme 
                 "2025": ("10 tỉnh hiện nay", "the 10 current provinces")}
 AREA_CODE_COLUMNS = [f"areas.{scheme}.{level}_{what}" for scheme in SCHEMES for level in ("province", "commune")
                      for what in ("code", "name_vi", "name_en")]
-
-
-def ascii_name(name: str) -> str:
-    """Vietnamese without diacritics (``Thư viện xã Đồng Văn`` → ``Thu vien xa Dong Van``), the
-    reference's English form of a place name; used for libraries registered without one."""
-    decomposed = unicodedata.normalize("NFKD", name.replace("Đ", "D").replace("đ", "d"))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 @dataclass(frozen=True)
@@ -66,24 +58,11 @@ class AreaResolver:
     # --- the registry with names ---------------------------------------------------------------
 
     def libraries(self, day: date) -> dict[str, LibraryInfo]:
-        """The registry at the end of ``day`` (AGGREGATES.md), each library with its names and coordinates."""
-        changes = self.aggregates.registry_changes()
-        registry = self.aggregates.registry(day, changes)
-        names: dict[str, tuple[str, str, float | None, float | None]] = {
-            lib.library_id: (lib.name_vi, lib.name_en, lib.latitude, lib.longitude)
-            for lib in self.reference.libraries.values()}
-        for change in sorted((c for c in changes if c["occurred_on"] <= day),
-                             key=lambda c: (c["occurred_on"], c["order"])):
-            payload, library_id = change["payload"], change["library_id"]
-            if payload["action"] not in ("register", "update") or library_id not in registry:
-                continue
-            name_vi, name_en, latitude, longitude = names.get(library_id, (library_id, library_id, None, None))
-            if payload.get("name_vi"):
-                name_vi, name_en = payload["name_vi"], ascii_name(payload["name_vi"])
-            if payload.get("latitude") is not None and payload.get("longitude") is not None:
-                latitude, longitude = payload["latitude"], payload["longitude"]
-            names[library_id] = (name_vi, name_en, latitude, longitude)
-        return {library_id: LibraryInfo(at, *names.get(library_id, (library_id, library_id, None, None)))
+        """The registry at the end of ``day`` (AGGREGATES.md), each library with its names and coordinates
+        (folded with the rest of the registry: ``services/domain/registry.py``)."""
+        registry = self.aggregates.registry(day)
+        return {library_id: LibraryInfo(at, at.name_vi or library_id, at.name_en or library_id, at.latitude,
+                                        at.longitude)
                 for library_id, at in registry.items()}
 
     # --- writing areas ---------------------------------------------------------------------------

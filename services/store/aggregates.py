@@ -23,11 +23,11 @@ from contextvars import ContextVar
 from datetime import date, timedelta
 from typing import Any
 
-from services.domain.forms.library_registry import new_library_id
+from services.domain.events import AdminArea
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
 from services.domain.periods import Granularity
 from services.domain.reference import Reference
-from services.domain.registry import LibraryAt, registry_at
+from services.domain.registry import LibraryAt, registry_at, registry_change
 from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store, string_list
 
@@ -212,24 +212,19 @@ class Aggregates:
             f"province_2025, commune_2025 FROM {current_facts('library_registered')} "
             "WHERE event_type = 'library_registered' "
             "ORDER BY submitted_at, root_id")
-        from services.domain.events import AdminArea
-
         changes = []
         for order, row in enumerate(rows):
-            payload = json.loads(row["payload"])
-            # A registration's library is named after the chain's first version: an edit keeps the id.
-            library_id = (new_library_id(row["root_id"]) or row["library_id"]) if payload["action"] == "register" \
-                else row["library_id"]
-            changes.append({
-                "library_id": library_id, "occurred_on": row["occurred_on"], "order": order,
-                "payload": payload,
-                # the chain that made the change (what /v1/lineage/k1 lists; not part of the fingerprint)
-                "chain": {key: row[key] for key in ("root_id", "event_id", "submitter", "first_submitted_at",
-                                                    "submitted_at")},
-                "areas": (AdminArea(scheme="legacy", province_code=row["province_legacy"],
-                                    commune_code=row["commune_legacy"]),
-                          AdminArea(scheme="2025", province_code=row["province_2025"],
-                                    commune_code=row["commune_2025"]))})
+            change = registry_change(
+                root_id=row["root_id"], library_id=row["library_id"], occurred_on=row["occurred_on"],
+                payload=json.loads(row["payload"]), order=order,
+                areas=(AdminArea(scheme="legacy", province_code=row["province_legacy"],
+                                 commune_code=row["commune_legacy"]),
+                       AdminArea(scheme="2025", province_code=row["province_2025"],
+                                 commune_code=row["commune_2025"])))
+            # the chain that made the change (what /v1/lineage/k1 lists; not part of the fingerprint)
+            change["chain"] = {key: row[key] for key in ("root_id", "event_id", "submitter", "first_submitted_at",
+                                                         "submitted_at")}
+            changes.append(change)
         return changes
 
     def registry(self, day: date, changes: list[dict[str, Any]] | None = None) -> dict[str, LibraryAt]:

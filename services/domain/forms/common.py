@@ -257,7 +257,10 @@ def library_areas(submission: Submission, reference: Reference, reasons: list[Re
         return library_id, []
     library = reference.libraries.get(library_id)
     if library is None:
-        reasons.append(Reason("library_unknown", f"Thư viện '{library_id}' không có trong danh mục.",
-                              f"Library '{library_id}' is not in the registry.", field))
+        reasons.append(Reason("library_unknown",
+                              f"Thư viện '{library_id}' không có trong danh mục. Nếu thư viện vừa được đăng ký, "
+                              "hãy cập nhật biểu mẫu (Get Blank Form) rồi gửi lại.",
+                              f"Library '{library_id}' is not in the registry. If it was registered just now, "
+                              "update the forms (Get Blank Form) and send again.", field))
         return library_id, []
     return library_id, list(library.areas)

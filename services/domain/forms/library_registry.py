@@ -10,6 +10,13 @@ the communes answered on the form, under both schemes (2025 commune + the former
 lies in), checked against the reference data. Every other action names a library that must
 already be in the registry, and takes the registry's areas.
 
+A hostile or broken phone is checked here as well: a registration whose id is already in the
+registry (a crafted instanceID; ``reference`` is the registry as the intake knows it now,
+``services/domain/directory.py``) is refused, never allowed to replace another library; a
+name must be one line of visible text (no control, format or line-separator characters, which
+would corrupt the served ``libraries.csv`` or disguise a name) of at most ``MAX_NAME`` characters;
+the province must be in the account's scope (the intake's scope check on the form's areas).
+
 Caveat: an edited registration (``deprecatedID``) has a new instanceID, hence a new
 ``LIB-NEW-`` id; whatever maintains the registry from these events must key a new library on
 the edit chain's ``root_id`` (which only the intake's ledger knows, after ``parse``).
@@ -21,6 +28,7 @@ checked again here (see visit_log.py for why).
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from typing import Literal
 
@@ -108,7 +116,12 @@ def parse(submission: Submission, today: date, reference: Reference) -> ParsedFo
                                   "meta/instanceID"))
         areas = commune_pair(submission, reference, reasons, province_field="province",
                              field_2025="commune_2025", field_legacy="commune_legacy")
-        fields["name_vi"] = text(submission, "name_vi", reasons, max_length=MAX_NAME)
+        if library_id and library_id in reference.libraries and not submission.deprecated_id:
+            reasons.append(Reason("library_id_taken",
+                                  f"Mã thư viện {library_id} (từ instanceID) đã có trong danh mục; không đăng ký lại.",
+                                  f"Library id {library_id} (from the instanceID) is already in the registry; "
+                                  "it is not registered again.", "meta/instanceID"))
+        fields["name_vi"] = _name(submission, reasons, required=True)
         fields["library_type"] = choice(submission, "library_type", LIBRARY_TYPES, reasons)
         fields["opened_on"] = past_date(submission, "opened_on", today, reasons, EARLIEST_OPENING)
         point = geopoint(submission, "location", reasons)
@@ -116,7 +129,7 @@ def parse(submission: Submission, today: date, reference: Reference) -> ParsedFo
         library_id, areas = library_areas(submission, reference, reasons)
         point = None
         if action == "update":
-            fields["name_vi"] = text(submission, "name_vi", reasons, required=False, max_length=MAX_NAME) or None
+            fields["name_vi"] = _name(submission, reasons, required=False) or None
             fields["library_type"] = choice(submission, "library_type", LIBRARY_TYPES, reasons, required=False)
             fields["status"] = choice(submission, "status", STATUSES, reasons)
             point = geopoint(submission, "location", reasons, required=False)
@@ -127,3 +140,16 @@ def parse(submission: Submission, today: date, reference: Reference) -> ParsedFo
     if reasons:
         raise SubmissionRejected(reasons)
     return ParsedForm(library_id, occurred_on, areas, LibraryRegistration(action=action, **fields))  # type: ignore[arg-type]
+
+
+def _name(submission: Submission, reasons: list[Reason], required: bool) -> str:
+    """The library's name: one line of visible text, at most ``MAX_NAME`` characters."""
+    value = text(submission, "name_vi", reasons, required=required, max_length=MAX_NAME)
+    hidden = sorted({f"U+{ord(ch):04X}" for ch in value if unicodedata.category(ch)[0] == "C"
+                     or unicodedata.category(ch) in ("Zl", "Zp")})
+    if hidden:
+        reasons.append(Reason("text_control_characters",
+                              f"Tên có ký tự điều khiển hoặc ký tự ẩn ({', '.join(hidden[:5])}); hãy gõ lại tên.",
+                              f"The name has control or invisible characters ({', '.join(hidden[:5])}); "
+                              "type it again.", "name_vi"))
+    return value

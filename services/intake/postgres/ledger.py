@@ -39,6 +39,12 @@ class PostgresLedger:
                               (root_id,)).fetchall()
         return [LedgerEntry(*row) for row in rows]
 
+    def of_form(self, form_id: str) -> list[LedgerEntry]:
+        with self._db.connection() as db:
+            rows = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM accepted WHERE form_id = %s ORDER BY accepted_at, seq",
+                              (form_id,)).fetchall()
+        return [LedgerEntry(*row) for row in rows]
+
     def record(self, entry: LedgerEntry, accepted_at: datetime) -> None:
         with self._db.connection() as db:
             db.execute(f"INSERT INTO accepted ({_ENTRY_COLUMNS}, accepted_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
