@@ -165,7 +165,7 @@ def embedded_stack(settings: Settings) -> EmbeddedStack:
     app = create_app("Thư viện cơ sở — embedded stack", [
         _openrosa(settings, catalogue, service, ledger, authenticator, throttle), query_api.router, dashboard_router(),
     ], on_shutdown=[expiry.stop], state=QueryServices.over(
-        store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days).state())
+        store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days, publisher=bus).state())
     return EmbeddedStack(app, store, bus, processors, ledger, service, demo_key, expiry)
 
 
@@ -197,10 +197,14 @@ def query_app(settings: Settings) -> FastAPI:
     keys = ApiKeys(Path(settings.api_keys_file))  # a missing or malformed file stops the start-up here
     store = Store(settings.store_dsn)
     store.migrate()
+    # Approvals and decisions are primary data: published on the bus, as the intake publishes submissions.
+    publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
+                               settings.kafka_publish_timeout_s) if settings.bus == "kafka" else None
     services = QueryServices.over(store, default_reference(settings.libraries_file), keys, login_throttle(settings),
-                                  rotation_loan_days=settings.rotation_loan_days)
+                                  rotation_loan_days=settings.rotation_loan_days, publisher=publisher)
+    closers = [store.close, *([publisher.close] if publisher else [])]
     return create_app("Thư viện cơ sở — query API", [query_api.router, dashboard_router()],
-                      on_shutdown=[store.close], state=services.state())
+                      on_shutdown=closers, state=services.state())
 
 
 @dataclass
