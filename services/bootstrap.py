@@ -187,7 +187,7 @@ def _embedded_stack(settings: Settings, accounts: Accounts | None, keys: ApiKeys
     app = create_app("Thư viện cơ sở — embedded stack", [
         _openrosa(settings, catalogue, service, ledger, authenticator, throttle), query_api.router, dashboard_router(),
     ], on_shutdown=[expiry.stop], state=QueryServices.over(
-        store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days,
+        store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days, publisher=bus,
         central_dir=settings.state_dir / "central", central_interval_s=settings.central_poll_interval_s).state())
     stack = EmbeddedStack(app, store, bus, processors, ledger, service, demo_key, expiry)
     if settings.central_config:  # the pull shares this stack's intake and ledger; a down Central only logs
@@ -228,12 +228,16 @@ def query_app(settings: Settings) -> FastAPI:
     keys = ApiKeys(Path(settings.api_keys_file))  # a missing or malformed file stops the start-up here
     store = Store(settings.store_dsn)
     store.migrate()
+    # Approvals and decisions are primary data: published on the bus, as the intake publishes submissions.
+    publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
+                               settings.kafka_publish_timeout_s) if settings.bus == "kafka" else None
     services = QueryServices.over(store, default_reference(settings.libraries_file), keys, login_throttle(settings),
-                                  rotation_loan_days=settings.rotation_loan_days,
+                                  rotation_loan_days=settings.rotation_loan_days, publisher=publisher,
                                   central_dir=settings.state_dir / "central",  # central-pull's, mounted read-only
                                   central_interval_s=settings.central_poll_interval_s)
+    closers = [store.close, *([publisher.close] if publisher else [])]
     return create_app("Thư viện cơ sở — query API", [query_api.router, dashboard_router()],
-                      on_shutdown=[store.close], state=services.state())
+                      on_shutdown=closers, state=services.state())
 
 
 @dataclass

@@ -25,6 +25,8 @@ from tests.conftest import OPENROSA, visit_answers
 REFERENCE = default_reference()
 ADMIN_PATHS = {"/v1/dead-letters", "/v1/dead-letters/{dead_letter_id}", "/v1/rejections", "/v1/central-pull"}
 LISTS = {"/v1/areas", "/v1/libraries"}  # filtered to the key's reach rather than refused
+# Scopes approve:… (tests/test_approvals.py): the list is filtered to the key, the queue needs the province's.
+APPROVAL_PATHS = {"/v1/approvals", "/v1/approvals/{approval_id}/queue"}
 # Parts of an answer listing the provinces of the scheme, filtered to the key's reach (tests/test_dashboard_api.py).
 SCHEME_WIDE = {"/v1/dashboard": ("provinces", "rotation", "communes")}
 
@@ -93,7 +95,7 @@ def v1_paths(stack: EmbeddedStack) -> dict[str, set[str]]:
 
 
 def url(path: str) -> str:
-    return path.replace("{dead_letter_id}", "no-such-letter")
+    return path.replace("{dead_letter_id}", "no-such-letter").replace("{approval_id}", "no-such-approval")
 
 
 def refused(response, status: int = 403, name: str | None = None) -> bool:
@@ -109,7 +111,8 @@ def test_the_loop_below_covers_every_endpoint(secured: EmbeddedStack):
         "/v1/me", "/v1/indicators", "/v1/visits", "/v1/growth", "/v1/mobile-sessions", "/v1/reading-promotion",
         "/v1/training", "/v1/donations", "/v1/rotation/batches", "/v1/rotation/libraries", "/v1/rotation/provinces",
         "/v1/libraries", "/v1/areas", "/v1/dashboard", "/v1/dead-letters", "/v1/dead-letters/{dead_letter_id}",
-        "/v1/rejections", "/v1/central-pull", "/v1/lineage/visits", "/v1/lineage/growth", "/v1/lineage/k1"}
+        "/v1/rejections", "/v1/central-pull", "/v1/lineage/visits", "/v1/lineage/growth", "/v1/lineage/k1",
+        *APPROVAL_PATHS}
 
 
 def test_no_key_or_an_unknown_key_gets_401_everywhere(secured: EmbeddedStack):
@@ -151,6 +154,9 @@ def test_a_province_key_reads_nothing_outside_its_province_by_any_endpoint_or_fi
     tried = 0
     for path, names in v1_paths(secured).items():
         if path == "/v1/me":
+            continue
+        if path in APPROVAL_PATHS:
+            assert hg.get(url(path)).status_code in (200, 404)  # its list (empty here), or no such approval
             continue
         if path in ADMIN_PATHS:
             assert refused(hg.get(url(path)), 403)

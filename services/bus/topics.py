@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.domain.approvals import ApprovalAction
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.forms import FORMS
@@ -46,11 +47,17 @@ DEAD_LETTERS = Topic("deadletters", partitions=1, retention_ms=-1,
 REJECTIONS = Topic("rejections", partitions=1, retention_ms=180 * 24 * 3600 * 1000,
                    purpose="Submissions the intake turned away (4xx) and why, for operators.")
 
+# One partition: approvals, decisions and un-approvals are folded in one order (the log's), so that
+# of two actions that raced the first wins wherever the log is replayed.
+APPROVALS = Topic("approvals", partitions=1, retention_ms=-1,
+                  purpose="Approvals of periods by area, un-approvals and decisions on held changes "
+                          "(primary data: schemas/AGGREGATES.md, \"Approval\").")
+
 ROTATION_BATCHES = Topic("rotation.batches", partitions=EVENT_PARTITIONS, retention_ms=-1,
                          purpose="Book-rotation movements placed in or withdrawn from a batch, keyed by batch_id "
                                  "(the rotation chain stage's output, the batch stage's input).")
 
-TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS)  # what the intake writes
+TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS, APPROVALS)  # the intake and query write
 INTERNAL_TOPICS: tuple[Topic, ...] = (ROTATION_BATCHES,)  # what the processors write, per consumer group
 
 
@@ -68,21 +75,23 @@ def internal_topic_name(topic: Topic, prefix: str, group: str) -> str:
 
 
 TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS, "rejection": REJECTIONS,
-                                         "rotation_batch_change": ROTATION_BATCHES}
+                                         "rotation_batch_change": ROTATION_BATCHES, "approval_action": APPROVALS}
 
 
-def topic_for(event: Envelope | DeadLetter | Rejection | BatchChange) -> Topic:
+def topic_for(event: Envelope | DeadLetter | Rejection | BatchChange | ApprovalAction) -> Topic:
     """The topic an event goes to: its kind's, or for a retraction the retracted form's."""
     if isinstance(event, SubmissionRetracted):
         return TOPIC_BY_EVENT_TYPE[event.payload.retracts_event_type]
     return TOPIC_BY_EVENT_TYPE[event.event_type]
 
 
-def key_for(event: Envelope | DeadLetter | Rejection | BatchChange) -> str:
+def key_for(event: Envelope | DeadLetter | Rejection | BatchChange | ApprovalAction) -> str:
     """Partition key: what the consuming state is about. A submission's chain (``root_id``) for
     events, a batch for rotation placements; the instanceID for dead letters and rejections."""
     if isinstance(event, BatchChange):
         return event.batch_id
+    if isinstance(event, ApprovalAction):
+        return f"{event.scheme}:{event.province}"
     if isinstance(event, Envelope):
         return event.root_id
     return event.instance_id or event.library_id

@@ -24,16 +24,18 @@ from datetime import datetime
 from typing import Any
 
 from services.bus.codec import Message
-from services.bus.topics import DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, ROTATION_BATCHES, Topic
+from services.bus.topics import APPROVALS, DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, ROTATION_BATCHES, Topic
 from services.domain import report_chains as chain_domain
 from services.domain import rotation as rotation_domain
 from services.domain.activity_chains import ACTIVITY_CHAINS
+from services.domain.approvals import ApprovalAction
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason
 from services.domain.events import Envelope
 from services.domain.report_chains import ChainKind
 from services.domain.state import State
 from services.domain.visit_chains import VISIT_CHAINS
+from services.store import approvals as approval_store
 from services.store import rotation as rotation_store
 from services.store.clickhouse import Store
 
@@ -224,7 +226,27 @@ ROTATION_BATCHES_STAGE = Processor(
     state_keys=lambda batch: {f"batch:{c.batch_id}" for _, c in batch if isinstance(c, rotation_domain.BatchChange)})
 
 
-PIPELINE: tuple[Processor, ...] = (DAILY_VISITS, ACTIVITIES, ROTATION_CHAINS, ROTATION_BATCHES_STAGE, EVENT_ARCHIVE)
+# --- approvals: primary data carried by the log, archived with their positions ---------------------
+
+
+def _fold_approvals(batch: Batch, _state: State | None, _loaded: Any, _now: datetime) -> Folded:
+    """Stateless: the actions and their log positions. Which of them take effect is decided when they
+    are read, by folding them all in position order (``services/domain/approvals.py``): the same log
+    gives the same approvals, whatever was folded when."""
+    actions = [(p, a) for p, a in batch if isinstance(a, ApprovalAction)]
+    folded = Folded(rows=actions, event_ids=[a.action_id for _, a in actions])
+    folded.outcomes["archived"] = len(actions)
+    return folded
+
+
+APPROVALS_ARCHIVE = Processor(
+    name="approvals", reads=(APPROVALS,), keyed_by="— (one partition: the actions' order is the log's)",
+    fold=_fold_approvals, write=lambda store, folded: {"approval_actions": approval_store.write_actions(
+        store, folded.rows)})
+
+
+PIPELINE: tuple[Processor, ...] = (DAILY_VISITS, ACTIVITIES, ROTATION_CHAINS, ROTATION_BATCHES_STAGE, EVENT_ARCHIVE,
+                                   APPROVALS_ARCHIVE)
 
 
 

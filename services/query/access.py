@@ -20,6 +20,12 @@ Scopes:
   and anything outside are refused (403); the lists ``/v1/areas`` and ``/v1/libraries`` are
   filtered to what the key reaches.
 - ``admin``: dead letters and intake rejections (``/v1/dead-letters``, ``/v1/rejections``).
+- ``approve:province:<scheme>:<code>``: approve a month or a quarter of the visit figures of that
+  province, un-approve it, see its held changes and apply or decline them (``/v1/approvals``). As
+  for reading, a province of the other scheme lying wholly inside is covered (a 2025 province's
+  officer approves for its whole area); nothing else is.
+- ``approve:region``: accept a provincial approval at the region level, and see every approval's
+  held changes.
 
 Requests send ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (read in ``deps.py``). The file
 is read again when it changes, so a key added or revoked takes effect without a restart.
@@ -50,7 +56,11 @@ log = logging.getLogger(__name__)
 
 READ_ALL = "read:all"
 ADMIN = "admin"
+APPROVE_REGION = "approve:region"
 _PROVINCE_SCOPE = re.compile(r"^read:province:(legacy|2025):(\d{2})$")
+_APPROVE_SCOPE = re.compile(r"^approve:province:(legacy|2025):(\d{2})$")
+SCOPES_HELP = ("read:all, admin, read:province:<legacy|2025>:<code>, approve:province:<legacy|2025>:<code>, "
+               "approve:region")
 KEY_PREFIX = "tvk_"
 
 
@@ -65,11 +75,11 @@ def new_key() -> str:
 
 def check_scope(scope: str, reference: Reference | None = None) -> str:
     """The scope if well formed (and its province exists, when ``reference`` is given); else ValueError."""
-    if scope in (READ_ALL, ADMIN):
+    if scope in (READ_ALL, ADMIN, APPROVE_REGION):
         return scope
-    match = _PROVINCE_SCOPE.match(scope)
+    match = _PROVINCE_SCOPE.match(scope) or _APPROVE_SCOPE.match(scope)
     if not match:
-        raise ValueError(f"unknown scope {scope!r}: use read:all, admin or read:province:<legacy|2025>:<code>")
+        raise ValueError(f"unknown scope {scope!r}: use {SCOPES_HELP}")
     if reference is not None and reference.province(match.group(1), match.group(2)) is None:  # type: ignore[arg-type]
         raise ValueError(f"no province {match.group(2)} under scheme {match.group(1)}")
     return scope
@@ -129,19 +139,32 @@ class Principal:
     def reads(self) -> bool:
         return READ_ALL in self.scopes or any(_PROVINCE_SCOPE.match(s) for s in self.scopes)
 
+    @property
+    def approves_region(self) -> bool:
+        return APPROVE_REGION in self.scopes
+
     def reach(self) -> Reach:
+        """The provinces the key reads."""
         if READ_ALL in self.scopes:
             return Reach(True)
-        granted = [m.groups() for s in self.scopes if (m := _PROVINCE_SCOPE.match(s))]
-        mapping = province_mapping()
-        current = {code for scheme, code in granted if scheme == "2025"}
-        legacy = {code for scheme, code in granted if scheme == "legacy"}
-        legacy |= {old for old, new in mapping.items() if new in current}
-        # A 2025 province is reached when every programme province that went into it is.
-        for new in set(mapping.values()):
-            if all(old in legacy for old, n in mapping.items() if n == new):
-                current.add(new)
-        return Reach(False, frozenset(legacy), frozenset(current))
+        return _reach([m.groups() for s in self.scopes if (m := _PROVINCE_SCOPE.match(s))])
+
+    def approval_reach(self) -> Reach:
+        """The provinces whose periods the key approves (the same rule across schemes as ``reach``)."""
+        return _reach([m.groups() for s in self.scopes if (m := _APPROVE_SCOPE.match(s))])
+
+
+def _reach(granted: list[tuple[str, ...]]) -> Reach:
+    """Provinces granted as (scheme, code), and those of the other scheme wholly inside them."""
+    mapping = province_mapping()
+    current = {code for scheme, code in granted if scheme == "2025"}
+    legacy = {code for scheme, code in granted if scheme == "legacy"}
+    legacy |= {old for old, new in mapping.items() if new in current}
+    # A 2025 province is reached when every programme province that went into it is.
+    for new in set(mapping.values()):
+        if all(old in legacy for old, n in mapping.items() if n == new):
+            current.add(new)
+    return Reach(False, frozenset(legacy), frozenset(current))
 
 
 @dataclass
@@ -219,8 +242,12 @@ def describe(principal: Principal, reference: Reference) -> dict[str, Any]:
     for scheme in ("legacy", "2025"):
         provinces[scheme] = [{"scheme": scheme, "code": p.code, "name_vi": p.name_vi, "name_en": p.name_en}
                              for p in reference.provinces_in(scheme) if reach.province(scheme, p.code)]
+    approves = principal.approval_reach()
     return {"name": principal.name, "scopes": list(principal.scopes), "admin": principal.admin,
-            "read_all": reach.everything, "provinces": provinces}
+            "read_all": reach.everything, "provinces": provinces,
+            "approves": {scheme: [p.code for p in reference.provinces_in(scheme) if approves.province(scheme, p.code)]
+                         for scheme in ("legacy", "2025")},
+            "approves_region": principal.approves_region}
 
 
 # --- the command line ------------------------------------------------------------------------------
@@ -251,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     add = sub.add_parser("add", help="make a key and print it once (only its SHA-256 is stored)")
     add.add_argument("file", type=Path)
     add.add_argument("name")
-    add.add_argument("scopes", nargs="+", help="read:all, admin, read:province:<legacy|2025>:<code>")
+    add.add_argument("scopes", nargs="+", help=SCOPES_HELP)
     listing = sub.add_parser("list", help="names and scopes of the keys in the file")
     listing.add_argument("file", type=Path)
     revoke = sub.add_parser("revoke", help="remove every key with this name")

@@ -20,16 +20,18 @@ from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.periods import Period
 from services.problems import RequestRefused
 from services.query import models
+from services.query.approvals_api import marked_visits
 from services.query.areas import ResolvedArea
-from services.query.deps import AggregatesDep, AreaRequest, PlaceRequest, Series, series_body
+from services.query.deps import AggregatesDep, ApprovalsDep, AreaRequest, PlaceRequest, Series, series_body
 from services.query.formats import documented
 from services.query.params import YearParam, check_day, the_year
 from services.store.aggregates import Aggregates
+from services.store.approvals import ApprovalReader
 from services.store.clickhouse import AreaFilter
 
 INDICATORS = ("K1", "K2", "K3", "K4", "completeness", "timeliness")
 INDICATOR_COLUMNS = ["indicator", "value", "numerator", "denominator", "target", "on_track"]
-VISIT_COLUMNS = ["period", *COUNT_FIELDS, "reports"]
+VISIT_COLUMNS = ["period", *COUNT_FIELDS, "reports", "status"]
 MOBILE_COLUMNS = ["period", "sessions", "visits_total", "visits_children", "visits_adults", "loans"]
 READING_COLUMNS = ["period", "occasion", "events", "participants_total", "participants_children",
                    "participants_adults", "co_organised"]
@@ -68,9 +70,13 @@ def growth_area(aggregates: Aggregates, area: ResolvedArea, year: int) -> AreaFi
     return aggregates.of_type(area.filter, area.query.library_type, min(date(year, 12, 31), today_local()))
 
 
-def visits_body(aggregates: Aggregates, area: ResolvedArea, period: Period, where: AreaFilter) -> dict[str, Any]:
-    """``/v1/visits``: the area's visits over the period (``where``: the area, of the library type asked)."""
-    return series_body(area, period, aggregates.visits(where, period.start, period.end, period.granularity))
+def visits_body(aggregates: Aggregates, approvals: ApprovalReader, area: ResolvedArea, period: Period,
+                where: AreaFilter) -> dict[str, Any]:
+    """``/v1/visits``: the area's visits over the period (``where``: the area, of the library type asked),
+    each point ``approved`` (and served as approved) or ``provisional``."""
+    rows = aggregates.visits(where, period.start, period.end, period.granularity)
+    marked, used = marked_visits(approvals, aggregates.reference, where, period, rows)
+    return series_body(area, period, marked, approvals=used)
 
 
 def growth_body(aggregates: Aggregates, area: ResolvedArea, year: int | None,
@@ -102,8 +108,8 @@ def indicators(
 
 @router.get("/visits", summary="Visits, loans and registrations over time for an area",
             responses=documented(models.Visits))
-def visits(q: Series, aggregates: AggregatesDep) -> Response:
-    body = visits_body(aggregates, q.area, q.period, q.filter)
+def visits(q: Series, aggregates: AggregatesDep, approvals: ApprovalsDep) -> Response:
+    body = visits_body(aggregates, approvals, q.area, q.period, q.filter)
     return q.respond(body, body["series"], VISIT_COLUMNS, q.filename("visits"))
 
 

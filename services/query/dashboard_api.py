@@ -25,7 +25,7 @@ from services.query import models
 from services.query.access import Principal
 from services.query.aggregates_api import growth_body, indicators_body, visits_body
 from services.query.areas import AreaResolver
-from services.query.deps import AggregatesDep, AreasDep, LoanDays, Reader, StoreDep
+from services.query.deps import AggregatesDep, ApprovalsDep, AreasDep, LoanDays, Reader, StoreDep
 from services.query.formats import documented, respond
 from services.query.params import AreaQuery, YearParam, province_query, the_year
 from services.query.rotation_api import province_rows
@@ -88,6 +88,7 @@ def dashboard(
     area: Annotated[AreaQuery, Depends(province_query)],
     areas: AreasDep,
     aggregates: AggregatesDep,
+    approvals: ApprovalsDep,
     store: StoreDep,
     loan_days: LoanDays,
     year: YearParam = None,
@@ -104,7 +105,7 @@ def dashboard(
         period = Period(date(year - 1, 1, 1), date(year, 12, 31), "month")
         body = {
             "area": resolved.area, "year": year, "indicators": indicators,
-            "visits": visits_body(aggregates, resolved, period, resolved.filter),
+            "visits": visits_body(aggregates, approvals, resolved, period, resolved.filter),
             "growth": growth_body(aggregates, resolved, year),
             "provinces": provinces,
             "rotation": rotation_figures(areas, store, scheme, set(reached), today, loan_days),

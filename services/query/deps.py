@@ -20,16 +20,18 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from services.bus.base import Publisher
 from services.domain.errors import Reason
 from services.domain.periods import Period
 from services.domain.reference import Reference
 from services.login_throttle import LoginThrottle
 from services.problems import RequestRefused
-from services.query.access import ApiKeys, Principal
+from services.query.access import ApiKeys, Principal, province_mapping
 from services.query.areas import AreaResolver, ResolvedArea
 from services.query.formats import Format, FormatParam, respond, respond_page
 from services.query.params import AreaQuery, area_query, period_query, place_query, province_query
 from services.store.aggregates import Aggregates
+from services.store.approvals import ApprovalReader
 from services.store.clickhouse import AreaFilter, Store
 
 STATE = "query"  # the name of the app's QueryServices on app.state
@@ -47,16 +49,20 @@ class QueryServices:
     keys: ApiKeys
     throttle: LoginThrottle  # wrong keys braked, per address
     loan_days: int
+    approvals: ApprovalReader
+    # Where approvals and decisions are published (the bus); None: this service takes none (503).
+    publisher: Publisher | None = None
     central_dir: Path | None = None  # where the ODK Central pull keeps its state (services/intake/central_state.py)
     central_interval_s: float = 60.0  # its poll interval, against which its lag is judged
 
     @classmethod
     def over(cls, store: Store, reference: Reference, keys: ApiKeys, throttle: LoginThrottle, *,
-             rotation_loan_days: int = 90, central_dir: Path | None = None,
+             rotation_loan_days: int = 90, publisher: Publisher | None = None, central_dir: Path | None = None,
              central_interval_s: float = 60.0) -> "QueryServices":
         aggregates = Aggregates(store, reference)
         return cls(store, reference, aggregates, AreaResolver(reference, aggregates), keys, throttle,
-                   rotation_loan_days, central_dir, central_interval_s)
+                   rotation_loan_days, ApprovalReader(store, province_mapping()), publisher, central_dir,
+                   central_interval_s)
 
     def state(self) -> dict[str, Any]:
         """What the app factory puts on ``app.state`` (``services/web.py`` ``create_app(state=…)``)."""
@@ -90,11 +96,16 @@ def _reference(services: Services) -> Reference:
     return services.reference
 
 
+def _approvals(services: Services) -> ApprovalReader:
+    return services.approvals
+
+
 StoreDep = Annotated[Store, Depends(_store)]
 AggregatesDep = Annotated[Aggregates, Depends(_aggregates)]
 AreasDep = Annotated[AreaResolver, Depends(_areas)]
 LoanDays = Annotated[int, Depends(_loan_days)]
 ReferenceDep = Annotated[Reference, Depends(_reference)]
+ApprovalsDep = Annotated[ApprovalReader, Depends(_approvals)]
 
 
 # --- the API key ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ document.
 """
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -83,6 +83,8 @@ class _Series(BaseModel):
 
 VisitRow = create_model("VisitRow", period=(str, ...), reports=(int, ...),
                         **{name: (int, ...) for name in COUNT_FIELDS})  # type: ignore[call-overload]
+VisitCounts = create_model("VisitCounts", reports=(int, ...),
+                           **{name: (int, ...) for name in COUNT_FIELDS})  # type: ignore[call-overload]
 
 
 class MobileRow(BaseModel):
@@ -121,8 +123,75 @@ class DonationRow(BaseModel):
     money_vnd: int
 
 
+class VisitPoint(VisitRow):  # type: ignore[valid-type, misc]
+    status: Literal["approved", "provisional"] = Field(
+        description="`approved`: every month of the point is approved for the whole area, and the value is "
+                    "the approved one (schemas/AGGREGATES.md, \"Approval\"); else `provisional` (live).")
+
+
+class ApprovalBrief(BaseModel):
+    approval_id: str
+    scheme: Scheme
+    province: str
+    period: str = Field(description="`2026-03` or `2026-Q1`.")
+    approved_by: str = Field(description="The approving key's name.")
+    approved_at: datetime
+    region_accepted_by: str | None = Field(description="Who accepted it at the region level, if anyone.")
+
+
 class Visits(_Series):
-    series: list[VisitRow]  # type: ignore[valid-type]
+    series: list[VisitPoint]
+    approvals: list[ApprovalBrief] = Field(description="The approvals making the approved points.")
+
+
+class ApprovalActionTaken(BaseModel):
+    """An action published on the bus (202): it shows in the approvals once folded."""
+
+    action_id: str
+    approval_id: str
+    action: Literal["approve", "unapprove", "apply", "decline", "accept"]
+    scheme: Scheme
+    province: str
+    period: str
+    by: str
+    at: datetime
+
+
+class ApprovalSummary(BaseModel):
+    approval_id: str
+    scheme: Scheme
+    province: str
+    period: str
+    months: list[str]
+    status: Literal["active", "unapproved"]
+    approved_by: str
+    approved_at: datetime
+    figures: dict[str, VisitCounts] = Field(description="Month → the figures as approved.")
+    unapproved_by: str | None
+    unapproved_at: datetime | None
+    region_accepted_by: str | None
+    region_accepted_at: datetime | None
+    history: list[dict[str, Any]] = Field(description="Every action on it, in log order: who, when, what "
+                                                      "(an approval: the figures; a decision: its delta).")
+
+
+class ApprovalList(BaseModel):
+    approvals: list[ApprovalSummary]
+
+
+class HeldChange(BaseModel):
+    item_id: str
+    approval_id: str
+    root_id: str = Field(description="The report chain (instanceID of its first version).")
+    change: Literal["new", "edited", "withdrawn"]
+    before: dict[str, Any] | None = Field(description="Its approved contribution (none: not in the approved figure).")
+    after: dict[str, Any] | None = Field(description="Its live contribution (none: it no longer counts here).")
+    delta: VisitCounts = Field(description="What applying it changes in the approved figure (after − before).")
+
+
+class HeldChanges(BaseModel):
+    approval: ApprovalBrief
+    items: list[HeldChange]
 
 
 class MobileSessions(_Series):
@@ -455,6 +524,8 @@ class Me(BaseModel):
     admin: bool
     read_all: bool
     provinces: dict[Scheme, list[Reached]]
+    approves: dict[Scheme, list[str]] = Field(description="Province codes whose periods the key approves.")
+    approves_region: bool = Field(description="Whether the key accepts approvals at the region level.")
 
 
 @pydantic_dataclass

@@ -1,0 +1,354 @@
+"""Approval of periods by area (issue #17): who approved which visit figures, and what a late report
+would change in them. Plain domain code: the bus carries the actions, the store archives them, the
+query API reads them (``schemas/AGGREGATES.md``, "Approval").
+
+- An **approval** is of a month or a quarter (``2026-03``, ``2026-Q1``; a quarter covers its months)
+  for one province under one scheme (a 2025 province covers every legacy province that went into it).
+  It records what the approver saw: the visit-log chains counted in the province and months then,
+  each with its version and counts (``ChainRow``), so "what the figures were" is kept, and so that
+  which version is approved is decided by what the approver was shown, not by when an event was
+  folded (there is no order between Kafka partitions; a snapshot carried by the approval needs none).
+- While the approval stands, the **approved figure** is the sum of its approved rows; the live fold
+  keeps running beside it. A chain whose live row in the province and months differs from its
+  approved row (an edit, a new report, a retraction, a report moved in or out) is a **held change**
+  in the approval's queue, with its delta (live − approved). **Apply** makes the live row the
+  approved one (the figure moves by exactly the delta; the action carries the row applied, so the
+  approved figure never depends on a later read); **decline** keeps the approved row (the change is
+  not shown again until the chain changes again); **unapprove** returns the months to the live fold.
+- A provincial approval may be **accepted at the region level** (scope ``approve:region``).
+
+Every action is an ``ApprovalAction`` event, folded in log order (one partition): two approvals of
+the same months and area, or a decision on an approval that is no longer active, are decided by
+the log: the first wins, the other is kept in the history as ``ignored`` with why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from services.domain.events import Scheme
+from services.domain.forms.visit_log import COUNT_FIELDS
+from services.domain.periods import Granularity
+
+VALUES: tuple[str, ...] = (*COUNT_FIELDS, "reports")  # what a chain contributes to a visits figure
+Action = Literal["approve", "unapprove", "apply", "decline", "accept"]
+APPROVED, PROVISIONAL = "approved", "provisional"
+_PERIOD = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
+
+
+def months_of(period: str) -> tuple[date, ...]:
+    """The months (their first days) of ``2026-03`` or ``2026-Q1``; ValueError otherwise."""
+    match = _PERIOD.match(period)
+    if not match:
+        raise ValueError(f"not a month or a quarter: {period!r} (use 2026-03 or 2026-Q1)")
+    year = int(match.group(1))
+    if match.group(2):
+        return (date(year, int(match.group(2)), 1),)
+    first = (int(match.group(3)) - 1) * 3 + 1
+    return tuple(date(year, m, 1) for m in range(first, first + 3))
+
+
+def label(day: date, granularity: Granularity) -> str:
+    """A period's label, as the API writes it (``rollups.period_sql`` in SQL)."""
+    if granularity == "day":
+        return day.isoformat()
+    if granularity == "month":
+        return f"{day.year:04d}-{day.month:02d}"
+    if granularity == "quarter":
+        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
+    return f"{day.year:04d}"
+
+
+class ChainRow(BaseModel):
+    """One visit-log chain's contribution as it was read (a chain row of the store): its version, day,
+    library, areas under both schemes and counts (``VALUES``; ``reports`` is 1)."""
+
+    model_config = ConfigDict(frozen=True)
+    root_id: str
+    event_id: str
+    day: date
+    library_id: str
+    province_legacy: str
+    commune_legacy: str
+    province_2025: str
+    commune_2025: str
+    counts: dict[str, int]
+
+    @property
+    def month(self) -> date:
+        return self.day.replace(day=1)
+
+    def province(self, scheme: Scheme) -> str:
+        return self.province_legacy if scheme == "legacy" else self.province_2025
+
+
+class ApprovalAction(BaseModel):
+    """An approval, un-approval, decision or region acceptance, as published on the bus."""
+
+    event_type: Literal["approval_action"] = "approval_action"  # first: the codec reads it there
+    action_id: str
+    action: Action
+    approval_id: str
+    scheme: Scheme
+    province: str
+    period: str  # the approval's period (2026-03 or 2026-Q1)
+    by: str  # the API key's name
+    at: datetime
+    rows: list[ChainRow] = []  # approve: what the approver saw; apply: the live row applied (none: it left)
+    root_id: str = ""  # apply/decline: the chain decided on
+    target: str = ""  # apply/decline: the live version decided on ("" : the chain no longer counts here)
+
+
+@dataclass
+class Approval:
+    approval_id: str
+    scheme: Scheme
+    province: str
+    period: str
+    months: tuple[date, ...]
+    by: str
+    at: datetime
+    figures: dict[str, dict[str, int]]  # month label → the approved sums when approved
+    rows: dict[str, ChainRow]  # root_id → the approved contribution
+    active: bool = True
+    unapproved_by: str | None = None
+    unapproved_at: datetime | None = None
+    accepted_by: str | None = None  # accepted at the region level
+    accepted_at: datetime | None = None
+    declined: set[tuple[str, str]] = field(default_factory=set)  # (root_id, target)
+    history: list[dict[str, object]] = field(default_factory=list)
+
+    def covers(self, row: ChainRow) -> bool:
+        """Whether a chain row lies in the approval's province and months."""
+        return row.province(self.scheme) == self.province and row.month in self.months
+
+    def summary(self) -> dict[str, object]:
+        return {"approval_id": self.approval_id, "scheme": self.scheme, "province": self.province,
+                "period": self.period, "months": [label(m, "month") for m in self.months],
+                "status": "active" if self.active else "unapproved", "approved_by": self.by,
+                "approved_at": self.at.isoformat(), "figures": self.figures,
+                "unapproved_by": self.unapproved_by,
+                "unapproved_at": self.unapproved_at.isoformat() if self.unapproved_at else None,
+                "region_accepted_by": self.accepted_by,
+                "region_accepted_at": self.accepted_at.isoformat() if self.accepted_at else None,
+                "history": self.history}
+
+
+def legacy_set(scheme: Scheme, province: str | None, mapping: Mapping[str, str]) -> frozenset[str]:
+    """The legacy provinces an area is made of (``mapping``: legacy → 2025); the region: all of them."""
+    if province is None:
+        return frozenset(mapping)
+    if scheme == "legacy":
+        return frozenset({province})
+    return frozenset(old for old, new in mapping.items() if new == province)
+
+
+def sums(rows: Iterable[ChainRow]) -> dict[str, dict[str, int]]:
+    """Month label → the summed counts of ``rows``."""
+    out: dict[str, dict[str, int]] = {}
+    for row in rows:
+        into = out.setdefault(label(row.month, "month"), dict.fromkeys(VALUES, 0))
+        for name in VALUES:
+            into[name] += row.counts.get(name, 0)
+    return out
+
+
+class Approvals:
+    """Every approval, folded from its actions in log order."""
+
+    def __init__(self, mapping: Mapping[str, str]):
+        self.mapping = mapping
+        self.by_id: dict[str, Approval] = {}
+        self.ignored: list[dict[str, object]] = []
+
+    @classmethod
+    def fold(cls, actions: Iterable[ApprovalAction], mapping: Mapping[str, str]) -> Approvals:
+        approvals = cls(mapping)
+        for action in actions:
+            approvals.take(action)
+        return approvals
+
+    def active(self) -> list[Approval]:
+        return [a for a in self.by_id.values() if a.active]
+
+    def why_not(self, action: ApprovalAction) -> str | None:
+        """Why ``action`` cannot be taken now (English; None: it can). The API asks before publishing;
+        the fold asks again in log order, which decides between two that raced."""
+        if action.action == "approve":
+            if action.approval_id in self.by_id:
+                return f"approval {action.approval_id} exists already"
+            area = legacy_set(action.scheme, action.province, self.mapping)
+            months = set(months_of(action.period))
+            for other in self.active():
+                if months & set(other.months) and area & legacy_set(other.scheme, other.province, self.mapping):
+                    return (f"{other.period} of {other.scheme} province {other.province} is approved already "
+                            f"({other.approval_id}): un-approve it first")
+            return None
+        approval = self.by_id.get(action.approval_id)
+        if approval is None:
+            return f"no approval {action.approval_id}"
+        if not approval.active:
+            return f"approval {action.approval_id} was un-approved"
+        if action.action == "accept" and approval.accepted_by is not None:
+            return f"approval {action.approval_id} was accepted at the region level already"
+        return None
+
+    def take(self, action: ApprovalAction) -> bool:
+        """Fold one action; False (and kept as ignored, with why) when it cannot be taken."""
+        why = self.why_not(action)
+        entry: dict[str, object] = {"action_id": action.action_id, "action": action.action, "by": action.by,
+                                    "at": action.at.isoformat(), "root_id": action.root_id or None,
+                                    "target": action.target or None}
+        if why is not None:
+            self.ignored.append({**entry, "approval_id": action.approval_id, "ignored": why})
+            if action.approval_id in self.by_id:
+                self.by_id[action.approval_id].history.append({**entry, "ignored": why})
+            return False
+        if action.action == "approve":
+            rows = {row.root_id: row for row in action.rows}
+            approval = Approval(action.approval_id, action.scheme, action.province, action.period,
+                                months_of(action.period), action.by, action.at, sums(rows.values()), rows)
+            self.by_id[approval.approval_id] = approval
+            approval.history.append({**entry, "figures": approval.figures})
+            return True
+        approval = self.by_id[action.approval_id]
+        if action.action == "unapprove":
+            approval.active, approval.unapproved_by, approval.unapproved_at = False, action.by, action.at
+            entry["figures"] = sums(approval.rows.values())
+        elif action.action == "accept":
+            approval.accepted_by, approval.accepted_at = action.by, action.at
+        elif action.action == "apply":
+            before = approval.rows.pop(action.root_id, None)
+            after = next((row for row in action.rows if approval.covers(row)), None)
+            if after is not None:
+                approval.rows[action.root_id] = after
+            entry["delta"] = delta(before, after)
+        else:  # decline
+            approval.declined.add((action.root_id, action.target))
+        approval.history.append(entry)
+        return True
+
+    def covering(self, scheme: Scheme, province: str | None, month: date) -> list[Approval] | None:
+        """The active approvals that together cover the area (its legacy provinces) in ``month``; None
+        if they do not cover all of it."""
+        wanted = legacy_set(scheme, province, self.mapping)
+        found = [a for a in self.active() if month in a.months
+                 and legacy_set(a.scheme, a.province, self.mapping) & wanted]
+        covered = frozenset().union(*(legacy_set(a.scheme, a.province, self.mapping) for a in found))
+        return found if wanted and wanted <= covered else None
+
+
+def delta(before: ChainRow | None, after: ChainRow | None) -> dict[str, int]:
+    return {name: (after.counts.get(name, 0) if after else 0) - (before.counts.get(name, 0) if before else 0)
+            for name in VALUES}
+
+
+def item_id(root_id: str, target: str) -> str:
+    """A held change's id: its chain and the live version it would bring (path-safe)."""
+    return hashlib.sha256(f"{root_id}\n{target}".encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class HeldChange:
+    """A live change of a chain inside an approved province and months, not applied."""
+
+    approval_id: str
+    root_id: str
+    before: ChainRow | None  # the approved contribution
+    after: ChainRow | None  # the live one (None: the chain no longer counts here)
+
+    @property
+    def target(self) -> str:
+        return self.after.event_id if self.after else ""
+
+    @property
+    def item_id(self) -> str:
+        return item_id(self.root_id, self.target)
+
+    def as_dict(self) -> dict[str, object]:
+        kind = "new" if self.before is None else "withdrawn" if self.after is None else "edited"
+        return {"item_id": self.item_id, "approval_id": self.approval_id, "root_id": self.root_id, "change": kind,
+                "before": _row(self.before), "after": _row(self.after), "delta": delta(self.before, self.after)}
+
+
+def _row(row: ChainRow | None) -> dict[str, object] | None:
+    if row is None:
+        return None
+    return {"instance_id": row.event_id, "library_id": row.library_id, "occurred_on": row.day.isoformat(),
+            "period": label(row.month, "month"), **row.counts}
+
+
+def held_changes(approval: Approval, live: Iterable[ChainRow]) -> list[HeldChange]:
+    """The queue of ``approval``: each chain whose live row (``live``: the chain rows now counted in its
+    province and months) differs from its approved row, unless that change was declined."""
+    now = {row.root_id: row for row in live if approval.covers(row)}
+    if not approval.active:
+        return []
+    changes = []
+    for root_id in sorted(set(now) | set(approval.rows)):
+        before, after = approval.rows.get(root_id), now.get(root_id)
+        if before == after:
+            continue
+        change = HeldChange(approval.approval_id, root_id, before, after)
+        if (root_id, change.target) not in approval.declined:
+            changes.append(change)
+    return changes
+
+
+def _months_between(start: date, end: date) -> list[date]:
+    months, month = [], start.replace(day=1)
+    while month <= end:
+        months.append(month)
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return months
+
+
+def mark_series(series: list[dict[str, object]], granularity: Granularity, start: date, end: date,
+                scheme: Scheme, province: str | None, contains: Callable[[ChainRow], bool],
+                approvals: Approvals, live: Iterable[ChainRow]) -> list[dict[str, object]]:
+    """A visits series with each point marked ``approved`` or ``provisional``, the approved months
+    served from their approvals: live − the live chains of approved months + their approved chains.
+
+    ``live``: the live chain rows of the area in (at least) the approved months; ``contains``: whether
+    a chain row lies in the area asked. A point is approved when every month of it (within start–end)
+    is approved for the whole area."""
+    covered: dict[date, list[Approval]] = {}
+    for month in _months_between(start, end):
+        found = approvals.covering(scheme, province, month)
+        if found is not None:
+            covered[month] = found
+    points = {str(row["period"]): dict(row) for row in series}
+
+    def add(row: ChainRow, sign: int) -> None:
+        if not (start <= row.day <= end) or not contains(row):
+            return
+        point = points.setdefault(label(row.day, granularity), {"period": label(row.day, granularity),
+                                                                **dict.fromkeys(VALUES, 0)})
+        for name in VALUES:
+            point[name] = int(point[name]) + sign * row.counts.get(name, 0)  # type: ignore[call-overload]
+
+    for row in live:
+        if row.month in covered:
+            add(row, -1)
+    for month, found in covered.items():
+        for approval in found:
+            for row in approval.rows.values():
+                if row.month == month:
+                    add(row, +1)
+    out = []
+    for period in sorted(points):
+        point = points[period]
+        if int(point["reports"]) <= 0:  # type: ignore[call-overload]
+            continue
+        months = [m for m in _months_between(start, end) if label(m, granularity) == period
+                  or (granularity == "day" and m == date.fromisoformat(period).replace(day=1))]
+        point["status"] = APPROVED if months and all(m in covered for m in months) else PROVISIONAL
+        out.append(point)
+    return out

@@ -1,0 +1,98 @@
+"""The approval fold (services/domain/approvals.py) on plain rows: what is approved, what a late
+report would change, what applying, declining and un-approving do, and the log deciding races."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from services.domain.approvals import VALUES, ApprovalAction, Approvals, ChainRow, held_changes, mark_series, months_of
+
+pytestmark = pytest.mark.unit
+
+MAPPING = {"02": "08", "08": "08", "04": "04"}  # legacy → 2025: Hà Giang and Tuyên Quang make 2025 Tuyên Quang
+AT = datetime(2026, 4, 2, 9, 0)
+
+
+def row(root: str, version: str, day: date, total: int, province: str = "02") -> ChainRow:
+    counts = dict.fromkeys(VALUES, 0) | {"visits_total": total, "reports": 1}
+    return ChainRow(root_id=root, event_id=version, day=day, library_id=f"lib-{province}", province_legacy=province,
+                    commune_legacy="c", province_2025=MAPPING[province], commune_2025="c2", counts=counts)
+
+
+def act(n: int, action: str, approval: str = "A", *, scheme: str = "legacy", province: str = "02",
+        period: str = "2026-03", rows: list[ChainRow] | None = None, root: str = "",
+        target: str = "") -> ApprovalAction:
+    return ApprovalAction(action_id=f"x{n}", action=action, approval_id=approval, scheme=scheme,  # type: ignore[arg-type]
+                          province=province, period=period, by="officer", at=AT, rows=rows or [], root_id=root,
+                          target=target)
+
+
+MARCH = date(2026, 3, 5)
+SNAPSHOT = [row("r1", "r1", MARCH, 10), row("r2", "r2", MARCH, 20)]
+
+
+def test_a_quarter_covers_its_months_and_bad_periods_are_refused():
+    assert months_of("2026-Q1") == (date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1))
+    assert months_of("2026-03") == (date(2026, 3, 1),)
+    for bad in ("2026-13", "2026-Q5", "26-03", "2026-3"):
+        with pytest.raises(ValueError):
+            months_of(bad)
+
+
+def test_a_late_edit_is_held_with_its_delta_and_applying_moves_the_figure_by_it():
+    approvals = Approvals.fold([act(1, "approve", rows=SNAPSHOT)], MAPPING)
+    approval = approvals.by_id["A"]
+    live = [row("r1", "r1-edit", MARCH, 13), row("r2", "r2", MARCH, 20), row("r3", "r3", MARCH, 5)]
+    held = held_changes(approval, live)
+    assert [(h.root_id, h.as_dict()["delta"]["visits_total"]) for h in held] == [("r1", 3), ("r3", 5)]
+    assert approval.figures["2026-03"]["visits_total"] == 30  # what the approver saw
+
+    approvals.take(act(2, "apply", rows=[held[0].after], root="r1", target="r1-edit"))  # type: ignore[list-item]
+    approvals.take(act(3, "decline", root="r3", target="r3"))
+    assert sum(r.counts["visits_total"] for r in approval.rows.values()) == 33
+    assert held_changes(approval, live) == []  # applied and declined
+    newer = [*live[:2], row("r3", "r3-edit", MARCH, 6)]
+    assert [h.root_id for h in held_changes(approval, newer)] == ["r3"]  # a declined chain that changes again
+
+
+def test_a_retraction_is_held_as_withdrawn_and_unapproving_returns_to_live():
+    approvals = Approvals.fold([act(1, "approve", rows=SNAPSHOT)], MAPPING)
+    held = held_changes(approvals.by_id["A"], [SNAPSHOT[0]])
+    assert [(h.root_id, h.as_dict()["change"], h.as_dict()["delta"]["visits_total"]) for h in held] == [
+        ("r2", "withdrawn", -20)]
+    series = [{"period": "2026-03", **dict.fromkeys(VALUES, 0), "visits_total": 10, "reports": 1}]
+    marked = mark_series(series, "month", date(2026, 1, 1), date(2026, 3, 31), "legacy", "02",
+                         lambda r: True, approvals, [SNAPSHOT[0]])
+    assert [(p["period"], p["visits_total"], p["status"]) for p in marked] == [("2026-03", 30, "approved")]
+    approvals.take(act(2, "unapprove"))
+    marked = mark_series(series, "month", date(2026, 1, 1), date(2026, 3, 31), "legacy", "02",
+                         lambda r: True, approvals, [SNAPSHOT[0]])
+    assert [(p["period"], p["visits_total"], p["status"]) for p in marked] == [("2026-03", 10, "provisional")]
+
+
+def test_a_2025_province_approval_covers_its_legacy_provinces_and_the_log_decides_overlaps():
+    both = [row("h", "h", MARCH, 10, "02"), row("t", "t", MARCH, 7, "08")]
+    approvals = Approvals.fold([act(1, "approve", "TQ", scheme="2025", province="08", period="2026-Q1", rows=both),
+                                act(2, "approve", "HG", province="02", rows=[both[0]])], MAPPING)
+    assert set(approvals.by_id) == {"TQ"} and approvals.ignored[0]["approval_id"] == "HG"
+    assert approvals.covering("legacy", "02", date(2026, 2, 1)) is not None
+    assert approvals.covering("legacy", "04", date(2026, 2, 1)) is None
+    assert approvals.covering("legacy", None, date(2026, 2, 1)) is None  # the region: not every province
+
+
+def test_a_quarter_point_is_approved_only_when_all_its_months_are():
+    approvals = Approvals.fold([act(1, "approve", rows=SNAPSHOT)], MAPPING)
+    series = [{"period": "2026-Q1", **dict.fromkeys(VALUES, 0), "visits_total": 31, "reports": 3}]
+    live = [*SNAPSHOT, row("r9", "r9", date(2026, 2, 1), 1)]
+    marked = mark_series(series, "quarter", date(2026, 1, 1), date(2026, 3, 31), "legacy", "02",
+                         lambda r: True, approvals, [r for r in live if r.month.month == 3])
+    assert [(p["visits_total"], p["status"]) for p in marked] == [(31, "provisional")]
+
+
+def test_decisions_on_an_unapproved_approval_are_ignored():
+    approvals = Approvals.fold([act(1, "approve", rows=SNAPSHOT), act(2, "unapprove"),
+                                act(3, "apply", root="r1", target="")], MAPPING)
+    assert approvals.ignored[-1]["action_id"] == "x3"
+    assert len(approvals.by_id["A"].rows) == 2
