@@ -293,7 +293,7 @@ def test_a_province_key_gets_its_provinces_only(loaded: EmbeddedStack, keys: dic
 
 
 @pytest.mark.parametrize("period", ["2026-13", "2026-Q5", "2026-Q0", "26-Q1", "2026-1", "2026-03-01", "Q1-2026",
-                                    "", "0001-01", f"{today_local().year + 1}-01"])
+                                    "", "0000-01", "0001-01", "٢٠٢٦-01", "2026-Q1 ", f"{today_local().year + 1}-01"])
 def test_a_bad_period_is_a_problem_naming_it(loaded: EmbeddedStack, keys: dict[str, str], period: str):
     response = as_(loaded, keys["all"]).get(PATH, params={"scheme": "legacy", "province": "02", "period": period})
     assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"

@@ -19,7 +19,7 @@ class Period:
     granularity: Granularity
 
 
-_NAMED = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
+_NAMED = re.compile(r"^([0-9]{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")  # ASCII digits: \d takes any script's
 
 
 def named_period(text: str) -> Period:
@@ -29,6 +29,8 @@ def named_period(text: str) -> Period:
     if not match:
         raise ValueError(f"not a month or a quarter: {text!r} (use 2026-03 or 2026-Q1)")
     year = int(match.group(1))
+    if year < 1:
+        raise ValueError(f"no year {year}")
     first = int(match.group(2)) if match.group(2) else (int(match.group(3)) - 1) * 3 + 1
     last = first if match.group(2) else first + 2
     end = date(year + last // 12, last % 12 + 1, 1) - timedelta(days=1)

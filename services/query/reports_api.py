@@ -49,7 +49,7 @@ def province_report(
     aggregates: AggregatesDep,
     store: StoreDep,
     loan_days: LoanDays,
-    period: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$", description=(
+    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$", description=(
         "A month (`2026-03`) or a quarter (`2026-Q1`), begun."))],
     lang: Annotated[Literal["vi", "en"], Query(description="Labels in Vietnamese (default) or English.")] = "vi",
 ) -> StreamingResponse:
@@ -58,7 +58,12 @@ def province_report(
         raise RequestRefused(400, "Province required", Reason(
             "province_required", "Báo cáo tỉnh cần một tỉnh (tham số province).",
             "The provincial report is for one province (parameter province).", "province"))
-    asked = named_period(period)  # the pattern above admits only what this reads
+    try:
+        asked = named_period(period)
+    except ValueError as error:  # the pattern above leaves only year 0000
+        raise RequestRefused(400, "Invalid period", Reason(
+            "invalid_period", f"kỳ {period!r} không phải một tháng hay một quý (2026-03, 2026-Q1)", str(error),
+            "period")) from error
     check_day("period", asked.start)
     if asked.start > today_local():
         raise RequestRefused(400, "Period not begun", Reason(
