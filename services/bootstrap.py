@@ -188,7 +188,8 @@ def _embedded_stack(settings: Settings, accounts: Accounts | None, keys: ApiKeys
         _openrosa(settings, catalogue, service, ledger, authenticator, throttle), query_api.router, dashboard_router(),
     ], on_shutdown=[expiry.stop], state=QueryServices.over(
         store, reference, keys, throttle, rotation_loan_days=settings.rotation_loan_days, publisher=bus,
-        central_dir=settings.state_dir / "central", central_interval_s=settings.central_poll_interval_s).state())
+        central_dir=settings.state_dir / "central", central_interval_s=settings.central_poll_interval_s,
+        forms_dir=settings.forms_dir).state())
     stack = EmbeddedStack(app, store, bus, processors, ledger, service, demo_key, expiry)
     if settings.central_config:  # the pull shares this stack's intake and ledger; a down Central only logs
         try:
@@ -234,7 +235,8 @@ def query_app(settings: Settings) -> FastAPI:
     services = QueryServices.over(store, default_reference(settings.libraries_file), keys, login_throttle(settings),
                                   rotation_loan_days=settings.rotation_loan_days, publisher=publisher,
                                   central_dir=settings.state_dir / "central",  # central-pull's, mounted read-only
-                                  central_interval_s=settings.central_poll_interval_s)
+                                  central_interval_s=settings.central_poll_interval_s,
+                                  forms_dir=settings.forms_dir)
     closers = [store.close, *([publisher.close] if publisher else [])]
     return create_app("Thư viện cơ sở — query API", [query_api.router, dashboard_router()],
                       on_shutdown=closers, state=services.state())

@@ -12,6 +12,7 @@ from Debian (`apt-get install chromium`), never from `playwright install`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 
@@ -29,9 +31,11 @@ from services.bootstrap import EmbeddedStack, embedded_stack
 from services.clock import today_local
 from services.config import REPO_ROOT, Settings
 from services.domain.indicators import target_for
+from services.domain.periods import named_period
 from services.domain.reference import default_reference
 from services.intake.central_state import PullState
 from services.query.dashboard import VENDOR_DIR
+from services.query.report_xlsx import HEADER_ROW, LABELS
 from services.tools.load_samples import last_month_end
 from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance, multipart
@@ -310,6 +314,43 @@ def test_clicking_a_month_of_the_visits_chart_lists_the_reports_that_make_it(ser
     assert page.locator("#lineage").is_hidden()
     assert not errors, errors
     page.close()
+
+
+def test_the_report_button_downloads_the_provincial_workbook(served, browser):
+    base_url, key, _stack, _answered = served
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base_url}/dashboard?year={YEAR}#key={key}")
+    _drawn(page, 1)
+    assert page.locator("#report-download").is_disabled()  # the region is no province
+    page.select_option("#province", "02")
+    page.wait_for_function("!document.querySelector('#report-download').disabled", timeout=30_000)
+    _ready(page)
+    quarter = f"{YEAR}-Q{(UNTIL.month - 1) // 3 + 1}"
+    page.select_option("#report-period", quarter)
+    assert page.locator("#report-download").inner_text() == "Tải báo cáo tỉnh (XLSX)"
+    with page.expect_download() as download:
+        page.click("#report-download")
+    assert download.value.suggested_filename == f"bao-cao-hà-giang-02-legacy-{quarter}.xlsx"
+    book = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()))  # a file without .xlsx
+    assert book.sheetnames[0] == LABELS["vi"]["sheet.summary"] and "Hà Giang" in book.worksheets[0]["A2"].value
+    # Its K1 is the API's for the same province and period (as of the period's end, or today).
+    as_of = min(named_period(quarter).end, today_local())
+    k1 = httpx.get(f"{base_url}/v1/indicators", params={"scheme": "legacy", "province": "02", "year": YEAR,
+                                                         "as_of": as_of.isoformat()},
+                   headers={"Authorization": f"Bearer {key}"}).json()["indicators"]["K1"]["value"]
+    assert book.worksheets[0].cell(row=HEADER_ROW + 1, column=2).value == k1
+
+    # English: the button and the workbook follow the page's language; a month is a period too.
+    page.click('[data-lang="en"]')
+    assert page.locator("#report-download").inner_text() == "Download provincial report"
+    page.select_option("#report-period", f"{UNTIL:%Y-%m}")
+    with page.expect_download() as download:
+        page.click("#report-download")
+    english = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()))
+    assert english.sheetnames[0] == LABELS["en"]["sheet.summary"] and "Ha Giang" in english.worksheets[0]["A2"].value
+    assert not errors, errors
 
 
 def test_without_a_key_the_page_asks_for_one_and_refuses_a_wrong_one(served, browser):

@@ -25,7 +25,6 @@ the log: the first wins, the other is kept in the history as ``ignored`` with wh
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -33,26 +32,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from services.domain import periods
 from services.domain.events import Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
-from services.domain.periods import Granularity
+from services.domain.periods import Granularity, named_period
 
 VALUES: tuple[str, ...] = (*COUNT_FIELDS, "reports")  # what a chain contributes to a visits figure
 Action = Literal["approve", "unapprove", "apply", "decline", "accept"]
 APPROVED, PROVISIONAL = "approved", "provisional"
-_PERIOD = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
 
 
 def months_of(period: str) -> tuple[date, ...]:
     """The months (their first days) of ``2026-03`` or ``2026-Q1``; ValueError otherwise."""
-    match = _PERIOD.match(period)
-    if not match:
-        raise ValueError(f"not a month or a quarter: {period!r} (use 2026-03 or 2026-Q1)")
-    year = int(match.group(1))
-    if match.group(2):
-        return (date(year, int(match.group(2)), 1),)
-    first = (int(match.group(3)) - 1) * 3 + 1
-    return tuple(date(year, m, 1) for m in range(first, first + 3))
+    return tuple(periods.months_of(named_period(period)))
 
 
 def label(day: date, granularity: Granularity) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 Granularity = Literal["day", "month", "quarter", "year"]
@@ -16,3 +17,37 @@ class Period:
     start: date
     end: date
     granularity: Granularity
+
+
+_NAMED = re.compile(r"^([0-9]{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")  # ASCII digits: \d takes any script's
+
+
+def named_period(text: str) -> Period:
+    """A month ``2026-03`` or a quarter ``2026-Q1`` as the period of its days, by month; ValueError
+    for anything else (a report is for a month or a quarter, as approvals are)."""
+    match = _NAMED.match(text)
+    if not match:
+        raise ValueError(f"not a month or a quarter: {text!r} (use 2026-03 or 2026-Q1)")
+    year = int(match.group(1))
+    if year < 1:
+        raise ValueError(f"no year {year}")
+    first = int(match.group(2)) if match.group(2) else (int(match.group(3)) - 1) * 3 + 1
+    last = first if match.group(2) else first + 2
+    end = date(year + last // 12, last % 12 + 1, 1) - timedelta(days=1)
+    return Period(date(year, first, 1), end, "month")
+
+
+def months_of(period: Period) -> list[date]:
+    """The first days of the months ``period`` spans."""
+    months, day = [], period.start.replace(day=1)
+    while day <= period.end:
+        months.append(day)
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return months
+
+
+def year_before(period: Period) -> Period:
+    """The same days one year earlier (29 February → 28 February)."""
+    def back(day: date) -> date:
+        return day.replace(year=day.year - 1, day=min(day.day, 28) if day.month == 2 else day.day)
+    return Period(back(period.start), back(period.end), period.granularity)

@@ -9,6 +9,7 @@ state (``deps.QueryServices``); the routes live in
 - ``approvals_api.py``: approval of periods by area, the held changes (scopes ``approve:…``);
 - ``lineage_api.py``: the submission chains behind a figure (``/v1/lineage/…``);
 - ``dashboard_api.py``: every figure of one view of the dashboard page, in one answer;
+- ``reports_api.py``: the provincial report, an XLSX workbook (``report.py``, ``report_xlsx.py``);
 - ``deps.py``: what routes depend on (the app's services, the key, the area asked, a period);
 - ``access.py``: API keys and scopes, ``/v1/me``; ``formats.py``: JSON/CSV, ETags, pagination;
 - ``params.py``: the shared parameters (area, period); ``models.py``: the answers' shapes, for OpenAPI.
@@ -34,6 +35,7 @@ from services.query import (
     dashboard_api,
     lineage_api,
     models,
+    reports_api,
     rotation_api,
 )
 from services.query.access import describe
@@ -75,5 +77,6 @@ def me(principal: CurrentKey, reference: ReferenceDep) -> dict[str, Any]:
     return describe(principal, reference)
 
 
-for _routes in (aggregates_api, approvals_api, lineage_api, rotation_api, areas_api, dashboard_api, admin_api):
+for _routes in (aggregates_api, approvals_api, lineage_api, rotation_api, areas_api, dashboard_api, reports_api,
+                admin_api):
     router.include_router(_routes.router)

@@ -54,15 +54,16 @@ class QueryServices:
     publisher: Publisher | None = None
     central_dir: Path | None = None  # where the ODK Central pull keeps its state (services/intake/central_state.py)
     central_interval_s: float = 60.0  # its poll interval, against which its lag is judged
+    forms_dir: Path = Path("build/forms")  # built XForms: the reports' choice labels (query/report_xlsx.py)
 
     @classmethod
     def over(cls, store: Store, reference: Reference, keys: ApiKeys, throttle: LoginThrottle, *,
              rotation_loan_days: int = 90, publisher: Publisher | None = None, central_dir: Path | None = None,
-             central_interval_s: float = 60.0) -> "QueryServices":
+             central_interval_s: float = 60.0, forms_dir: Path = Path("build/forms")) -> "QueryServices":
         aggregates = Aggregates(store, reference)
         return cls(store, reference, aggregates, AreaResolver(reference, aggregates), keys, throttle,
                    rotation_loan_days, ApprovalReader(store, province_mapping()), publisher, central_dir,
-                   central_interval_s)
+                   central_interval_s, forms_dir)
 
     def state(self) -> dict[str, Any]:
         """What the app factory puts on ``app.state`` (``services/web.py`` ``create_app(state=…)``)."""

@@ -67,6 +67,13 @@
       "prov.note": "Màu xanh: đạt mục tiêu năm; màu cam: chưa đạt. Bấm vào một tỉnh để xem riêng tỉnh đó.",
       "visits.title": "Lượt người sử dụng theo tháng",
       "visits.csv": "Tải CSV",
+      "report.title": "Báo cáo tỉnh",
+      "report.period": "Kỳ báo cáo",
+      "report.download": "Tải báo cáo tỉnh (XLSX)",
+      "report.quarter": "Quý {quarter}/{year}",
+      "report.month": "Tháng {month}/{year}",
+      "report.pick": "Chọn một tỉnh để tải báo cáo của tỉnh đó.",
+      "report.for": "Báo cáo của {province}, bằng tiếng Việt.",
       "visits.year": "Năm {year}",
       "visits.yoy": "So với cùng tháng năm trước",
       "visits.axis": "Lượt",
@@ -186,6 +193,13 @@
       "prov.note": "Green: on track for the year's target; orange: behind. Click a province to look at it alone.",
       "visits.title": "User visits by month",
       "visits.csv": "Download CSV",
+      "report.title": "Provincial report",
+      "report.period": "Period",
+      "report.download": "Download provincial report",
+      "report.quarter": "Q{quarter} {year}",
+      "report.month": "{month}/{year}",
+      "report.pick": "Choose a province to download its report.",
+      "report.for": "The report of {province}, in English.",
       "visits.year": "{year}",
       "visits.yoy": "Change on the same month last year",
       "visits.axis": "Visits",
@@ -526,6 +540,7 @@
     });
     $("#sign-out").addEventListener("click", () => askForKey(false));
     $("#csv-link").addEventListener("click", downloadCsv);
+    $("#report-download").addEventListener("click", downloadReport);
   }
 
   /** Run what a control asked for; the page reads "loading" until it is done, and a refused key
@@ -670,6 +685,7 @@
     renderProvinces();
     renderRotation();
     drawCommunes();
+    renderReport();
     if (!chartsAvailable()) signalDrawn();  // no chart library: the tables are the figures
   }
 
@@ -697,6 +713,7 @@
       renderCommunes();
       renderRejections();
       renderLineage();
+      renderReport();
     }
   }
 
@@ -882,6 +899,65 @@
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     } catch (error) {
       const box = document.querySelector('[data-error-for="visits"]');
+      box.hidden = false;
+      box.textContent = t("error.load", { detail: error.message });
+    }
+  }
+
+  /** The provincial report's periods: the quarters and months of the year shown that have begun. */
+  function reportPeriods() {
+    const now = new Date(new Date().toLocaleString("en-US", { timeZone: TZ }));
+    const last = state.year < now.getFullYear() ? 12 : now.getMonth() + 1;
+    const periods = [];
+    for (let quarter = Math.ceil(last / 3); quarter >= 1; quarter -= 1) {
+      periods.push([`${state.year}-Q${quarter}`, t("report.quarter", { quarter, year: state.year })]);
+    }
+    for (let month = last; month >= 1; month -= 1) {
+      const mm = String(month).padStart(2, "0");
+      periods.push([`${state.year}-${mm}`, t("report.month", { month: mm, year: state.year })]);
+    }
+    return periods;
+  }
+
+  function renderReport() {
+    const select = $("#report-period");
+    const chosen = select.value;
+    const periods = reportPeriods();
+    select.replaceChildren(...periods.map(([value, label]) => element("option", { value }, label)));
+    if (periods.some(([value]) => value === chosen)) select.value = chosen;
+    const province = state.provinces.find((p) => p.code === state.province);
+    $("#report-download").disabled = !province;
+    $("#report-note").textContent = province ? t("report.for", { province: areaName(province) }) : t("report.pick");
+  }
+
+  /** The workbook needs the key in a header, which a plain link cannot send: fetch it, then save it
+   * under the name the server gives (Content-Disposition's filename*, UTF-8). */
+  async function downloadReport() {
+    const box = document.querySelector('[data-error-for="report"]');
+    box.hidden = true;
+    const qs = query({ scheme: state.scheme, province: state.province, period: $("#report-period").value,
+      lang: state.lang });
+    try {
+      const response = await fetch(`/v1/reports/province?${qs}`, { headers: { Authorization: `Bearer ${state.key}` } });
+      if (response.status === 401) return askForKey(true);
+      if (!response.ok) {
+        let detail = `${response.status} ${response.statusText}`;
+        try {
+          const problem = await response.json();
+          detail = (state.lang === "vi" ? problem.detail_vi : problem.detail) || detail;
+        } catch { /* not problem+json */ }
+        throw new Error(detail);
+      }
+      const disposition = response.headers.get("Content-Disposition") || "";
+      const named = /filename\*=UTF-8''([^;]+)/.exec(disposition);
+      const name = named ? decodeURIComponent(named[1]) : `bao-cao-${state.province}.xlsx`;
+      const url = URL.createObjectURL(await response.blob());
+      const save = element("a", { href: url, download: name });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (error) {
       box.hidden = false;
       box.textContent = t("error.load", { detail: error.message });
     }
