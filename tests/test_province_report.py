@@ -14,7 +14,7 @@ import random
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -208,9 +208,11 @@ def check_report(client: TestClient, scheme: str, province: str, period: str) ->
                 assert all(_close(row[key], expected[key]) for key in keys), (sheet_name, row, expected)
             seen[sheet_name] += len(rows)
 
-    # Approval: on this branch nothing is approved, so each month is provisional.
+    # Approval: each month as /v1/visits marks it (approved or provisional), on both sheets.
     approval = Sheet(book, "sheet.approval")
-    assert [row["state"] for row in approval.rows] == [labels["approval.provisional"]] * len(months_of(days))
+    states = [labels[f"approval.{now.get(f'{m:%Y-%m}', {}).get('status', 'provisional')}"] for m in months_of(days)]
+    assert [row["state"] for row in approval.rows] == states
+    assert [rows[0]["state"] for rows in visits.values()] == states
     return seen
 
 
@@ -306,3 +308,28 @@ def test_a_missing_period_or_an_unknown_parameter_is_a_problem(loaded: EmbeddedS
                          ({"period": MONTH, "lang": "fr"}, "lang")):
         response = client.get(PATH, params={"scheme": "legacy", "province": "02", **params})
         assert response.status_code == 400 and response.json()["invalid_params"][0]["name"] == name
+
+
+def test_an_approved_month_is_marked_with_who_approved_it(loaded: EmbeddedStack, keys: dict[str, str],
+                                                         keys_file: Path):
+    """Last in the module: it approves a month of the shared stack, and un-approves it after."""
+    officer = as_(loaded, add_key(keys_file, "so-vh-ha-giang-duyet",
+                                  ["read:province:legacy:02", "approve:province:legacy:02"]))
+    month = (today_local().replace(day=1) - timedelta(days=1)).replace(day=1)
+    period = f"{month:%Y-%m}"
+    response = officer.post("/v1/approvals", json={"scheme": "legacy", "province": "02", "period": period})
+    assert response.status_code == 202, response.text
+    approval_id = response.json()["approval_id"]
+    try:
+        labels = LABELS["vi"]
+        book = workbook(officer, scheme="legacy", province="02", period=period)
+        [row] = Sheet(book, "sheet.approval").rows
+        assert row["state"] == labels["approval.approved"] and row["approved_by"] == "so-vh-ha-giang-duyet"
+        assert isinstance(row["approved_at"], datetime)
+        months, _ = Sheet(book, "sheet.visits").by_month()
+        assert [r["state"] for r in months[period]] == [labels["approval.approved"]]
+        assert check_report(as_(loaded, keys["all"]), "legacy", "02", period)  # the approved figures = the API's
+    finally:
+        assert officer.delete(f"/v1/approvals/{approval_id}").status_code == 202
+    [row] = Sheet(workbook(officer, scheme="legacy", province="02", period=period), "sheet.approval").rows
+    assert row["state"] == LABELS["vi"]["approval.provisional"]
