@@ -10,12 +10,13 @@ from pydantic import BaseModel
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.forms import EVENT_MODELS
+from services.domain.quality import QualityCheck
 from services.domain.rotation import BatchChange
 
-Message = Envelope | DeadLetter | Rejection | BatchChange
+Message = Envelope | DeadLetter | Rejection | BatchChange | QualityCheck
 _MODELS: dict[str, type[BaseModel]] = {
     **EVENT_MODELS, "submission_retracted": SubmissionRetracted, "dead_letter": DeadLetter, "rejection": Rejection,
-    "rotation_batch_change": BatchChange}
+    "rotation_batch_change": BatchChange, "quality_check": QualityCheck}
 
 
 def encode(event: Message) -> bytes:

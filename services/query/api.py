@@ -7,6 +7,7 @@ state (``deps.QueryServices``); the routes live in
 - ``areas_api.py``: reference areas and the library registry (``areas.py``: how area parameters are read);
 - ``admin_api.py``: dead letters and intake rejections (scope ``admin``);
 - ``lineage_api.py``: the submission chains behind a figure (``/v1/lineage/…``);
+- ``quality_api.py``: the data-quality flags the processors keep (``/v1/data-quality``);
 - ``dashboard_api.py``: every figure of one view of the dashboard page, in one answer;
 - ``deps.py``: what routes depend on (the app's services, the key, the area asked, a period);
 - ``access.py``: API keys and scopes, ``/v1/me``; ``formats.py``: JSON/CSV, ETags, pagination;
@@ -25,7 +26,16 @@ from fastapi.dependencies.models import Dependant
 
 from services.domain.errors import Reason
 from services.problems import RequestRefused
-from services.query import admin_api, aggregates_api, areas_api, dashboard_api, lineage_api, models, rotation_api
+from services.query import (
+    admin_api,
+    aggregates_api,
+    areas_api,
+    dashboard_api,
+    lineage_api,
+    models,
+    quality_api,
+    rotation_api,
+)
 from services.query.access import describe
 from services.query.deps import CurrentKey, ReferenceDep
 
@@ -65,5 +75,5 @@ def me(principal: CurrentKey, reference: ReferenceDep) -> dict[str, Any]:
     return describe(principal, reference)
 
 
-for _routes in (aggregates_api, lineage_api, rotation_api, areas_api, dashboard_api, admin_api):
+for _routes in (aggregates_api, lineage_api, quality_api, rotation_api, areas_api, dashboard_api, admin_api):
     router.include_router(_routes.router)
