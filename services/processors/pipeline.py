@@ -302,7 +302,7 @@ def quality(reference: Reference, z_threshold: float) -> Processor:
                     folded.rows.append(quality_store.flag_row(flag, True, (was["seq"] if was else 0) + 1))
                     folded.outcomes[f"flagged:{flag.rule}"] += 1
             for key, was in stored.items():
-                if key not in found:
+                if key not in found and was["holds"]:
                     folded.rows.append([*(was[c] for c in quality_store.FLAG_COLUMNS[:-1]), was["seq"] + 1])
                     folded.rows[-1][quality_store.FLAG_COLUMNS.index("holds")] = 0
                     folded.outcomes["cleared"] += 1

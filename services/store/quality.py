@@ -56,11 +56,12 @@ def chains(store: Store, ranges: Ranges) -> dict[str, list[ChainFacts]]:
 
 
 def stored_flags(store: Store, ranges: Ranges) -> dict[tuple[str, date, str], dict[str, Any]]:
-    """The flags that hold now in the ranges, by (library, month, rule), with their ``seq``."""
+    """The flags in the ranges as they stand, by (library, month, rule), with their ``seq``: those that no
+    longer hold too, so that a flag raised again is written above them."""
     if not ranges:
         return {}
     clause, params = _range_clause(ranges, "month")
-    rows = store.read(f"SELECT {', '.join(FLAG_COLUMNS)} FROM quality_flags FINAL WHERE holds AND {clause}", params)
+    rows = store.read(f"SELECT {', '.join(FLAG_COLUMNS)} FROM quality_flags FINAL WHERE {clause}", params)
     return {(row["library_id"], row["month"], row["rule"]): row for row in rows}
 
 
@@ -115,12 +116,12 @@ def flags(store: Store, q: FlagQuery) -> list[dict[str, Any]]:
         clauses.append("rule IN {rules:Array(String)}")
         params["rules"] = list(q.rules)
     rows = store.select(
-        "SELECT concat(toString(library_id), '/', formatDateTime(month, '%Y-%m'), '/', toString(rule)) AS flag_id, "
-        "toString(library_id) AS library_id, formatDateTime(month, '%Y-%m') AS month, toString(rule) AS rule, "
-        "message_vi, message_en, figures, root_ids, instance_ids, toString(province_legacy) AS province_legacy, "
-        "commune_legacy, toString(province_2025) AS province_2025, commune_2025 "
-        f"FROM quality_flags FINAL WHERE {' AND '.join(clauses)} ORDER BY flag_id", params)
+        "SELECT library_id, month, rule, message_vi, message_en, figures, root_ids, instance_ids, province_legacy, "
+        f"commune_legacy, province_2025, commune_2025 FROM quality_flags FINAL WHERE {' AND '.join(clauses)}", params)
     for row in rows:
+        row["month"] = f"{row['month']:%Y-%m}"
+        row["flag_id"] = f"{row['library_id']}/{row['month']}/{row['rule']}"
         row["figures"] = json.loads(row["figures"])
         row["reports"] = len(row["root_ids"])
+    rows.sort(key=lambda row: row["flag_id"])
     return rows
