@@ -40,6 +40,7 @@ from services.intake.service import IntakeService
 from services.intake.upload import Limits
 from services.login_throttle import LoginThrottle, ThrottlePolicy
 from services.processors.embedded import EmbeddedRunner
+from services.processors.pipeline import pipeline_for
 from services.query import api as query_api
 from services.query.access import ApiKeys
 from services.query.dashboard import dashboard_router
@@ -173,7 +174,8 @@ def _embedded_stack(settings: Settings, accounts: Accounts | None, keys: ApiKeys
     store = Store(settings.store_dsn)
     store.migrate()
     bus = EmbeddedLog(settings.state_dir / "bus.sqlite")
-    processors = EmbeddedRunner(bus, store, settings.state_dir, settings.processor_batch_rows)
+    processors = EmbeddedRunner(bus, store, settings.state_dir, settings.processor_batch_rows,
+                                pipeline=pipeline_for(settings))
     processors.drain()  # whatever was accepted before a crash and not yet processed
     processors.start()
     # 201 means durable, not yet folded: a read (the API, the dashboard, a tool) first waits, bounded,

@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     faust_data_dir: Path = Field(Path("var/faust"), description="faust worker's data directory.")
     rotation_loan_days: int = Field(
         90, ge=1, description="Book rotation: a batch not returned this many days after its dispatch is overdue.")
+    quality_z_threshold: float = Field(
+        10.0, gt=0, description="Data quality: a library-month whose visits' robust z-score against the library's "
+        "12 months before it exceeds this (in absolute value) is flagged as an outlier (`/v1/data-quality`).")
     api_keys_file: str = Field(
         "", description="Query API keys (JSON: sha256 of each key → name, scopes; "
         "`python -m services.query.access add`). Required by the query service; empty in the embedded stack: "

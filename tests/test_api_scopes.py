@@ -115,7 +115,7 @@ def test_the_loop_below_covers_every_endpoint(secured: EmbeddedStack):
         "/v1/training", "/v1/donations", "/v1/rotation/batches", "/v1/rotation/libraries", "/v1/rotation/provinces",
         "/v1/libraries", "/v1/areas", "/v1/dashboard", "/v1/dead-letters", "/v1/dead-letters/{dead_letter_id}",
         "/v1/rejections", "/v1/central-pull", "/v1/lineage/visits", "/v1/lineage/growth", "/v1/lineage/k1",
-        *APPROVAL_PATHS, "/v1/reports/province"}
+        *APPROVAL_PATHS, "/v1/reports/province", "/v1/data-quality"}
 
 
 def test_no_key_or_an_unknown_key_gets_401_everywhere(secured: EmbeddedStack):

@@ -60,7 +60,7 @@ PATHS = ["/v1/me", "/v1/indicators", "/v1/visits", "/v1/growth", "/v1/mobile-ses
          "/v1/training", "/v1/donations", "/v1/rotation/batches", "/v1/rotation/libraries", "/v1/rotation/provinces",
          "/v1/libraries", "/v1/areas", "/v1/dashboard", "/v1/dead-letters", "/v1/dead-letters/{dead_letter_id}",
          "/v1/rejections", "/v1/central-pull", "/v1/lineage/visits", "/v1/lineage/growth", "/v1/lineage/k1",
-         "/v1/reports/province"]
+         "/v1/reports/province", "/v1/data-quality"]
 
 
 def test_every_operation_is_fuzzed(api_schema):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.bus.codec import Message
 from services.domain.approvals import ApprovalAction
-from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.forms import FORMS
+from services.domain.quality import QualityCheck
 from services.domain.rotation import BatchChange
 
 
@@ -57,8 +58,12 @@ ROTATION_BATCHES = Topic("rotation.batches", partitions=EVENT_PARTITIONS, retent
                          purpose="Book-rotation movements placed in or withdrawn from a batch, keyed by batch_id "
                                  "(the rotation chain stage's output, the batch stage's input).")
 
+QUALITY_CHECKS = Topic("quality.checks", partitions=EVENT_PARTITIONS, retention_ms=-1,
+                       purpose="Library-months whose data-quality flags may have changed, keyed by library_id "
+                               "(the visit and registry processors' output, the quality stage's input).")
+
 TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS, APPROVALS)  # the intake and query write
-INTERNAL_TOPICS: tuple[Topic, ...] = (ROTATION_BATCHES,)  # what the processors write, per consumer group
+INTERNAL_TOPICS: tuple[Topic, ...] = (ROTATION_BATCHES, QUALITY_CHECKS)  # what the processors write, per consumer group
 
 
 def group_topics(group: str) -> tuple[Topic, ...]:
@@ -75,23 +80,27 @@ def internal_topic_name(topic: Topic, prefix: str, group: str) -> str:
 
 
 TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS, "rejection": REJECTIONS,
-                                         "rotation_batch_change": ROTATION_BATCHES, "approval_action": APPROVALS}
+                                         "rotation_batch_change": ROTATION_BATCHES, "approval_action": APPROVALS,
+                                         "quality_check": QUALITY_CHECKS}
 
 
-def topic_for(event: Envelope | DeadLetter | Rejection | BatchChange | ApprovalAction) -> Topic:
+def topic_for(event: Message) -> Topic:
     """The topic an event goes to: its kind's, or for a retraction the retracted form's."""
     if isinstance(event, SubmissionRetracted):
         return TOPIC_BY_EVENT_TYPE[event.payload.retracts_event_type]
     return TOPIC_BY_EVENT_TYPE[event.event_type]
 
 
-def key_for(event: Envelope | DeadLetter | Rejection | BatchChange | ApprovalAction) -> str:
+def key_for(event: Message) -> str:
     """Partition key: what the consuming state is about. A submission's chain (``root_id``) for
-    events, a batch for rotation placements; the instanceID for dead letters and rejections."""
+    events, a batch for rotation placements, a library for quality checks; the instanceID for dead
+    letters and rejections."""
     if isinstance(event, BatchChange):
         return event.batch_id
     if isinstance(event, ApprovalAction):
         return f"{event.scheme}:{event.province}"
+    if isinstance(event, QualityCheck):
+        return event.library_id
     if isinstance(event, Envelope):
         return event.root_id
     return event.instance_id or event.library_id

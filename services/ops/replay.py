@@ -39,6 +39,7 @@ from services.config import REPO_ROOT, TIMEZONE, Settings
 from services.ops import broker
 from services.ops.progress import Progress
 from services.processors.embedded import EmbeddedRunner, state_files
+from services.processors.pipeline import pipeline_for
 from services.store.clickhouse import Store
 
 # ------------------------------------------------------------------------------ shared
@@ -311,7 +312,7 @@ def embedded_replay(settings: Settings, *, log_path: Path, state_dir: Path, to_s
     store.migrate()
     state_dir.mkdir(parents=True, exist_ok=True)
     log = EmbeddedLog(log_path)
-    runner = EmbeddedRunner(log, store, state_dir, settings.processor_batch_rows)
+    runner = EmbeddedRunner(log, store, state_dir, settings.processor_batch_rows, pipeline=pipeline_for(settings))
     try:
         totals: dict[str, int | None] = {}
         for sub in runner.subscriptions:

@@ -27,7 +27,7 @@ from services.bus.codec import decode
 from services.bus.embedded import EmbeddedLog
 from services.bus.topics import INTERNAL_TOPICS
 from services.processors import runner
-from services.processors.pipeline import Processor, consumer_groups
+from services.processors.pipeline import PIPELINE, Processor, consumer_groups
 from services.processors.sqlite_offsets import SqliteOffsets
 from services.store.clickhouse import Store
 
@@ -57,12 +57,12 @@ def state_files(state_dir: Path) -> dict[str, Path]:
 
 class EmbeddedRunner:
     def __init__(self, events: EmbeddedLog, store: Store, state_dir: Path, batch_rows: int = 5000,
-                 max_backoff_s: float = 30.0):
+                 max_backoff_s: float = 30.0, pipeline: tuple[Processor, ...] = PIPELINE):
         self.events, self.store, self.batch_rows = events, store, batch_rows
         self.internal = EmbeddedLog(state_dir / "internal.sqlite")
         files = state_files(state_dir)
         self.subscriptions = []
-        for (topics, processors), name in zip(consumer_groups(), subscription_names(), strict=True):
+        for (topics, processors), name in zip(consumer_groups(pipeline), subscription_names(), strict=True):
             names = tuple(t.name for t in topics)
             self.subscriptions.append(Subscription(name, processors, names,
                                                    self.internal if set(names) <= INTERNAL else self.events,

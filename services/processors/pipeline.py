@@ -18,24 +18,37 @@ Order matters only in the embedded runner: a processor that reads another's outp
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from services.bus.codec import Message
-from services.bus.topics import APPROVALS, DEAD_LETTERS, EVENT_TOPICS, REJECTIONS, ROTATION_BATCHES, Topic
+from services.bus.topics import (
+    APPROVALS,
+    DEAD_LETTERS,
+    EVENT_TOPICS,
+    QUALITY_CHECKS,
+    REJECTIONS,
+    ROTATION_BATCHES,
+    Topic,
+)
+from services.config import Settings
+from services.domain import quality as quality_domain
 from services.domain import report_chains as chain_domain
 from services.domain import rotation as rotation_domain
 from services.domain.activity_chains import ACTIVITY_CHAINS
 from services.domain.approvals import ApprovalAction
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason
-from services.domain.events import Envelope
+from services.domain.events import Envelope, SubmissionRetracted
+from services.domain.reference import Reference, default_reference
+from services.domain.registry import registry_change
 from services.domain.report_chains import ChainKind
 from services.domain.state import State
 from services.domain.visit_chains import VISIT_CHAINS
 from services.store import approvals as approval_store
+from services.store import quality as quality_store
 from services.store import rotation as rotation_store
 from services.store.clickhouse import Store
 
@@ -82,9 +95,10 @@ def _conflict_letter(event: Envelope, detail: str, now: datetime) -> DeadLetter:
                          raw=b"", recorded_at=now, event_json=event.model_dump_json())
 
 
-def report_chains(name: str, kind: ChainKind, table: str) -> Processor:
+def report_chains(name: str, kind: ChainKind, table: str, checks_quality: bool = False) -> Processor:
     """A processor folding the report chains of ``kind``'s forms into ``table`` (a chain's row is its
-    state; the store's views roll the rows up: ``schemas/AGGREGATES.md``, "Rollups")."""
+    state; the store's views roll the rows up: ``schemas/AGGREGATES.md``, "Rollups"). With
+    ``checks_quality``, it tells the quality stage which library-months its batch may have changed."""
 
     def load(store: Store, batch: Batch, redelivered: bool) -> dict[str, chain_domain.ReportChain]:
         """The chains the batch touches, as the store holds them: the fold cancels exactly these rows.
@@ -108,6 +122,16 @@ def report_chains(name: str, kind: ChainKind, table: str) -> Processor:
         result = chain_domain.fold_batch(chains, batch, kind)
         # (the row the store holds, the new one): written as a cancel row and a new row
         folded = Folded(rows=[(chains.get(root_id), after) for root_id, after in result.chains.items()])
+        if checks_quality:
+            # Where every event of the batch and every chain it touched stood before: a batch folded
+            # again after a crash (nothing changes then) still names them all.
+            checks = quality_domain.Checks()
+            for _, event in batch:
+                if kind.member(event):
+                    checks.visit_changed(event.library_id, event.occurred_on)  # type: ignore[union-attr]
+            for chain in chains.values():
+                checks.visit_changed(chain.library_id, chain.day)
+            folded.emit.extend(checks.messages())
         for event, outcome, detail in result.outcomes:
             folded.outcomes[outcome] += 1
             folded.event_ids.append(event.event_id)  # type: ignore[attr-defined]
@@ -123,7 +147,7 @@ def report_chains(name: str, kind: ChainKind, table: str) -> Processor:
                      keyed_by="root_id (the report chain)", load=load, fold=fold, write=write)
 
 
-DAILY_VISITS = report_chains("daily_visits", VISIT_CHAINS, "visit_chain_rows")
+DAILY_VISITS = report_chains("daily_visits", VISIT_CHAINS, "visit_chain_rows", checks_quality=True)
 ACTIVITIES = report_chains("activities", ACTIVITY_CHAINS, "activity_chain_rows")
 
 
@@ -136,8 +160,26 @@ def _fold_archive(batch: Batch, _state: State | None, _loaded: Any, _now: dateti
     rejections = [e for _, e in batch if isinstance(e, Rejection)]
     folded = Folded(rows=(events, letters, rejections), new_dead_letters=letters)
     folded.outcomes["archived"] = len(batch)
+    folded.emit.extend(_registry_checks(e for _, e in events))
     folded.event_ids = [e.event_id for _, e in events]
     return folded
+
+
+def _registry_checks(events: Iterable[Envelope]) -> list[Message]:
+    """A registry-form change (read by the quality stage from the archive) may open or close a library
+    on any day: each library it names is checked again, every month."""
+    checks = quality_domain.Checks()
+    for event in events:
+        if isinstance(event, SubmissionRetracted):
+            if event.payload.retracts_event_type == "library_registered":
+                checks.registry_changed(event.library_id)
+        elif event.event_type == "library_registered":
+            payload = event.payload.model_dump(mode="json")  # type: ignore[union-attr]
+            checks.registry_changed(event.library_id)
+            checks.registry_changed(registry_change(root_id=event.root_id, library_id=event.library_id,
+                                                    occurred_on=event.occurred_on, payload=payload, areas=(),
+                                                    order=0)["library_id"])
+    return list(checks.messages())
 
 
 def _write_archive(store: Store, folded: Folded) -> dict[str, int]:
@@ -245,8 +287,77 @@ APPROVALS_ARCHIVE = Processor(
         store, folded.rows)})
 
 
-PIPELINE: tuple[Processor, ...] = (DAILY_VISITS, ACTIVITIES, ROTATION_CHAINS, ROTATION_BATCHES_STAGE, EVENT_ARCHIVE,
-                                   APPROVALS_ARCHIVE)
+# --- data quality: the flags of the library-months the stages above say may have changed -------------
+
+
+@dataclass(frozen=True)
+class _QualityInputs:
+    chains: dict[str, list[quality_domain.ChainFacts]]
+    stored: dict[tuple[str, Any, str], dict[str, Any]]
+    operating: Callable[[str], Callable[[Any], bool]]
+
+
+def _check_ranges(batch: Batch) -> dict[str, tuple[Any, Any]]:
+    checks = quality_domain.Checks()
+    for _, message in batch:
+        if isinstance(message, quality_domain.QualityCheck):
+            checks.add(message.library_id, message.first, message.last)
+    return checks.ranges
+
+
+def quality(reference: Reference, z_threshold: float) -> Processor:
+    """The data-quality stage (``services/domain/quality.py``): each library-month a batch names is
+    evaluated again from the chains as the store holds them, and its flags replaced: a flag that holds
+    is written when it is new or changed, one that no longer holds is written with ``holds`` = 0."""
+
+    def load(store: Store, batch: Batch, _redelivered: bool) -> _QualityInputs:
+        ranges = _check_ranges(batch)
+        return _QualityInputs(quality_store.chains(store, ranges), quality_store.stored_flags(store, ranges),
+                              quality_store.operating_days(store, reference))
+
+    def fold(batch: Batch, _state: State | None, inputs: Any, _now: datetime) -> Folded:
+        folded = Folded(rows=[])
+        for library_id, (first, last) in _check_ranges(batch).items():
+            chains = inputs.chains.get(library_id, [])
+            months = {quality_domain.month_of(c.day) for c in chains
+                      if c.day >= first and (last is None or c.day < quality_domain.add_months(last, 1))}
+            found = {f.key: f for f in quality_domain.evaluate(chains, months, inputs.operating(library_id),
+                                                               z_threshold)}
+            stored = {k: row for k, row in inputs.stored.items() if k[0] == library_id}
+            for key, flag in found.items():
+                row = quality_store.flag_row(flag, True, 0)
+                was = stored.get(key)
+                if was is None or [was[c] for c in quality_store.FLAG_COLUMNS[:-1]] != row[:-1]:
+                    folded.rows.append(quality_store.flag_row(flag, True, (was["seq"] if was else 0) + 1))
+                    folded.outcomes[f"flagged:{flag.rule}"] += 1
+            for key, was in stored.items():
+                if key not in found and was["holds"]:
+                    folded.rows.append([*(was[c] for c in quality_store.FLAG_COLUMNS[:-1]), was["seq"] + 1])
+                    folded.rows[-1][quality_store.FLAG_COLUMNS.index("holds")] = 0
+                    folded.outcomes["cleared"] += 1
+            folded.event_ids.append(f"{library_id}:{first:%Y-%m}")
+        return folded
+
+    def write(store: Store, folded: Folded) -> dict[str, int]:
+        return {"quality_flags": quality_store.write_flags(store, folded.rows)}
+
+    return Processor(name="quality", reads=(QUALITY_CHECKS,), keyed_by="library_id (the library's months)",
+                     load=load, fold=fold, write=write)
+
+
+def build_pipeline(reference: Reference, z_threshold: float) -> tuple[Processor, ...]:
+    """Every processor, in the order the embedded runner runs them (the quality stage reads what the
+    others wrote, so it comes last)."""
+    return (DAILY_VISITS, ACTIVITIES, ROTATION_CHAINS, ROTATION_BATCHES_STAGE, EVENT_ARCHIVE, APPROVALS_ARCHIVE,
+            quality(reference, z_threshold))
+
+
+def pipeline_for(settings: Settings) -> tuple[Processor, ...]:
+    return build_pipeline(default_reference(settings.libraries_file), settings.quality_z_threshold)
+
+
+PIPELINE: tuple[Processor, ...] = build_pipeline(default_reference(),
+                                                 Settings.model_fields["quality_z_threshold"].default)
 
 
 

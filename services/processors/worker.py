@@ -38,7 +38,7 @@ from services.bus.topics import EVENT_PARTITIONS, INTERNAL_TOPICS, Topic, intern
 from services.config import Settings
 from services.entrypoint import start
 from services.processors import runner
-from services.processors.pipeline import Batch, Processor, consumer_groups
+from services.processors.pipeline import Batch, Processor, consumer_groups, pipeline_for
 from services.processors.retry import until_written
 from services.store.clickhouse import Store
 
@@ -294,7 +294,7 @@ def create_worker_app(settings: Settings) -> faust.App:
 
     outputs = {t.name: raw_topic(topic_name(t)) for t in INTERNAL_TOPICS}
     agents: list[tuple[Agent, set[str]]] = []
-    for topics, processors in consumer_groups():
+    for topics, processors in consumer_groups(pipeline_for(settings)):
         name = "+".join(p.name for p in processors)
         agent = Agent(name, processors, settings, store, outputs, app)
         names = [topic_name(t) for t in topics]

@@ -8,6 +8,7 @@ state (``deps.QueryServices``); the routes live in
 - ``admin_api.py``: dead letters and intake rejections (scope ``admin``);
 - ``approvals_api.py``: approval of periods by area, the held changes (scopes ``approve:…``);
 - ``lineage_api.py``: the submission chains behind a figure (``/v1/lineage/…``);
+- ``quality_api.py``: the data-quality flags the processors keep (``/v1/data-quality``);
 - ``dashboard_api.py``: every figure of one view of the dashboard page, in one answer;
 - ``reports_api.py``: the provincial report, an XLSX workbook (``report.py``, ``report_xlsx.py``);
 - ``deps.py``: what routes depend on (the app's services, the key, the area asked, a period);
@@ -35,6 +36,7 @@ from services.query import (
     dashboard_api,
     lineage_api,
     models,
+    quality_api,
     reports_api,
     rotation_api,
 )
@@ -77,6 +79,6 @@ def me(principal: CurrentKey, reference: ReferenceDep) -> dict[str, Any]:
     return describe(principal, reference)
 
 
-for _routes in (aggregates_api, approvals_api, lineage_api, rotation_api, areas_api, dashboard_api, reports_api,
-                admin_api):
+for _routes in (aggregates_api, approvals_api, lineage_api, quality_api, rotation_api, areas_api, dashboard_api,
+                reports_api, admin_api):
     router.include_router(_routes.router)

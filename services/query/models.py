@@ -540,3 +540,26 @@ class CentralPullForm(PullState):
 class CentralPull(BaseModel):
     poll_interval_s: float  # CENTRAL_POLL_INTERVAL_S
     forms: list[CentralPullForm]
+
+
+class QualityFlag(BaseModel):
+    flag_id: str = Field(description="`library_id/YYYY-MM/rule`: one flag per library, month and rule.")
+    library_id: str
+    month: str = Field(description="YYYY-MM.")
+    rule: Literal["outlier", "zero_visits", "late_report", "breakdown_mismatch", "closed_day"]
+    message_vi: str
+    message_en: str
+    figures: dict[str, Any] = Field(description="What the rule saw (services/domain/quality.py).")
+    root_ids: list[str] = Field(description="The submission chains the flag is about (first instanceIDs).")
+    instance_ids: list[str] = Field(description="Their current versions' instanceIDs, in the same order.")
+    reports: int
+    areas: Codes
+
+
+class DataQuality(_Page):
+    area: Area
+    library_type: str | None
+    start: date
+    end: date
+    rules: list[str]
+    items: list[QualityFlag]

@@ -206,26 +206,7 @@ class Aggregates:
         return self._once(("registry_changes",), self._registry_changes)
 
     def _registry_changes(self) -> list[dict[str, Any]]:
-        rows = self.store.select(
-            "SELECT library_id, occurred_on, submitted_at, first_submitted_at, root_id, event_id, submitter, payload, "
-            "province_legacy, commune_legacy, "
-            f"province_2025, commune_2025 FROM {current_facts('library_registered')} "
-            "WHERE event_type = 'library_registered' "
-            "ORDER BY submitted_at, root_id")
-        changes = []
-        for order, row in enumerate(rows):
-            change = registry_change(
-                root_id=row["root_id"], library_id=row["library_id"], occurred_on=row["occurred_on"],
-                payload=json.loads(row["payload"]), order=order,
-                areas=(AdminArea(scheme="legacy", province_code=row["province_legacy"],
-                                 commune_code=row["commune_legacy"]),
-                       AdminArea(scheme="2025", province_code=row["province_2025"],
-                                 commune_code=row["commune_2025"])))
-            # the chain that made the change (what /v1/lineage/k1 lists; not part of the fingerprint)
-            change["chain"] = {key: row[key] for key in ("root_id", "event_id", "submitter", "first_submitted_at",
-                                                         "submitted_at")}
-            changes.append(change)
-        return changes
+        return read_registry_changes(self.store.select)
 
     def registry(self, day: date, changes: list[dict[str, Any]] | None = None) -> dict[str, LibraryAt]:
         """The registry at ``day``: the reference plus the registry form's changes dated on or before it.
@@ -401,6 +382,30 @@ class Aggregates:
             {"first": date(year, 1, 1), "last": date(year, 12, 1), **id_params, **bit_params})[0]
         received, on_time = row["received"], row["on_time"]
         return ratio(received, expected), ratio(on_time, expected)
+
+
+def read_registry_changes(select: Callable[..., list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The registry form's current chains as ``registry_at`` folds them, read by ``select``."""
+    rows = select(
+        "SELECT library_id, occurred_on, submitted_at, first_submitted_at, root_id, event_id, submitter, payload, "
+        "province_legacy, commune_legacy, "
+        f"province_2025, commune_2025 FROM {current_facts('library_registered')} "
+        "WHERE event_type = 'library_registered' "
+        "ORDER BY submitted_at, root_id")
+    changes = []
+    for order, row in enumerate(rows):
+        change = registry_change(
+            root_id=row["root_id"], library_id=row["library_id"], occurred_on=row["occurred_on"],
+            payload=json.loads(row["payload"]), order=order,
+            areas=(AdminArea(scheme="legacy", province_code=row["province_legacy"],
+                             commune_code=row["commune_legacy"]),
+                   AdminArea(scheme="2025", province_code=row["province_2025"],
+                             commune_code=row["commune_2025"])))
+        # the chain that made the change (what /v1/lineage/k1 lists; not part of the fingerprint)
+        change["chain"] = {key: row[key] for key in ("root_id", "event_id", "submitter", "first_submitted_at",
+                                                     "submitted_at")}
+        changes.append(change)
+    return changes
 
 
 _CACHED_REGISTRIES = 8

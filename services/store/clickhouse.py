@@ -310,6 +310,12 @@ class Store:
             result = self._client.query(sql, parameters=params or {})
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
+    def read(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``select`` for the processors' own reads: without the read barrier (which waits for them)."""
+        with self._lock:
+            result = self._client.query(sql, parameters=params or {})
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         if rows:
             with self._lock:

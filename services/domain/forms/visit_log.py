@@ -7,6 +7,7 @@ or from something that is not ODK Collect at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Literal
 
@@ -75,11 +76,11 @@ RULES: tuple[FieldRule, ...] = (
 )
 
 
-def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:
-    reasons: list[Reason] = []
-    library_id, areas = library_areas(submission, reference, reasons)
-    occurred_on = event_date(submission, "report_date", today, reasons)
-    values = {name: count(submission, name, reasons, maximum=MAX_VISITS) for name in COUNT_FIELDS}
+def breakdown_errors(values: Mapping[str, int]) -> list[Reason]:
+    """How a version's breakdowns fail to add up to its total: the intake refuses such a version, and
+    the data-quality rules (``services/domain/quality.py``) flag a chain whose current version is one
+    (a version accepted before this check, still in the log)."""
+    reasons = []
     total = values["visits_total"]
     for parts, name_vi, name_en in _SUMS_EQUAL_TOTAL:
         got = sum(values[p] for p in parts)
@@ -90,6 +91,15 @@ def parse(submission: Submission, today: date, reference: Reference) -> ParsedFo
     if values["visits_ethnic_minority"] > total:
         reasons.append(Reason("totals_inconsistent", "Lượt người dân tộc thiểu số lớn hơn tổng lượt.",
                               "Ethnic-minority visits exceed total visits.", "visits_ethnic_minority"))
+    return reasons
+
+
+def parse(submission: Submission, today: date, reference: Reference) -> ParsedForm:
+    reasons: list[Reason] = []
+    library_id, areas = library_areas(submission, reference, reasons)
+    occurred_on = event_date(submission, "report_date", today, reasons)
+    values = {name: count(submission, name, reasons, maximum=MAX_VISITS) for name in COUNT_FIELDS}
+    reasons += breakdown_errors(values)
     if reasons:
         raise SubmissionRejected(reasons)
     return ParsedForm(library_id, occurred_on, areas, VisitCounts(**values))
