@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from time import monotonic, sleep
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from services.bus.admin import ensure_topics
@@ -20,6 +20,7 @@ from services.bus.topics import INTERNAL_TOPICS, TOPICS, Topic, group_topics, in
 from services.config import TIMEZONE, Settings
 
 log = logging.getLogger(__name__)
+METADATA_GRACE_S = 5.0  # how long a topic may take to appear in the metadata after it was created
 _rdkafka_log = logging.getLogger("librdkafka")  # librdkafka's own lines through logging, not bare stderr
 
 
@@ -135,14 +136,19 @@ class PartitionLag:
 
 
 def _partitions(consumer: Consumer, topics: Iterable[str], timeout_s: float) -> list[TopicPartition]:
-    metadata = consumer.list_topics(timeout=timeout_s)
-    tps = []
-    for topic in topics:
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None:
-            raise LookupError(f"topic {topic} does not exist: run `thuvien topics --apply`")
-        tps += [TopicPartition(topic, p) for p in sorted(found.partitions)]
-    return tps
+    """The partitions of ``topics``. A topic created a moment ago (a replay's own internal topics) can be
+    missing from the first metadata answer: asked again for a few seconds before it is called absent."""
+    wanted = list(topics)
+    deadline = monotonic() + min(timeout_s, METADATA_GRACE_S)
+    while True:
+        metadata = consumer.list_topics(timeout=timeout_s)
+        missing = [t for t in wanted if (found := metadata.topics.get(t)) is None or found.error is not None]
+        if not missing:
+            break
+        if monotonic() >= deadline:
+            raise LookupError(f"topic {missing[0]} does not exist: run `thuvien topics --apply`")
+        sleep(0.2)
+    return [TopicPartition(t, p) for t in wanted for p in sorted(metadata.topics[t].partitions)]
 
 
 def group_lag(settings: Settings, group: str, topics: Sequence[str] | None = None,
@@ -197,6 +203,12 @@ def watermarks(settings: Settings, topics: Sequence[str] | None = None,
         consumer.close()
 
 
+# What a partition created a moment ago answers until its leader is known; librdkafka does not
+# always mark these retriable (NOT_LEADER_FOR_PARTITION came back non-retriable in a clean-clone run).
+_NEW_TOPIC_ERRORS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                               KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
 def _watermark_offsets(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
     """A partition's (log start, log end). A topic just created may have no leader for a moment
     ("not leader for partition"): a retriable error is asked again until ``timeout_s`` has passed."""
@@ -205,7 +217,8 @@ def _watermark_offsets(consumer: Consumer, tp: TopicPartition, timeout_s: float)
         try:
             return consumer.get_watermark_offsets(tp, timeout=max(0.5, deadline - monotonic()))
         except KafkaException as exc:
-            if not exc.args[0].retriable() or monotonic() >= deadline:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in _NEW_TOPIC_ERRORS) or monotonic() >= deadline:
                 raise
             sleep(0.2)
 
