@@ -9,6 +9,7 @@ import hashlib
 import random
 import time as clock
 import uuid
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from services.clock import today_local
 from services.config import TIMEZONE, Settings
 from services.domain.forms.visit_log import VisitCounts, VisitLogged
 from services.domain.reference import default_reference
+from services.ops.broker import topic_states
 from services.query.access import add_key
 from tests.workers import WorkerProcess, wait_until_caught_up, worker_settings
 
@@ -131,3 +133,18 @@ def test_a_province_quarter_larger_than_a_kafka_message_is_approved_and_read_bac
         [approval] = api.get("/v1/approvals").json()["approvals"]
         assert approval["approval_id"] == approved.json()["approval_id"] and approval["approved_by"] == "so-tuyen-quang"
         assert sum(month["reports"] for month in approval["figures"].values()) == len(events)
+
+
+def test_an_approvals_topic_made_before_its_limit_is_reported_and_raised(kafka_bootstrap_servers: str,
+                                                                         settings: Settings):
+    """An upgrade: the approvals topic exists with the broker's default limit. ``thuvien topics`` says so,
+    and creating the layout again (``--apply``) raises it."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka_bootstrap_servers, prefix, topics=(replace(APPROVALS, max_message_bytes=None),))
+    on_kafka = settings.model_copy(update={"bus": "kafka", "kafka_bootstrap_servers": kafka_bootstrap_servers,
+                                           "kafka_topic_prefix": prefix})
+    [before] = topic_states(on_kafka, (APPROVALS,))
+    assert not before.matches and "max.message.bytes=" in before.problem()
+    assert ensure_topics(kafka_bootstrap_servers, prefix, topics=(APPROVALS,)) == []  # nothing made, limit set
+    [after] = topic_states(on_kafka, (APPROVALS,))
+    assert after.matches and after.max_message_bytes == APPROVALS.max_message_bytes
