@@ -133,7 +133,7 @@ class EmbeddedStack:
     processors: EmbeddedRunner
     ledger: Ledger
     service: IntakeService
-    # The query API's demo key (read:all + admin) when API_KEYS_FILE is unset: made at start-up,
+    # The query API's demo key (ApiKeys.demo) when API_KEYS_FILE is unset: made at start-up,
     # kept only in this process's memory; None when the keys come from the file.
     demo_api_key: str | None = None
     expiry: Periodic | None = None  # the intake's sweep; stopped on close, not only at the app's shutdown

@@ -190,7 +190,7 @@ class Settings(BaseSettings):
     api_keys_file: str = Field(
         "", description="Query API keys (JSON: sha256 of each key → name, scopes; "
         "`python -m services.query.access add`). Required by the query service; empty in the embedded stack: "
-        "a random demo key (read:all + admin) is made at start-up and printed.")
+        "a random demo key (read:all, admin, approve every province) is made at start-up and printed.")
     log_level: LogLevel = Field(
         "INFO", description="Python log level: `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` (any case).")
     log_format: Literal["json", "text"] = Field(

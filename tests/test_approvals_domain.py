@@ -3,11 +3,15 @@ report would change, what applying, declining and un-approving do, and the log d
 
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from datetime import date, datetime
 
 import pytest
 
 from services.domain.approvals import VALUES, ApprovalAction, Approvals, ChainRow, held_changes, mark_series, months_of
+from services.domain.chain_rows import MAX_UNPACKED, pack_rows, unpack_rows
 
 pytestmark = pytest.mark.unit
 
@@ -96,3 +100,46 @@ def test_decisions_on_an_unapproved_approval_are_ignored():
                                 act(3, "apply", root="r1", target="")], MAPPING)
     assert approvals.ignored[-1]["action_id"] == "x3"
     assert len(approvals.by_id["A"].rows) == 2
+
+
+# --- the snapshot on the wire: packed (services/domain/chain_rows.py) ---------------------------------
+
+def test_an_approval_s_snapshot_travels_packed_and_reads_back_the_same_rows():
+    edited = row("r3", "r3-v2", MARCH, 5, province="08").model_copy(update={"counts": {"visits_total": 5}})
+    rows = [*SNAPSHOT, edited]
+    approval = act(1, "approve", rows=rows)
+    wire = approval.model_dump_json()
+    assert '"rows":"z1:' in wire and "r3-v2" not in wire  # packed: no row readable as JSON
+    back = ApprovalAction.model_validate_json(wire)
+    assert [r.model_dump(exclude={"counts"}) for r in back.rows] == [r.model_dump(exclude={"counts"}) for r in rows]
+    # the counts come back with every value (0 where a row had none): the same figures
+    assert [{k: v for k, v in r.counts.items() if v} for r in back.rows] == [
+        {k: v for k, v in r.counts.items() if v} for r in rows]
+    assert Approvals.fold([back], MAPPING).by_id["A"].figures == Approvals.fold([approval], MAPPING).by_id["A"].figures
+    # an action written before packing (rows as a JSON list) is still read
+    plain = {**approval.model_dump(mode="json"), "rows": [r.model_dump(mode="json") for r in rows]}
+    assert ApprovalAction.model_validate(plain).rows == rows
+
+
+def test_a_province_quarter_of_daily_logs_packs_to_about_fifty_bytes_a_chain():
+    from bench.approval_snapshot import large_rows
+
+    rows = large_rows(libraries=60)  # 60 libraries x 91 days of random-id chains
+    packed = pack_rows(rows)
+    assert len(packed) < 60 * len(rows)  # about 49 B a chain; as JSON rows, about 370 B
+    assert unpack_rows(packed) == rows
+
+
+@pytest.mark.parametrize("bad", [
+    "not packed", "z1:!!!not base64!!!", "z1:" + base64.b64encode(b"not deflated").decode(),
+    "z1:" + base64.b64encode(zlib.compress(b'{"first": "2026-03-01"}')).decode(),
+    "z1:" + base64.b64encode(zlib.compress(json.dumps({
+        "first": "2026-03-01", "values": ["reports"], "place_table": [["L", "02", "c", "08", "c2"]],
+        "roots": ["r1", "r2"], "versions": [""], "days": [0], "places": [0], "counts": [[1]]}).encode())).decode(),
+    "z1:" + base64.b64encode(zlib.compress(b" " * (MAX_UNPACKED + 1))).decode(),  # a deflate bomb
+])
+def test_a_bad_packed_snapshot_is_refused_not_half_read(bad: str):
+    with pytest.raises(ValueError):
+        unpack_rows(bad)
+    with pytest.raises(ValueError):
+        ApprovalAction.model_validate({**act(1, "approve").model_dump(mode="json"), "rows": bad})

@@ -39,7 +39,7 @@ from services.query.report_xlsx import HEADER_ROW, LABELS
 from services.tools.load_samples import last_month_end
 from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance, multipart
-from tests.conftest import OPENROSA
+from tests.conftest import OPENROSA, visit_answers
 from tests.serving import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -402,3 +402,54 @@ def test_the_page_text_is_utf8_nfc():
     for path in sorted(STATIC_DIR.iterdir()):
         text = path.read_text("utf-8")
         assert unicodedata.is_normalized("NFC", text), path.name
+
+
+def test_an_approver_approves_a_month_sees_its_badge_and_applies_a_late_report_from_the_queue(served, browser):
+    """The demo key approves every province: the page offers it the approval of the province shown.
+    Approving last month marks it approved (with who); a late report is held in the queue with its
+    delta, the bar does not move until it is applied; un-approving returns the month to provisional."""
+    base_url, key, *_ = served
+    month, index = f"{UNTIL:%Y-%m}", UNTIL.month - 1
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base_url}/dashboard?year={YEAR}&province=02#key={key}")
+    _drawn(page, 1)
+    mark = page.locator(f'#approval-marks [data-period="{month}"]')
+    assert mark.get_attribute("data-status") == "provisional" and "Tạm tính" in mark.inner_text()
+    assert page.locator("#approval").is_visible() and "Chưa có kỳ nào" in page.locator("#approval-list").inner_text()
+    bar = _chart(page, "visits-chart")["datasets"][0]["data"][index]
+
+    page.select_option("#approval-period", month)
+    page.click("#approval-form button[type=submit]")
+    page.wait_for_selector(f'#approval-marks [data-period="{month}"][data-status="approved"]')
+    _ready(page)
+    assert "Đã phê duyệt (demo)" in mark.inner_text()
+    assert page.locator(f'#approval-list [data-period="{month}"]').count() == 1
+
+    # A late report of a Hà Giang library for that month reaches the intake.
+    library = next(lib for lib in sorted(default_reference().libraries.values(), key=lambda lib: lib.library_id)
+                   if lib.area("legacy").province_code == "02")
+    xform = httpx.get(f"{base_url}/forms/visit_log.xml", headers=OPENROSA).content
+    late = fill_instance(xform, visit_answers(library, UNTIL.replace(day=3), total=33), "uuid:browser-late-1")
+    assert httpx.post(f"{base_url}/submission", files=multipart(late), headers=OPENROSA).status_code == 201
+
+    page.reload()
+    _drawn(page, 1)
+    held = page.locator("#approval-list tr[data-item]")
+    assert held.count() == 1 and "Báo cáo mới" in held.inner_text() and "+33" in held.inner_text()
+    assert _chart(page, "visits-chart")["datasets"][0]["data"][index] == bar  # held: the approved bar stays
+    held.locator("[data-action=apply]").click()
+    page.wait_for_function("([i, v]) => Chart.getChart('visits-chart').data.datasets[0].data[i] === v",
+                           arg=[index, bar + 33], timeout=30_000)
+    _ready(page)
+    assert page.locator("#approval-list tr[data-item]").count() == 0 and mark.get_attribute("data-status") == "approved"
+    page.click('[data-lang="en"]')
+    assert "Approved (demo)" in mark.inner_text()
+
+    page.click("#approval-list [data-action=unapprove]")
+    page.wait_for_selector(f'#approval-marks [data-period="{month}"][data-status="provisional"]')
+    _ready(page)
+    assert "Provisional" in mark.inner_text() and _chart(page, "visits-chart")["datasets"][0]["data"][index] == bar + 33
+    assert not errors, errors
+    page.close()

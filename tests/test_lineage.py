@@ -23,7 +23,9 @@ from fastapi.testclient import TestClient
 from services.bootstrap import EmbeddedStack, embedded_stack
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.reference import default_reference
+from services.tools.submissions import fill_instance, multipart
 from tests.compare import TODAY, UNTIL
+from tests.conftest import OPENROSA, visit_answers
 from tests.oracle import RETRACTED, Area, Oracle, _payload
 from tests.published import from_embedded_log
 from tests.test_query_v1 import AREAS, ok, params_of
@@ -237,3 +239,58 @@ def test_a_page_token_belongs_to_its_figure(api: TestClient):
     assert response.status_code == 400 and response.json()["invalid_params"][0]["name"] == "page_token"
     response = api.get("/v1/lineage/growth", params={"scheme": "legacy", "granularity": "year"})
     assert response.status_code == 400 and response.json()["invalid_params"][0]["name"] == "granularity"
+
+
+def test_the_chains_of_an_approved_figure_are_the_approved_ones_and_sum_to_it(loaded: EmbeddedStack, api: TestClient):
+    """A quarter of Hà Giang approved, then a late report and an edit of one of its reports arrive (held):
+    the approved figure's lineage lists the approved versions (not the edit, not the late report) and
+    sums to the figure /v1/visits serves; once the late report is applied, it is listed and counted.
+    In 2021, before the samples (and every other test's figures), in the samples' stack (chDB: one
+    store a process); un-approved at the end."""
+    phone = TestClient(loaded.app, headers=OPENROSA)
+    xform = phone.get("/forms/visit_log.xml").content
+    hg = sorted((lib for lib in REFERENCE.libraries.values() if lib.area("legacy").province_code == "02"),
+                key=lambda lib: lib.library_id)[:2]
+    start, end, period = date(2021, 4, 1), date(2021, 6, 30), "2021-Q2"
+
+    def send(library, day: date, total: int, instance: str, edits: str | None = None) -> None:
+        xml = fill_instance(xform, visit_answers(library, day, total=total), instance, deprecated_id=edits)
+        assert phone.post("/submission", files=multipart(xml)).status_code == 201
+
+    approved = [(hg[n % 2], start + timedelta(days=9 * n), 10 + n, f"uuid:lineage-{n}") for n in range(10)]
+    for library, day, total, instance in approved:
+        send(library, day, total, instance)
+    response = api.post("/v1/approvals", json={"scheme": "legacy", "province": "02", "period": period})
+    assert response.status_code == 202, response.text
+    approval = response.json()["approval_id"]
+    try:
+        _held_then_applied(api, approval, approved, start, end, send)
+    finally:
+        assert api.delete(f"/v1/approvals/{approval}").status_code == 202
+
+
+def _held_then_applied(api: TestClient, approval: str, approved: list[tuple[Any, date, int, str]], start: date,
+                       end: date, send: Any) -> None:
+    hg = approved[0][0]
+    send(hg, start + timedelta(days=4), 41, "uuid:lineage-late")
+    send(hg, start, 77, "uuid:lineage-0-edited", edits="uuid:lineage-0")
+
+    def listed(granularity: str) -> dict[str, str]:
+        params = {"scheme": "legacy", "province": "02", "start": start.isoformat(), "end": end.isoformat(),
+                  "granularity": granularity}
+        figure = ok(api.get("/v1/visits", params=params))["series"]
+        assert {row["status"] for row in figure} == {"approved"}
+        body, items = walk(api, "/v1/lineage/visits", params, page_size=3)
+        assert body["series"] == figure and body["approvals"][0]["approval_id"] == approval
+        assert sums(items) == {row["period"]: {name: row[name] for name in VALUES} for row in figure}
+        return {item["root_id"]: item["instance_id"] for item in items}
+
+    for granularity in ("day", "month", "quarter"):
+        # held: the late report is not listed, the edited report is listed as approved (its first version)
+        assert listed(granularity) == {instance: instance for *_, instance in approved}
+    queue = ok(api.get(f"/v1/approvals/{approval}/queue"))["items"]
+    late = next(item for item in queue if item["root_id"] == "uuid:lineage-late")
+    assert api.post(f"/v1/approvals/{approval}/queue/{late['item_id']}/apply").status_code == 202
+    for granularity in ("month", "quarter"):
+        assert listed(granularity) == {**{instance: instance for *_, instance in approved},
+                                       "uuid:lineage-late": "uuid:lineage-late"}

@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from services.bootstrap import EmbeddedStack, embedded_stack
 from services.config import TIMEZONE
 from services.domain.reference import default_reference
+from services.query.access import province_mapping
 from services.store import rotation as rotation_store
 from services.store.clickhouse import AreaFilter
 from tests.compare import TODAY, UNTIL
@@ -292,7 +293,12 @@ def test_rejections_newest_first(api: TestClient, loaded: EmbeddedStack):
 
 def test_me_names_the_key(api: TestClient):
     me = ok(api.get("/v1/me"))
-    assert (me["name"], me["scopes"], me["read_all"]) == ("demo", ["read:all", "admin"], True)
+    assert (me["name"], me["read_all"], me["admin"]) == ("demo", True, True)
+    # The demo key approves every programme province (2025 scheme, so the legacy ones inside too) and
+    # accepts at the region level: the demo shows approval of periods.
+    mapping = province_mapping()
+    assert me["approves"] == {"2025": sorted(set(mapping.values())), "legacy": sorted(mapping)}
+    assert me["approves_region"] is True
     assert [p["code"] for p in me["provinces"]["2025"]] == [p.code for p in REFERENCE.provinces_in("2025")]
 
 

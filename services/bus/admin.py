@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from services.bus.topics import TOPICS, Topic, group_topics
 from services.entrypoint import start
@@ -29,9 +29,16 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", replication_factor: 
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
         NewTopic(t.named(prefix), num_partitions=t.partitions, replication_factor=replication_factor,
-                 config={"retention.ms": str(t.retention_ms), "cleanup.policy": t.cleanup_policy})
+                 config={"retention.ms": str(t.retention_ms), "cleanup.policy": t.cleanup_policy,
+                         **({"max.message.bytes": str(t.max_message_bytes)} if t.max_message_bytes else {})})
         for t in topics if t.named(prefix) not in existing
     ]
+    # A topic made before its limit was declared (an upgrade) gets it now: setting it is idempotent.
+    raise_limits = [ConfigResource(ConfigResource.Type.TOPIC, t.named(prefix), incremental_configs=[ConfigEntry(
+        "max.message.bytes", str(t.max_message_bytes), incremental_operation=AlterConfigOpType.SET)])
+        for t in topics if t.named(prefix) in existing and t.max_message_bytes]
+    for future in (admin.incremental_alter_configs(raise_limits).values() if raise_limits else []):
+        future.result(timeout_s)
     created = []
     for name, future in (admin.create_topics(wanted, operation_timeout=timeout_s).items() if wanted else []):
         try:

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaException, Producer
 from services import metrics
 from services.bus.base import Delivery, PublishFailed
 from services.bus.codec import Message, encode
-from services.bus.topics import key_for, topic_for
+from services.bus.topics import MAX_MESSAGE_BYTES, key_for, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ class KafkaPublisher:
             # Small produce requests back to back: Nagle would hold one until the previous is acked.
             "socket.nagle.disable": True,
             "compression.type": "lz4",
+            # An approval carries its snapshot: up to the approvals topic's limit (the broker checks
+            # every other topic's own).
+            "message.max.bytes": MAX_MESSAGE_BYTES + 64 * 1024,
             "message.timeout.ms": int(timeout_s * 1000),
             "logger": log,  # librdkafka's own log lines go through Python logging, not bare stderr
         })

@@ -26,6 +26,7 @@ class Topic:
     retention_ms: int  # -1: keep forever (the log is the source of replays)
     cleanup_policy: str = "delete"
     purpose: str = ""
+    max_message_bytes: int | None = None  # the topic's max.message.bytes; None: the broker's (about 1 MB)
 
     def named(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
@@ -49,10 +50,13 @@ REJECTIONS = Topic("rejections", partitions=1, retention_ms=180 * 24 * 3600 * 10
                    purpose="Submissions the intake turned away (4xx) and why, for operators.")
 
 # One partition: approvals, decisions and un-approvals are folded in one order (the log's), so that
-# of two actions that raced the first wins wherever the log is replayed.
+# of two actions that raced the first wins wherever the log is replayed. An approval carries its
+# snapshot of chain rows, packed (services/domain/chain_rows.py): about 50 B a chain, so 1.3 MB for a
+# province-quarter of 300 libraries' daily logs; 16 MiB holds twelve times that.
 APPROVALS = Topic("approvals", partitions=1, retention_ms=-1,
                   purpose="Approvals of periods by area, un-approvals and decisions on held changes "
-                          "(primary data: schemas/AGGREGATES.md, \"Approval\").")
+                          "(primary data: schemas/AGGREGATES.md, \"Approval\").",
+                  max_message_bytes=16 * 1024 * 1024)
 
 ROTATION_BATCHES = Topic("rotation.batches", partitions=EVENT_PARTITIONS, retention_ms=-1,
                          purpose="Book-rotation movements placed in or withdrawn from a batch, keyed by batch_id "
@@ -64,14 +68,16 @@ QUALITY_CHECKS = Topic("quality.checks", partitions=EVENT_PARTITIONS, retention_
 
 TOPICS: tuple[Topic, ...] = (*EVENT_TOPICS.values(), DEAD_LETTERS, REJECTIONS, APPROVALS)  # the intake and query write
 INTERNAL_TOPICS: tuple[Topic, ...] = (ROTATION_BATCHES, QUALITY_CHECKS)  # what the processors write, per consumer group
+# The largest message a topic takes: what the producers may send and the consumers must fetch.
+MAX_MESSAGE_BYTES = max(t.max_message_bytes or 1_000_000 for t in (*TOPICS, *INTERNAL_TOPICS))
 
 
 def group_topics(group: str) -> tuple[Topic, ...]:
     """The internal topics of the workers' consumer group ``group``, named after the group (as faust
     names its own), so that a replay under a new group never mixes its messages with the live ones.
     Made before any worker starts, with the declared partitions."""
-    return tuple(Topic(f"{group}-{t.name}", t.partitions, t.retention_ms, t.cleanup_policy, t.purpose)
-                 for t in INTERNAL_TOPICS)
+    return tuple(Topic(f"{group}-{t.name}", t.partitions, t.retention_ms, t.cleanup_policy, t.purpose,
+                       t.max_message_bytes) for t in INTERNAL_TOPICS)
 
 
 def internal_topic_name(topic: Topic, prefix: str, group: str) -> str:

@@ -30,14 +30,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, field_serializer, field_validator
 
 from services.domain import periods
+from services.domain.chain_rows import VALUES, ChainRow, pack_rows, unpack_rows
 from services.domain.events import Scheme
-from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.periods import Granularity, named_period
 
-VALUES: tuple[str, ...] = (*COUNT_FIELDS, "reports")  # what a chain contributes to a visits figure
 Action = Literal["approve", "unapprove", "apply", "decline", "accept"]
 APPROVED, PROVISIONAL = "approved", "provisional"
 
@@ -58,29 +57,6 @@ def label(day: date, granularity: Granularity) -> str:
     return f"{day.year:04d}"
 
 
-class ChainRow(BaseModel):
-    """One visit-log chain's contribution as it was read (a chain row of the store): its version, day,
-    library, areas under both schemes and counts (``VALUES``; ``reports`` is 1)."""
-
-    model_config = ConfigDict(frozen=True)
-    root_id: str
-    event_id: str
-    day: date
-    library_id: str
-    province_legacy: str
-    commune_legacy: str
-    province_2025: str
-    commune_2025: str
-    counts: dict[str, int]
-
-    @property
-    def month(self) -> date:
-        return self.day.replace(day=1)
-
-    def province(self, scheme: Scheme) -> str:
-        return self.province_legacy if scheme == "legacy" else self.province_2025
-
-
 class ApprovalAction(BaseModel):
     """An approval, un-approval, decision or region acceptance, as published on the bus."""
 
@@ -96,6 +72,17 @@ class ApprovalAction(BaseModel):
     rows: list[ChainRow] = []  # approve: what the approver saw; apply: the live row applied (none: it left)
     root_id: str = ""  # apply/decline: the chain decided on
     target: str = ""  # apply/decline: the live version decided on ("" : the chain no longer counts here)
+
+    # On the wire and in the archive the rows are packed (``chain_rows``: a province-quarter's
+    # snapshot must fit a Kafka message); read back, they are rows again. The plain list is read too.
+    @field_serializer("rows", when_used="json")
+    def _pack(self, rows: list[ChainRow]) -> str:
+        return pack_rows(rows)
+
+    @field_validator("rows", mode="before")
+    @classmethod
+    def _unpack(cls, value: object) -> object:
+        return unpack_rows(value) if isinstance(value, str) else value
 
 
 @dataclass

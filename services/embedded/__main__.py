@@ -31,8 +31,9 @@ def _ready_message(base_url: str, api_key: str | None, central: str | None = Non
     and, when CENTRAL_CONFIG is set, where the stack pulls from and how often."""
     if api_key:
         auth = f"-H 'Authorization: Bearer {api_key}' "
-        key = (f"  API key (demo: read:all + admin; made at start-up, kept only in memory, gone when this "
-               f"process stops):\n    {api_key}\n  Dashboard: {base_url}/dashboard#key={api_key}\n")
+        key = (f"  API key (demo: read:all + admin + approve every province; made at start-up, kept only in "
+               f"memory, gone when this process stops):\n    {api_key}\n"
+               f"  Dashboard: {base_url}/dashboard#key={api_key}\n")
     else:
         auth, key = "-H 'Authorization: Bearer <a key from API_KEYS_FILE>' ", ""
     pull = f"  {central} (state: {base_url}/v1/central-pull)\n" if central else ""

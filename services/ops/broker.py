@@ -70,11 +70,16 @@ class TopicState:
     partitions: int | None  # on the broker
     cleanup_policy: str | None  # on the broker
     created_now: bool = False
+    max_message_bytes: int | None = None  # on the broker (None: not read)
 
     @property
     def matches(self) -> bool:
-        return (self.exists and self.partitions == self.declared.partitions
-                and (self.cleanup_policy is None or self.cleanup_policy == self.declared.cleanup_policy))
+        return self.exists and not self.problem()
+
+    def _too_small(self) -> bool:
+        """A topic declared with a larger message limit (approvals) that the broker has below it."""
+        wanted = self.declared.max_message_bytes
+        return wanted is not None and self.max_message_bytes is not None and self.max_message_bytes < wanted
 
     def problem(self) -> str:
         """What differs from the declaration, in words ('' when nothing)."""
@@ -85,6 +90,8 @@ class TopicState:
             found.append(f"{self.partitions} partitions (declared {self.declared.partitions})")
         if self.cleanup_policy is not None and self.cleanup_policy != self.declared.cleanup_policy:
             found.append(f"cleanup.policy={self.cleanup_policy} (declared {self.declared.cleanup_policy})")
+        if self._too_small():
+            found.append(f"max.message.bytes={self.max_message_bytes} (declared {self.declared.max_message_bytes})")
         return ", ".join(found)
 
 
@@ -97,14 +104,18 @@ def topic_states(settings: Settings, topics: Sequence[Topic], timeout_s: float =
     names = [t.named(prefix) for t in topics]
     present = [n for n in names if n in metadata.topics and metadata.topics[n].error is None]
     policies: dict[str, str] = {}
+    limits: dict[str, int] = {}
     if present:
         futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in present])
         for resource, future in futures.items():
-            entry = future.result(timeout_s).get("cleanup.policy")
-            if entry is not None:
+            configs = future.result(timeout_s)
+            if (entry := configs.get("cleanup.policy")) is not None:
                 policies[resource.name] = entry.value
+            if (entry := configs.get("max.message.bytes")) is not None and entry.value is not None:
+                limits[resource.name] = int(entry.value)
     return [TopicState(name, topic, name in present,
-                       len(metadata.topics[name].partitions) if name in present else None, policies.get(name))
+                       len(metadata.topics[name].partitions) if name in present else None, policies.get(name),
+                       max_message_bytes=limits.get(name))
             for name, topic in zip(names, topics, strict=True)]
 
 
@@ -113,8 +124,8 @@ def apply_topics(settings: Settings, group: str, timeout_s: float = 30.0) -> lis
     created = set(ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix,
                                 settings.kafka_replication_factor, group=group, timeout_s=timeout_s))
     states = topic_states(settings, declared_topics(group), timeout_s)
-    return [TopicState(s.name, s.declared, s.exists, s.partitions, s.cleanup_policy, s.name in created)
-            for s in states]
+    return [TopicState(s.name, s.declared, s.exists, s.partitions, s.cleanup_policy, s.name in created,
+                       s.max_message_bytes) for s in states]
 
 
 # ------------------------------------------------------------------------------ offsets and lag

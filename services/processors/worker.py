@@ -34,7 +34,15 @@ from aiohttp import web
 
 from services import logs, metrics
 from services.bus.codec import Message, decode, encode
-from services.bus.topics import EVENT_PARTITIONS, INTERNAL_TOPICS, Topic, internal_topic_name, key_for, topic_for
+from services.bus.topics import (
+    EVENT_PARTITIONS,
+    INTERNAL_TOPICS,
+    MAX_MESSAGE_BYTES,
+    Topic,
+    internal_topic_name,
+    key_for,
+    topic_for,
+)
 from services.config import Settings
 from services.entrypoint import start
 from services.processors import runner
@@ -269,6 +277,9 @@ def create_worker_app(settings: Settings) -> faust.App:
         topic_partitions=EVENT_PARTITIONS,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
+        # At least the largest message a topic takes (an approval's snapshot), so that it is fetched
+        # whatever the fetch protocol: a smaller size would make aiokafka skip it as too large.
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES + 64 * 1024,
         broker_session_timeout=settings.faust_session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.faust_session_timeout_s / 10),
         logging_config=logs.dict_config(settings),  # faust's worker re-configures logging: ours, JSON by default

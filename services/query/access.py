@@ -184,9 +184,12 @@ class ApiKeys:
 
     @classmethod
     def demo(cls) -> tuple[ApiKeys, str]:
-        """A random key with ``read:all`` and ``admin``, kept only in this process's memory."""
+        """A random key kept only in this process's memory: ``read:all``, ``admin``, and the approval of
+        every programme province under the 2025 scheme (which covers the legacy provinces inside them)
+        plus ``approve:region``, so that the demo (``make run``) shows approval of periods too."""
         key = new_key()
-        return cls(in_memory={hash_key(key): Principal("demo", (READ_ALL, ADMIN))}), key
+        approves = tuple(f"approve:province:2025:{code}" for code in sorted(set(province_mapping().values())))
+        return cls(in_memory={hash_key(key): Principal("demo", (READ_ALL, ADMIN, *approves, APPROVE_REGION))}), key
 
     def lookup(self, key: str) -> Principal | None:
         digest = hash_key(key)

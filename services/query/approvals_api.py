@@ -42,6 +42,7 @@ from services.query.deps import ApprovalsDep, CurrentKey, ReferenceDep, Services
 from services.query.formats import documented
 from services.store.approvals import ApprovalReader
 from services.store.clickhouse import AreaFilter
+from services.store.lineage import Approved
 
 router = APIRouter(tags=["Approval of periods"])
 
@@ -85,6 +86,24 @@ def marked_visits(reader: ApprovalReader, reference: Reference, area: AreaFilter
                          lambda row: area.row_contains(row.model_dump()), approvals, live)
     used = {a.approval_id: a for m in months for a in approvals.covering(area.scheme, province, m) or []}
     return marked, [_brief(a) for a in used.values()]
+
+
+def approved_chains(reader: ApprovalReader, reference: Reference, area: AreaFilter, period: Period) -> Approved | None:
+    """The approved months of a visits figure of ``area`` over ``period`` and their approved chain rows
+    in the area and dates (what ``marked_visits`` adds back), for its lineage; None: none approved."""
+    approvals = reader.approvals()
+    if not approvals.active():
+        return None
+    province = _province_of(area, reference)
+    if province is None and (area.library_id or area.commune_code):
+        return None
+    covered = {m: found for m in _months(period.start, period.end)
+               if (found := approvals.covering(area.scheme, province, m)) is not None}
+    if not covered:
+        return None
+    rows = [row for month, found in covered.items() for approval in found for row in approval.rows.values()
+            if row.month == month and period.start <= row.day <= period.end and area.row_contains(row.model_dump())]
+    return Approved(tuple(covered), tuple(rows))
 
 
 def _months(start: date, end: date) -> list[date]:

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.query import models
-from services.query.aggregates_api import growth_area, indicator_day
-from services.query.deps import AggregatesDep, AreaAsked, AreaRequest, PlaceRequest, Series, series_body
+from services.query.aggregates_api import growth_area, indicator_day, visits_body
+from services.query.approvals_api import approved_chains
+from services.query.deps import AggregatesDep, ApprovalsDep, AreaAsked, AreaRequest, PlaceRequest, Series
 from services.query.formats import PageSize, PageToken, decode_token, documented, encode_token, wants_csv
 from services.query.params import YearParam, the_year
 from services.store.lineage import Lineage, Page
@@ -53,16 +54,19 @@ def _answer(asked: AreaAsked, body: dict[str, Any], read: Callable[[str | None, 
 
 @router.get("/visits", summary="The submission chains making a visits figure (the parameters of /v1/visits)",
             responses=documented(models.VisitsLineage))
-def visits_lineage(q: Series, aggregates: AggregatesDep, lineage: LineageDep, page_size: PageSize = 1000,
-                   page_token: PageToken = None) -> Response:
+def visits_lineage(q: Series, aggregates: AggregatesDep, lineage: LineageDep, approvals: ApprovalsDep,
+                   page_size: PageSize = 1000, page_token: PageToken = None) -> Response:
     """Each counted visit log of the area and period (a chart's point: its period as `start` and `end`),
-    its current version's counts as its `contribution`: they sum to the figure of its `period` in
-    `series`."""
+    its current version's counts as its `contribution` (in an approved month: its approved version's,
+    a held change left out): they sum to the figure of its `period` in `series`, as `/v1/visits`
+    serves it."""
     p = q.period
-    series = aggregates.visits(q.filter, p.start, p.end, p.granularity)
-    body = series_body(q.area, p, series, chains=sum(row["reports"] for row in series))
+    # The figure as /v1/visits serves it (approved months from their approvals), and what makes it.
+    body = visits_body(aggregates, approvals, q.area, p, q.filter)
+    body["chains"] = sum(row["reports"] for row in body["series"])
+    approved = approved_chains(approvals, aggregates.reference, q.filter, p)
     return _answer(q, body, lambda after, limit: lineage.visits(q.filter, p.start, p.end, p.granularity,
-                                                                after=after, limit=limit),
+                                                                after=after, limit=limit, approved=approved),
                    "root_id", CHAIN_COLUMNS, q.filename("lineage-visits"), page_size, page_token)
 
 

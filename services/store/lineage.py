@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from services.domain.approvals import label
+from services.domain.chain_rows import ChainRow
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.periods import Granularity
 from services.store import rollups
@@ -41,23 +43,31 @@ class Lineage:
     # --- visits ---------------------------------------------------------------------------------
 
     def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity, *,
-               after: str | None = None, limit: int | None = None) -> Page:
+               after: str | None = None, limit: int | None = None, approved: Approved | None = None) -> Page:
         """The counted visit-log chains of ``Aggregates.visits(area, start, end, granularity)``, by
-        ``root_id`` after ``after`` (at most ``limit``): each with its period and its counts."""
+        ``root_id`` after ``after`` (at most ``limit``): each with its period and its counts.
+
+        With ``approved`` (the approved months of the figure and their approved chain rows, in the
+        area and dates asked): what makes the approved figure — in those months the approved rows
+        (their version and counts when approved, or as applied since), not the live ones."""
         plan = self.aggregates.visits_plan(area, start, end, granularity, table=rollups.CHAINS)
         sums = ", ".join(f"{plan.total(name)} AS {name}" for name in (*COUNT_FIELDS, "reports"))
         newest = "(seq, sign)"  # the chain's current row: its last change's new state
+        outside = f" AND toStartOfMonth({plan.date_column}) NOT IN {{approved_months:Array(Date)}}" if approved else ""
         rows = self.store.select(
             # (aliases unlike the columns: the WHERE reads the columns)
             f"SELECT root_id, {rollups.period_sql(plan.date_column, granularity)} AS period, "
             f"argMax(event_id, {newest}) AS instance_id, argMax(library_id, {newest}) AS current_library, "
             f"argMax(day, {newest}) AS occurred_on, argMax(submitted_at, {newest}) AS last_accepted_at, "
             f"argMax(first_reported_at, {newest}) AS first_accepted_at, {sums} "
-            f"FROM {plan.table} WHERE {plan.where} AND root_id > {{after:String}} "
+            f"FROM {plan.table} WHERE {plan.where}{outside} AND root_id > {{after:String}} "
             # reports is 1 for the chain's current state in the question, 0 where a change took it out
             "GROUP BY root_id, period HAVING reports > 0 ORDER BY root_id"
             + (" LIMIT {limit:UInt64}" if limit is not None else ""),
-            {**plan.params, "after": after or "", **({"limit": limit + 1} if limit is not None else {})})
+            {**plan.params, "after": after or "", **({"limit": limit + 1} if limit is not None else {}),
+             **({"approved_months": list(approved.months)} if approved else {})})
+        if approved:
+            rows = sorted([*rows, *_approved_rows(approved, granularity, after)], key=lambda row: row["root_id"])
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if limit is not None else rows
         history = self._history(["visit_logged"], [row["root_id"] for row in rows])
@@ -65,13 +75,16 @@ class Lineage:
         for row in rows:
             versions = history.get(row["root_id"], [])
             current = next((v for v in versions if v["event_id"] == row["instance_id"]), None)
+            if row["last_accepted_at"] is None:  # an approved row: its version's acceptance, from the archive
+                row["last_accepted_at"] = current["submitted_at"] if current else None
+                row["first_accepted_at"] = versions[0]["submitted_at"] if versions else None
             items.append({
                 "root_id": row["root_id"], "instance_id": row["instance_id"], "period": row["period"],
                 "library_id": row["current_library"], "occurred_on": row["occurred_on"],
                 "submitter": current["submitter"] if current else None,
                 "source": current["source"] if current else None,
                 "first_accepted_at": aware(row["first_accepted_at"]) if row["first_accepted_at"] else None,
-                "last_accepted_at": aware(row["last_accepted_at"]),
+                "last_accepted_at": aware(row["last_accepted_at"]) if row["last_accepted_at"] else None,
                 **_versions(versions),
                 "contribution": {name: row[name] for name in (*COUNT_FIELDS, "reports")}})
         return Page(items, more)
@@ -122,6 +135,22 @@ class Lineage:
             } for lib in sorted(covered[code], key=lambda lib: lib.library_id)],
         } for code in page]
         return Page(items, len(communes) > len(page))
+
+
+@dataclass(frozen=True)
+class Approved:
+    """The approved months of a visits figure and the approved chain rows that make them (already in
+    the area and dates asked): ``services/query/approvals_api.py``'s ``approved_chains``."""
+
+    months: tuple[date, ...]
+    rows: tuple[ChainRow, ...]
+
+
+def _approved_rows(approved: Approved, granularity: Granularity, after: str | None) -> list[dict[str, Any]]:
+    return [{"root_id": row.root_id, "period": label(row.day, granularity), "instance_id": row.event_id,
+             "current_library": row.library_id, "occurred_on": row.day, "last_accepted_at": None,
+             "first_accepted_at": None, **{name: row.counts.get(name, 0) for name in (*COUNT_FIELDS, "reports")}}
+            for row in approved.rows if row.root_id > (after or "")]
 
 
 def _versions(events: list[dict[str, Any]]) -> dict[str, Any]:

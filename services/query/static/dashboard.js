@@ -84,6 +84,28 @@
       "visits.total": "Tổng lượt năm {year}",
       "visits.partial": "Năm {year} chưa kết thúc: so sánh với cả năm trước.",
       "lineage.hint": "Bấm vào một cột hoặc một điểm để xem các báo cáo tạo nên con số đó.",
+      "approval.approvedBy": "Đã phê duyệt ({by})",
+      "approval.provisional": "Tạm tính",
+      "approval.marks": "Trạng thái số liệu",
+      "approval.title": "Phê duyệt số liệu lượt sử dụng của tỉnh",
+      "approval.period": "Kỳ",
+      "approval.month": "Tháng {month}/{year}",
+      "approval.quarter": "Quý {quarter}/{year}",
+      "approval.approve": "Phê duyệt",
+      "approval.unapprove": "Bỏ phê duyệt",
+      "approval.active": "{period}: phê duyệt bởi {by} lúc {at}",
+      "approval.region": "Cấp vùng đã chấp nhận ({by})",
+      "approval.none": "Chưa có kỳ nào của tỉnh được phê duyệt.",
+      "approval.queue": "Thay đổi đang chờ: {n}",
+      "approval.queueEmpty": "Không có thay đổi nào đang chờ.",
+      "approval.change": "Thay đổi",
+      "approval.change.new": "Báo cáo mới",
+      "approval.change.edited": "Báo cáo sửa",
+      "approval.change.withdrawn": "Báo cáo rút lại",
+      "approval.delta": "Lượt thay đổi",
+      "approval.apply": "Áp dụng",
+      "approval.decline": "Từ chối",
+      "approval.failed": "Không thực hiện được: {detail}",
       "lineage.title": "Các báo cáo tạo nên số lượt tháng {month}",
       "lineage.summary": "{chains} báo cáo, tổng {total} lượt; hiện {shown} báo cáo đầu.",
       "lineage.close": "Đóng",
@@ -210,6 +232,28 @@
       "visits.total": "Visits in {year}",
       "visits.partial": "{year} is not over: compared with the whole previous year.",
       "lineage.hint": "Click a bar or a point to see the reports that make the figure.",
+      "approval.approvedBy": "Approved ({by})",
+      "approval.provisional": "Provisional",
+      "approval.marks": "Status of the figures",
+      "approval.title": "Approval of the province's visit figures",
+      "approval.period": "Period",
+      "approval.month": "{year}-{month}",
+      "approval.quarter": "Q{quarter} {year}",
+      "approval.approve": "Approve",
+      "approval.unapprove": "Un-approve",
+      "approval.active": "{period}: approved by {by} at {at}",
+      "approval.region": "Accepted at the region level ({by})",
+      "approval.none": "No period of the province is approved.",
+      "approval.queue": "Held changes: {n}",
+      "approval.queueEmpty": "No change is held.",
+      "approval.change": "Change",
+      "approval.change.new": "New report",
+      "approval.change.edited": "Edited report",
+      "approval.change.withdrawn": "Withdrawn report",
+      "approval.delta": "Change in visits",
+      "approval.apply": "Apply",
+      "approval.decline": "Decline",
+      "approval.failed": "Could not be done: {detail}",
       "lineage.title": "The reports behind the visits of {month}",
       "lineage.summary": "{chains} reports, {total} visits in all; the first {shown} shown.",
       "lineage.close": "Close",
@@ -384,6 +428,17 @@
       // back) comes back as 304 and is read from the browser's cache.
       cache: "no-cache",
     });
+    return answerOf(response);
+  }
+
+  /** A write (approval of periods): ``method`` on ``path`` with a JSON ``body``. */
+  async function send(method, path, body) {
+    const headers = { Authorization: `Bearer ${state.key}`, Accept: "application/json" };
+    if (body) headers["Content-Type"] = "application/json";
+    return answerOf(await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined }));
+  }
+
+  async function answerOf(response) {
     if (response.status === 401) throw new AuthError(response.statusText);
     if (!response.ok) {
       let detail = `${response.status} ${response.statusText}`;
@@ -541,6 +596,11 @@
     $("#sign-out").addEventListener("click", () => askForKey(false));
     $("#csv-link").addEventListener("click", downloadCsv);
     $("#report-download").addEventListener("click", downloadReport);
+    $("#approval-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      approvalAction("POST", "/v1/approvals", { scheme: state.scheme, province: state.province,
+        period: $("#approval-period").value });
+    });
   }
 
   /** Run what a control asked for; the page reads "loading" until it is done, and a refused key
@@ -639,6 +699,7 @@
           return { rejections: rows(rejections), deadLetters: rows(deadLetters),
             centralPull: centralPull?.forms || [] };
         }, renderRejections),
+        canApprove() ? section("approval", loadApproval, renderApproval) : renderApproval(),
       ]);
     } finally {
       busy(-1);
@@ -865,9 +926,130 @@
       element("div", {}, element("dt", {}, label), element("dd", {}, value))));
     if (year === thisYear) $("#growth").append(element("p", { className: "note" }, t("visits.partial", { year })));
 
+    renderApprovalMarks(byPeriod, answer?.visits?.approvals ?? []);
+
     const link = $("#csv-link");
     link.href = csvUrl();
     link.setAttribute("download", `luot-su-dung_${state.scheme}_${state.province || "vung"}_${year}.csv`);
+  }
+
+  // --- approval of periods (schemas/AGGREGATES.md, "Approval") ------------------------------------
+  /** Whether an approval's period (``2026-03`` or ``2026-Q1``) covers the month ``2026-03``. */
+  function covers(period, month) {
+    const [year, part] = period.split("-");
+    if (!part.startsWith("Q")) return period === month;
+    const m = Number(month.slice(5));
+    return month.startsWith(`${year}-`) && Math.floor((m - 1) / 3) + 1 === Number(part.slice(1));
+  }
+
+  /** A badge per month of the year shown: approved (by whom) or provisional, as the API marks it. */
+  function renderApprovalMarks(byPeriod, approvals) {
+    const marks = [];
+    t("months").forEach((name, i) => {
+      const period = `${state.year}-${String(i + 1).padStart(2, "0")}`;
+      const row = byPeriod.get(period);
+      if (!row) return;
+      const approved = row.status === "approved";
+      const by = approvals.filter((a) => covers(a.period, period)).map((a) => nfc(a.approved_by)).join(", ");
+      marks.push(element("li", { className: `mark ${approved ? "approved" : "provisional"}`,
+        dataset: { period, status: row.status } }, `${name}: `,
+      approved ? t("approval.approvedBy", { by }) : t("approval.provisional")));
+    });
+    $("#approval-marks").replaceChildren(...marks);
+    $("#approval-marks").setAttribute("aria-label", t("approval.marks"));
+  }
+
+  function canApprove() {
+    return Boolean(state.province) && (state.data.me?.approves?.[state.scheme] ?? []).includes(state.province);
+  }
+
+  /** The province's active approvals, each with its held changes. */
+  async function loadApproval() {
+    const answer = await api("/v1/approvals", { scheme: state.scheme, province: state.province, status: "active" });
+    const approvals = answer.approvals ?? [];
+    const queues = await Promise.all(approvals.map((a) =>
+      api(`/v1/approvals/${encodeURIComponent(a.approval_id)}/queue`)));
+    return approvals.map((a, i) => ({ ...a, items: queues[i].items ?? [] }));
+  }
+
+  /** The months and quarters of the year shown that have begun, the last month first. */
+  function periodOptions() {
+    const now = Number(new Intl.DateTimeFormat("en", { timeZone: TZ, month: "numeric" }).format(new Date()));
+    const last = state.year < thisYear ? 12 : now;
+    const months = Array.from({ length: last }, (_, i) => last - i).map((m) =>
+      [`${state.year}-${String(m).padStart(2, "0")}`, t("approval.month", { month: String(m).padStart(2, "0"),
+        year: state.year })]);
+    const quarters = Array.from({ length: Math.floor((last - 1) / 3) + 1 }, (_, i) => i + 1).map((q) =>
+      [`${state.year}-Q${q}`, t("approval.quarter", { quarter: q, year: state.year })]);
+    // Last month first: the month a province approves once its reports are in.
+    if (state.year === thisYear && months.length > 1) months.push(months.shift());
+    return [...months, ...quarters];
+  }
+
+  function renderApproval() {
+    const panel = $("#approval");
+    panel.hidden = !canApprove();
+    if (panel.hidden) return;
+    const select = $("#approval-period");
+    const chosen = select.value;
+    select.replaceChildren(...periodOptions().map(([value, label]) =>
+      element("option", { value, selected: value === chosen }, label)));
+    const list = state.data.approval ?? [];
+    $("#approval-list").replaceChildren(...(list.length ? list.map(approvalBlock)
+      : [element("p", { className: "note" }, t("approval.none"))]));
+  }
+
+  function approvalBlock(approval) {
+    const id = encodeURIComponent(approval.approval_id);
+    const items = approval.items;
+    return element("div", { className: "approval", dataset: { approval: approval.approval_id,
+      period: approval.period } },
+    element("p", {}, t("approval.active", { period: approval.period, by: nfc(approval.approved_by),
+      at: dateTime(approval.approved_at) }), " ",
+    approval.region_accepted_by ? element("span", { className: "mark approved" },
+      t("approval.region", { by: nfc(approval.region_accepted_by) })) : null, " ",
+    element("button", { className: "button", type: "button", dataset: { action: "unapprove" },
+      onclick: () => approvalAction("DELETE", `/v1/approvals/${id}`) }, t("approval.unapprove"))),
+    element("h3", {}, t("approval.queue", { n: number(items.length) })),
+    items.length ? element("table", { className: "data queue" },
+      element("thead", {}, element("tr", {}, ...["approval.change", "lineage.library", "lineage.day",
+        "approval.delta", null].map((key) => element("th", {}, key ? t(key) : "")))),
+      element("tbody", {}, ...items.map((item) => {
+        const report = item.after ?? item.before;
+        const path = `/v1/approvals/${id}/queue/${encodeURIComponent(item.item_id)}`;
+        return element("tr", { dataset: { item: item.item_id } },
+          element("td", {}, t(`approval.change.${item.change}`)),
+          element("td", {}, nfc(report?.library_id)),
+          element("td", {}, nfc(report?.occurred_on)),
+          element("td", { className: "num" }, signedNumber(item.delta.visits_total)),
+          element("td", {},
+            element("button", { className: "button", type: "button", dataset: { action: "apply" },
+              onclick: () => approvalAction("POST", `${path}/apply`) }, t("approval.apply")), " ",
+            element("button", { className: "button", type: "button", dataset: { action: "decline" },
+              onclick: () => approvalAction("POST", `${path}/decline`) }, t("approval.decline"))));
+      })))
+      : element("p", { className: "note" }, t("approval.queueEmpty")));
+  }
+
+  function signedNumber(value) {
+    return new Intl.NumberFormat(locale(), { signDisplay: "exceptZero" }).format(value ?? 0);
+  }
+
+  /** Approve, un-approve, apply or decline; then the figures, the badges and the queue again. */
+  function approvalAction(method, path, body) {
+    return guarded(async () => {
+      const box = document.querySelector('[data-error-for="approval"]');
+      try {
+        await send(method, path, body);
+        box.hidden = true;
+      } catch (failure) {
+        if (failure instanceof AuthError) throw failure;
+        box.hidden = false;
+        box.textContent = t("approval.failed", { detail: failure.message });
+        return;
+      }
+      await refresh();
+    });
   }
 
   function signed(value) {

@@ -1,0 +1,98 @@
+"""A visit-log chain's contribution to the visits figures (``ChainRow``), and the compact form in
+which an approval carries thousands of them (``pack_rows`` / ``unpack_rows``).
+
+Why compact: an approval carries every chain counted in its province and months ("what the figures
+were"), and the action is one message on the ``approvals`` topic. As plain JSON a chain row is
+about 370 bytes, so a province-quarter of 300 libraries' daily logs (27,000 chains) would be a
+10 MB message, ten times Kafka's default limit. Packed, the rows are columns (each library with its
+areas written once, days as offsets, counts as bare numbers, a version equal to its chain's id left
+out), deflated and base64-encoded: about 40 bytes a chain, what is left being mostly the chains' own
+random ids. The topic still allows larger messages (``services/bus/topics.py``) so that no province
+is ever too large to approve (``schemas/AGGREGATES.md``, "Approval")."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from services.domain.events import Scheme
+from services.domain.forms.visit_log import COUNT_FIELDS
+
+VALUES: tuple[str, ...] = (*COUNT_FIELDS, "reports")  # what a chain contributes to a visits figure
+PACKED = "z1:"  # the packed form's mark and version
+# Bound on what a packed snapshot may inflate to (a deflate bomb stops here): ~200 bytes a chain
+# unpacked, so about a million chains, far above any province's.
+MAX_UNPACKED = 256 * 1024 * 1024
+_PLACE = ("library_id", "province_legacy", "commune_legacy", "province_2025", "commune_2025")
+
+
+class ChainRow(BaseModel):
+    """One visit-log chain's contribution as it was read (a chain row of the store): its version, day,
+    library, areas under both schemes and counts (``VALUES``; ``reports`` is 1)."""
+
+    model_config = ConfigDict(frozen=True)
+    root_id: str
+    event_id: str
+    day: date
+    library_id: str
+    province_legacy: str
+    commune_legacy: str
+    province_2025: str
+    commune_2025: str
+    counts: dict[str, int]
+
+    @property
+    def month(self) -> date:
+        return self.day.replace(day=1)
+
+    def province(self, scheme: Scheme) -> str:
+        return self.province_legacy if scheme == "legacy" else self.province_2025
+
+
+def pack_rows(rows: Iterable[ChainRow]) -> str:
+    """``rows`` as one ASCII string (``PACKED`` + base64 of deflated columnar JSON)."""
+    rows = list(rows)
+    first = min((row.day for row in rows), default=date(2000, 1, 1))
+    places: dict[tuple[str, ...], int] = {}
+    names = sorted({name for row in rows for name in row.counts} | set(VALUES))
+    columns = {
+        "first": first.isoformat(), "values": names,
+        "roots": [row.root_id for row in rows],
+        "versions": [("" if row.event_id == row.root_id else row.event_id) for row in rows],
+        "days": [(row.day - first).days for row in rows],
+        "places": [places.setdefault(tuple(getattr(row, f) for f in _PLACE), len(places)) for row in rows],
+        "counts": [[row.counts.get(name, 0) for name in names] for row in rows],
+    }
+    columns["place_table"] = [list(place) for place in places]
+    text = json.dumps(columns, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return PACKED + base64.b64encode(zlib.compress(text, 9)).decode("ascii")
+
+
+def unpack_rows(packed: str) -> list[ChainRow]:
+    """The rows of ``pack_rows``'s string; ValueError if it is not one (or would inflate too far)."""
+    if not packed.startswith(PACKED):
+        raise ValueError("not a packed snapshot of chain rows")
+    try:
+        inflater = zlib.decompressobj()
+        text = inflater.decompress(base64.b64decode(packed[len(PACKED):], validate=True), MAX_UNPACKED)
+        if inflater.unconsumed_tail:
+            raise ValueError(f"a packed snapshot inflates beyond {MAX_UNPACKED} bytes")
+        columns = json.loads(text)
+        first = date.fromisoformat(columns["first"])
+        names, table = columns["values"], columns["place_table"]
+        lengths = {len(columns[c]) for c in ("roots", "versions", "days", "places", "counts")}
+        if len(lengths) != 1:
+            raise ValueError("a packed snapshot's columns differ in length")
+        return [ChainRow(root_id=root, event_id=version or root, day=first + timedelta(days=day),
+                         **dict(zip(_PLACE, table[place], strict=True)),
+                         counts=dict(zip(names, counts, strict=True)))
+                for root, version, day, place, counts in zip(columns["roots"], columns["versions"], columns["days"],
+                                                             columns["places"], columns["counts"], strict=True)]
+    except (binascii.Error, zlib.error, json.JSONDecodeError, KeyError, TypeError, IndexError, OverflowError) as exc:
+        raise ValueError(f"not a packed snapshot of chain rows: {exc}") from exc
