@@ -205,6 +205,25 @@ def test_a_chunked_body_over_the_limit_is_stopped_at_the_limit_and_leaves_nothin
     assert stack.ledger.lookup(f"uuid:chunked-{where}") is None
 
 
+def test_a_declared_body_over_the_limit_is_drained_only_when_small(stack: EmbeddedStack, settings: Settings,
+                                                                  xform: bytes):
+    """Refused on its declared length, a body a little over the limit is read and dropped (a proxy still
+    sending it gets the 413, not a reset: tests/test_proxy.py), and the connection serves the next
+    request; one declared over twice the limit is not read: the answer closes the connection."""
+    limit = settings.max_submission_bytes
+    headers = {**OPENROSA, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    body = _part("xml_submission_file", "submission.xml", "text/xml") + report(xform, HA_GIANG, "uuid:drain", 3)
+    with serving(stack.app, settings) as url, httpx.Client(base_url=url, headers=headers, timeout=60) as phone:
+        small = phone.post("/submission", content=body + b" " * (limit + 1 - len(body)))
+        openrosa_refusal(small, 413, "quá lớn", "too large")
+        assert small.headers.get("connection") != "close"
+        assert phone.get("/formList").status_code == 200  # the same connection, kept
+        large = phone.post("/submission", content=body + b" " * (2 * limit + 1 - len(body)))
+        openrosa_refusal(large, 413, "quá lớn", "too large")
+        assert large.headers.get("connection") == "close"
+    assert stack.ledger.lookup("uuid:drain") is None
+
+
 def test_a_chunked_submission_within_the_limit_is_accepted(stack: EmbeddedStack, settings: Settings, xform: bytes):
     xml = report(xform, HA_GIANG, "uuid:chunked-ok", 12)
     body = (_part("xml_submission_file", "submission.xml", "text/xml") + xml + b"\r\n"

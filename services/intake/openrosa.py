@@ -70,14 +70,17 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
     router = APIRouter(tags=["OpenRosa (ODK Collect)"])
     throttle = throttle or LoginThrottle()
 
-    async def refuse(refused: Refused, raw: bytes, account: Account) -> Response:
+    async def refuse(refused: Refused, raw: bytes, account: Account, declared: str = "") -> Response:
         """Answer a refused submission; one refused for what it is (4xx) is also recorded for operators,
         off the event loop (recording commits to the log), without letting the record change the
-        answer. A body refused before its end is not read further: ``Connection: close``, or uvicorn
-        would drain it."""
+        answer. The rest of a body refused before its end is left to uvicorn to read and drop when its
+        declared length is within ``limits.drain_bytes`` (a proxy sending it then gets the 413, not a
+        reset); otherwise (larger, or chunked: no bound) ``Connection: close``."""
         headers = None
         if isinstance(refused, UploadRefused):
-            raw, headers = refused.raw, {"Connection": "close"}
+            raw = refused.raw
+            if not (declared.isdigit() and len(declared) <= 15 and int(declared) <= limits.drain_bytes):
+                headers = {"Connection": "close"}
         form_id = form_id_hint(raw)
         if refused.status >= 500:
             log.error("submission refused: %s", refused)
@@ -189,7 +192,7 @@ def openrosa_router(catalogue: FormCatalogue, service: IntakeService, ledger: Le
             accepted = await run_in_threadpool(service.submit, xml, who, "openrosa", upload.files,
                                                incomplete=upload.incomplete)
         except Refused as refused:
-            return await refuse(refused, xml, who)
+            return await refuse(refused, xml, who, request.headers.get("content-length", ""))
         metrics.SUBMISSIONS_ACCEPTED.labels(form_id=accepted.form_id, kind=accepted.kind).inc()
         metrics.ATTACHMENTS.labels(form_id=accepted.form_id).inc(len(upload.files))
         return openrosa_response(201, _ACCEPTED_TEXT[accepted.kind], "submit_success")

@@ -46,6 +46,13 @@ class Limits:
     submission_bytes: int
     attachment_bytes: int
 
+    @property
+    def drain_bytes(self) -> int:
+        """The largest declared body whose unread rest, once refused, the server reads and drops instead
+        of closing the connection under it: a proxy in front (Caddy takes up to MAX_SUBMISSION_BYTES
+        plus framing) is still sending it, and a connection closed mid-send turns the 413 into its 502."""
+        return 2 * self.submission_bytes
+
 
 @dataclass
 class Upload:
