@@ -26,6 +26,7 @@ from services.tools.submissions import fill_instance, multipart
 from tests.conftest import OPENROSA, visit_answers
 from tests.oracle import Area, Oracle
 from tests.published import from_embedded_log
+from tests.query_clients import as_
 
 REFERENCE = default_reference()
 
@@ -77,10 +78,6 @@ class Phone:
     def send(self, library: Library, day: date, total: int, instance: str, edits: str | None = None) -> None:
         xml = fill_instance(self.xform, visit_answers(library, day, total=total), instance, deprecated_id=edits)
         assert self.client.post("/submission", files=multipart(xml)).status_code == 201
-
-
-def as_(stack: EmbeddedStack, key: str) -> TestClient:
-    return TestClient(stack.app, headers={"Authorization": f"Bearer {key}"})
 
 
 def visits(client: TestClient, scheme: str, province: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from services.bootstrap import EmbeddedStack, embedded_stack
 from services.query.access import add_key
 from tests.compare import UNTIL
+from tests.query_clients import as_, every, ok
 from tests.test_store_vs_oracle import _post_all, _settings
 
 YEAR = UNTIL.year
@@ -49,25 +50,6 @@ def loaded(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path, keys_file:
         yield stack
     finally:
         stack.close()
-
-
-def as_(stack: EmbeddedStack, key: str) -> TestClient:
-    return TestClient(stack.app, headers={"Authorization": f"Bearer {key}"})
-
-
-def ok(response) -> Any:
-    assert response.status_code == 200, (response.request.url, response.text)
-    return response.json()
-
-
-def every(client: TestClient, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    items, token = [], None
-    while True:
-        body = ok(client.get(path, params={**params, "page_size": 1000, **({"page_token": token} if token else {})}))
-        items += body["items"]
-        token = body["next_page_token"]
-        if token is None:
-            return items
 
 
 def separately(client: TestClient, scheme: str, province: str | None, year: int) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from services.domain.periods import months_of, named_period, year_before
 from services.query.access import add_key
 from services.query.report_xlsx import FORMATS, HEADER_ROW, LABELS, XLSX_MEDIA_TYPE
 from tests.compare import UNTIL
+from tests.query_clients import as_, every, ok
 from tests.test_store_vs_oracle import _post_all, _settings
 
 PATH = "/v1/reports/province"
@@ -60,25 +61,6 @@ def loaded(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path, keys_file:
         yield stack
     finally:
         stack.close()
-
-
-def as_(stack: EmbeddedStack, key: str) -> TestClient:
-    return TestClient(stack.app, headers={"Authorization": f"Bearer {key}"})
-
-
-def ok(response) -> Any:
-    assert response.status_code == 200, (response.request.url, response.text)
-    return response.json()
-
-
-def every(client: TestClient, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    items, token = [], None
-    while True:
-        body = ok(client.get(path, params={**params, "page_size": 1000, **({"page_token": token} if token else {})}))
-        items += body["items"]
-        token = body["next_page_token"]
-        if token is None:
-            return items
 
 
 def workbook(client: TestClient, **params: str) -> openpyxl.Workbook:
