@@ -98,7 +98,12 @@ Month = Annotated[str, Path(description="The flag's month, `YYYY-MM`.", pattern=
 
 
 def _held(store: Store, principal: Principal, library_id: str, month: str, rule: Rule) -> dict[str, Any]:
-    """The flag that holds (404 otherwise), if the key approves its province (403 otherwise)."""
+    """The flag that holds (404 otherwise), if the key approves its province (403 otherwise; at once
+    for a key that approves no province, whether the flag exists or not)."""
+    reach = principal.approval_reach()
+    if not reach.legacy:
+        raise refuse_scope(principal, "đánh dấu cảnh báo — cần quyền phê duyệt tỉnh (approve:province:…)",
+                           "mark flags: it needs a province's approve scope (approve:province:…)")
     found = flag(store, library_id, date.fromisoformat(f"{month}-01"), rule)
     if found is None:
         flag_id = f"{library_id}/{month}/{rule}"
@@ -106,7 +111,7 @@ def _held(store: Store, principal: Principal, library_id: str, month: str, rule:
             "unknown_flag", f"Không có cảnh báo {flag_id} (hoặc nó không còn).",
             f"No flag {flag_id} (or it no longer holds).", "flag_id"))
     province = found["province_legacy"]
-    if not principal.approval_reach().province("legacy", province):  # a 2025 scope covers its legacy provinces
+    if not reach.province("legacy", province):  # a 2025 scope covers its legacy provinces
         raise refuse_scope(principal, f"đánh dấu cảnh báo của tỉnh {province} (cũ) — cần quyền phê duyệt tỉnh đó",
                            f"mark a flag of legacy province {province}: it needs that province's approve scope")
     return found
