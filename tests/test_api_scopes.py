@@ -288,3 +288,28 @@ def test_the_embedded_stack_prints_its_demo_key_when_ready():
     message = _ready_message("http://127.0.0.1:8000", "tvk_demo")
     assert "Ready" in message and "Authorization: Bearer tvk_demo" in message and "read:all + admin" in message
     assert "tvk_" not in _ready_message("http://127.0.0.1:8000", None)
+
+
+# The write routes of data quality (tests/test_flag_checks.py): the approve scope of the flag's province.
+CHECK_ROUTES = {("/v1/data-quality/{library_id}/{month}/{rule}/check", "POST"),
+                ("/v1/data-quality/{library_id}/{month}/{rule}/check", "DELETE")}
+
+
+def test_a_flag_is_marked_checked_only_with_the_approve_scope_of_its_province(
+        secured: EmbeddedStack, keys: dict[str, str], keys_file: Path):
+    document = TestClient(secured.app).get("/openapi.json").json()
+    assert {(path, method.upper()) for path, item in document["paths"].items() for method in item
+            if path.startswith("/v1/data-quality/")} == CHECK_ROUTES
+    month = (today_local().replace(day=1) - timedelta(days=70)).replace(day=1)  # past its deadline: a late report
+    intake = TestClient(secured.app, headers=OPENROSA)
+    xml = fill_instance(intake.get("/forms/visit_log.xml").content, visit_answers(CB, month + timedelta(days=3)),
+                        "uuid:scope-late")
+    assert intake.post("/submission", files=multipart(xml)).status_code == 201
+    path = f"/v1/data-quality/{CB.library_id}/{month:%Y-%m}/late_report/check"
+    approve_hg = add_key(keys_file, "duyet-ha-giang", ["approve:province:legacy:02"])
+    approve_cb = add_key(keys_file, "duyet-cao-bang-2025", [f"approve:province:2025:{CB.area('2025').province_code}"])
+    for key in (keys["hg"], keys["all"], keys["ops"], approve_hg):  # read keys, admin, another province's officer
+        for method in ("POST", "DELETE"):
+            assert refused(as_(secured, key).request(method, path), 403, "Authorization")
+    assert as_(secured, approve_cb).post(path).status_code == 202
+    assert as_(secured, approve_cb).delete(path).status_code == 202

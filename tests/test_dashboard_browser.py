@@ -453,3 +453,51 @@ def test_an_approver_approves_a_month_sees_its_badge_and_applies_a_late_report_f
     assert "Provisional" in mark.inner_text() and _chart(page, "visits-chart")["datasets"][0]["data"][index] == bar + 33
     assert not errors, errors
     page.close()
+
+
+def test_the_quality_panel_lists_a_flag_opens_its_reports_and_an_approver_marks_it_checked(served, browser):
+    """A report of fifty thousand visits makes its library-month an outlier: the panel lists the flag
+    (rule, library, month, message), its button lists the library-month's reports with the crafted one,
+    and the demo key (it approves every province) marks it "checked, correct" with a note, then
+    withdraws the mark."""
+    base_url, key, *_ = served
+    kept = set(sorted(default_reference().libraries)[::3])  # the libraries with visit logs (_load)
+    library = next(lib for lib in sorted(default_reference().libraries.values(), key=lambda lib: lib.library_id)
+                   if lib.area("legacy").province_code == "02" and lib.library_id in kept)
+    xform = httpx.get(f"{base_url}/forms/visit_log.xml", headers=OPENROSA).content
+    outlier = fill_instance(xform, visit_answers(library, UNTIL.replace(day=5), total=50_000), "uuid:browser-outlier")
+    assert httpx.post(f"{base_url}/submission", files=multipart(outlier), headers=OPENROSA).status_code == 201
+    flag_id = f"{library.library_id}/{UNTIL:%Y-%m}/outlier"
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base_url}/dashboard?year={YEAR}&province=02#key={key}")
+    _drawn(page, 1)
+    row = page.locator(f'#quality-table tr[data-flag-id="{flag_id}"]')
+    assert row.count() == 1 and row.get_attribute("data-checked") == "false"
+    text = row.inner_text()
+    assert "Bất thường so với các tháng trước" in text and library.library_id in text
+    assert f"{UNTIL:%m/%Y}" in text and "cao bất thường" in text  # the month's total: 50,000 and its sample
+
+    row.locator("[data-action=open]").click()
+    page.wait_for_selector("#lineage:not([hidden])")
+    _ready(page)
+    assert page.locator("#lineage-title").inner_text() == f"Các báo cáo của {library.library_id}, tháng {UNTIL:%m/%Y}"
+    listed = page.locator("#lineage-table tbody tr").all_inner_texts()
+    assert any("uuid:browser-outlier" in line for line in listed)
+    assert all(library.library_id in line for line in listed)
+
+    row.locator("input").fill("Đã gọi điện: có hội sách cả huyện")
+    row.locator("[data-action=check]").click()
+    page.wait_for_selector(f'#quality-table tr[data-flag-id="{flag_id}"][data-checked="true"]')
+    _ready(page)
+    assert "Đã kiểm tra, đúng — demo" in row.inner_text() and "hội sách cả huyện" in row.inner_text()
+    page.click('[data-lang="en"]')
+    assert "Checked, correct — demo" in row.inner_text()
+    row.locator("[data-action=uncheck]").click()
+    page.wait_for_selector(f'#quality-table tr[data-flag-id="{flag_id}"][data-checked="false"]')
+    _ready(page)
+    assert row.locator("[data-action=check]").inner_text() == "Checked, correct"
+    assert not errors, errors
+    page.close()

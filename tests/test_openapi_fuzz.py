@@ -4,7 +4,8 @@ values the document allows, or not, no request gets a 5xx, and every error is pr
 Every operation of the document (each path and method: GET, POST, DELETE), in process (the ASGI app),
 with the embedded stack's demo key (read:all, admin, approve every province, approve:region: so the
 approval routes are exercised past their scope check), a few submissions in the store, an approved
-month with a held change in its queue, and a bounded number of examples per operation.
+month with a held change in its queue, late reports (data-quality flags to mark checked), and a bounded
+number of examples per operation.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ OPERATIONS = [
     ("/v1/approvals/{approval_id}/queue/{item_id}/apply", "POST"),
     ("/v1/approvals/{approval_id}/queue/{item_id}/decline", "POST"),
     ("/v1/approvals/{approval_id}", "DELETE"),
+    ("/v1/data-quality/{library_id}/{month}/{rule}/check", "POST"),
+    ("/v1/data-quality/{library_id}/{month}/{rule}/check", "DELETE"),
 ]
 OPERATIONS.sort(key=lambda op: METHODS.index(op[1]))
 
@@ -104,8 +107,15 @@ CASES = [(path, method, mode) for path, method in OPERATIONS
 
 
 def _real_ids(fuzzed: EmbeddedStack, api: TestClient, case) -> None:
-    """Point an approval route at the fixture's approval (and its first held change), so that valid
-    requests reach the approval and its queue, not only a 404."""
+    """Point an approval route at the fixture's approval (and its first held change), and a flag's route
+    at a flag (the fixture's reports of past months are late), so that valid requests reach them, not
+    only a 404."""
+    if "library_id" in case.path_parameters:
+        flags = api.get("/v1/data-quality", params={"start": "2020-01-01", "end": today_local().isoformat()})
+        if flags.status_code == 200 and flags.json()["items"]:
+            flag = flags.json()["items"][0]
+            case.path_parameters.update(library_id=flag["library_id"], month=flag["month"], rule=flag["rule"])
+        return
     approval = fuzzed.fuzz_approval  # type: ignore[attr-defined]
     case.path_parameters["approval_id"] = approval
     if "item_id" in case.path_parameters:
@@ -128,7 +138,7 @@ def test_no_request_gets_a_server_error(api_schema, fuzzed: EmbeddedStack, path:
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode), real=st.booleans())
     def no_server_error(case, real: bool) -> None:
-        if real and mode is GenerationMode.POSITIVE and "approval_id" in (case.path_parameters or {}):
+        if real and mode is GenerationMode.POSITIVE and {"approval_id", "library_id"} & set(case.path_parameters or {}):
             _real_ids(fuzzed, api, case)
         response = case.call(headers=key)
         assert response.status_code < 500, \

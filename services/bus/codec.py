@@ -10,14 +10,16 @@ from pydantic import BaseModel
 from services.domain.approvals import ApprovalAction
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import Envelope, SubmissionRetracted
+from services.domain.flag_checks import FlagCheck
 from services.domain.forms import EVENT_MODELS
 from services.domain.quality import QualityCheck
 from services.domain.rotation import BatchChange
 
-Message = Envelope | DeadLetter | Rejection | BatchChange | ApprovalAction | QualityCheck
+Message = Envelope | DeadLetter | Rejection | BatchChange | ApprovalAction | FlagCheck | QualityCheck
 _MODELS: dict[str, type[BaseModel]] = {
     **EVENT_MODELS, "submission_retracted": SubmissionRetracted, "dead_letter": DeadLetter, "rejection": Rejection,
-    "rotation_batch_change": BatchChange, "approval_action": ApprovalAction, "quality_check": QualityCheck}
+    "rotation_batch_change": BatchChange, "approval_action": ApprovalAction, "flag_check": FlagCheck,
+    "quality_check": QualityCheck}
 
 
 def encode(event: Message) -> bytes:

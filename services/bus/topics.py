@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from services.bus.codec import Message
 from services.domain.approvals import ApprovalAction
 from services.domain.events import Envelope, SubmissionRetracted
+from services.domain.flag_checks import FlagCheck
 from services.domain.forms import FORMS
 from services.domain.quality import QualityCheck
 from services.domain.rotation import BatchChange
@@ -54,8 +55,8 @@ REJECTIONS = Topic("rejections", partitions=1, retention_ms=180 * 24 * 3600 * 10
 # snapshot of chain rows, packed (services/domain/chain_rows.py): about 50 B a chain, so 1.3 MB for a
 # province-quarter of 300 libraries' daily logs; 16 MiB holds twelve times that.
 APPROVALS = Topic("approvals", partitions=1, retention_ms=-1,
-                  purpose="Approvals of periods by area, un-approvals and decisions on held changes "
-                          "(primary data: schemas/AGGREGATES.md, \"Approval\").",
+                  purpose="Approvals of periods by area, un-approvals, decisions on held changes and "
+                          "data-quality flags marked checked (primary data: schemas/AGGREGATES.md, \"Approval\").",
                   max_message_bytes=16 * 1024 * 1024)
 
 ROTATION_BATCHES = Topic("rotation.batches", partitions=EVENT_PARTITIONS, retention_ms=-1,
@@ -87,7 +88,7 @@ def internal_topic_name(topic: Topic, prefix: str, group: str) -> str:
 
 TOPIC_BY_EVENT_TYPE: dict[str, Topic] = {**EVENT_TOPICS, "dead_letter": DEAD_LETTERS, "rejection": REJECTIONS,
                                          "rotation_batch_change": ROTATION_BATCHES, "approval_action": APPROVALS,
-                                         "quality_check": QUALITY_CHECKS}
+                                         "flag_check": APPROVALS, "quality_check": QUALITY_CHECKS}
 
 
 def topic_for(event: Message) -> Topic:
@@ -105,6 +106,8 @@ def key_for(event: Message) -> str:
         return event.batch_id
     if isinstance(event, ApprovalAction):
         return f"{event.scheme}:{event.province}"
+    if isinstance(event, FlagCheck):
+        return f"legacy:{event.province}"
     if isinstance(event, QualityCheck):
         return event.library_id
     if isinstance(event, Envelope):

@@ -42,6 +42,7 @@ from services.domain.approvals import ApprovalAction
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason
 from services.domain.events import Envelope, SubmissionRetracted
+from services.domain.flag_checks import FlagCheck
 from services.domain.reference import Reference, default_reference
 from services.domain.registry import registry_change
 from services.domain.report_chains import ChainKind
@@ -272,10 +273,11 @@ ROTATION_BATCHES_STAGE = Processor(
 
 
 def _fold_approvals(batch: Batch, _state: State | None, _loaded: Any, _now: datetime) -> Folded:
-    """Stateless: the actions and their log positions. Which of them take effect is decided when they
-    are read, by folding them all in position order (``services/domain/approvals.py``): the same log
-    gives the same approvals, whatever was folded when."""
-    actions = [(p, a) for p, a in batch if isinstance(a, ApprovalAction)]
+    """Stateless: the actions (approvals' and flag checks') and their log positions. Which of them take
+    effect is decided when they are read, by folding them all in position order
+    (``services/domain/approvals.py``, ``flag_checks.py``): the same log gives the same approvals and
+    marks, whatever was folded when."""
+    actions = [(p, a) for p, a in batch if isinstance(a, ApprovalAction | FlagCheck)]
     folded = Folded(rows=actions, event_ids=[a.action_id for _, a in actions])
     folded.outcomes["archived"] = len(actions)
     return folded

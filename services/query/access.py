@@ -21,7 +21,8 @@ Scopes:
   filtered to what the key reaches.
 - ``admin``: dead letters and intake rejections (``/v1/dead-letters``, ``/v1/rejections``).
 - ``approve:province:<scheme>:<code>``: approve a month or a quarter of the visit figures of that
-  province, un-approve it, see its held changes and apply or decline them (``/v1/approvals``). As
+  province, un-approve it, see its held changes and apply or decline them (``/v1/approvals``), and
+  mark its data-quality flags "checked, correct" (``/v1/data-quality/…/check``). As
   for reading, a province of the other scheme lying wholly inside is covered (a 2025 province's
   officer approves for its whole area); nothing else is.
 - ``approve:region``: accept a provincial approval at the region level, and see every approval's

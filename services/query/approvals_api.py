@@ -33,6 +33,7 @@ from services.domain.approvals import (
 )
 from services.domain.errors import Reason
 from services.domain.events import Scheme
+from services.domain.flag_checks import FlagCheck
 from services.domain.periods import Period
 from services.domain.reference import Reference
 from services.problems import RequestRefused
@@ -122,7 +123,7 @@ def _brief(approval: Approval) -> dict[str, Any]:
 
 # --- who may do what ---------------------------------------------------------------------------------
 
-def _refuse_scope(principal: Principal, what_vi: str, what_en: str) -> RequestRefused:
+def refuse_scope(principal: Principal, what_vi: str, what_en: str) -> RequestRefused:
     return RequestRefused(403, "Not allowed", Reason(
         "no_approve_scope", f"Khoá {principal.name!r} không được {what_vi}.",
         f"Key {principal.name!r} may not {what_en}.", "Authorization"))
@@ -130,7 +131,7 @@ def _refuse_scope(principal: Principal, what_vi: str, what_en: str) -> RequestRe
 
 def _check_approver(principal: Principal, scheme: Scheme, province: str) -> None:
     if not principal.approval_reach().province(scheme, province):
-        raise _refuse_scope(principal, f"phê duyệt tỉnh {province} ({scheme}) — cần approve:province:{scheme}:"
+        raise refuse_scope(principal, f"phê duyệt tỉnh {province} ({scheme}) — cần approve:province:{scheme}:"
                                        f"{province}", f"approve province {province} ({scheme}): it needs "
                                        f"approve:province:{scheme}:{province}")
 
@@ -150,19 +151,24 @@ def _publish(services: Services, approvals: Approvals, action: ApprovalAction) -
     if why is not None:
         raise RequestRefused(409, "Conflict", Reason("approval_conflict", f"Không thực hiện được: {why}.",
                                                      f"Cannot be done: {why}.", "approval_id"))
+    publish(services, action)
+    return {"action_id": action.action_id, "approval_id": action.approval_id, "action": action.action,
+            "scheme": action.scheme, "province": action.province, "period": action.period, "by": action.by,
+            "at": action.at.isoformat()}
+
+
+def publish(services: Services, action: ApprovalAction | FlagCheck) -> None:
+    """Publish an officer's action on the bus (503 if this service has none, or it does not take it)."""
     if services.publisher is None:
         raise RequestRefused(503, "Approvals unavailable", Reason(
-            "no_bus", "Dịch vụ này không ghi được phê duyệt (không có bus).",
-            "This service cannot record approvals (no bus).", None))
+            "no_bus", "Dịch vụ này không ghi được phê duyệt hay đánh dấu kiểm tra (không có bus).",
+            "This service cannot record approvals or checks (no bus).", None))
     try:
         services.publisher.publish(action)
     except PublishFailed as exc:
         raise RequestRefused(503, "Bus unavailable", Reason(
             "bus_unavailable", "Chưa ghi được; hãy thử lại.", f"Not recorded ({exc}); try again.", None),
             retry_after=5) from exc
-    return {"action_id": action.action_id, "approval_id": action.approval_id, "action": action.action,
-            "scheme": action.scheme, "province": action.province, "period": action.period, "by": action.by,
-            "at": action.at.isoformat()}
 
 
 def _action(principal: Principal, approval: Approval, action: Action, **fields: Any) -> ApprovalAction:
@@ -232,7 +238,7 @@ def accept(approval_id: ApprovalId, principal: CurrentKey, services: Services, r
     approvals = reader.approvals()
     approval = _approval(approvals, approval_id)
     if not principal.approves_region:
-        raise _refuse_scope(principal, "chấp nhận ở cấp vùng — cần approve:region",
+        raise refuse_scope(principal, "chấp nhận ở cấp vùng — cần approve:region",
                             "accept at the region level: it needs approve:region")
     return _publish(services, approvals, _action(principal, approval, "accept"))
 

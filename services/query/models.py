@@ -554,6 +554,22 @@ class QualityFlag(BaseModel):
     instance_ids: list[str] = Field(description="Their current versions' instanceIDs, in the same order.")
     reports: int
     areas: Codes
+    checked: bool = Field(description="Marked \"checked, correct\" by an officer, as the flag stands now (a mark "
+                                      "given to an earlier state of the flag no longer applies).")
+    checked_by: str | None = Field(description="Who marked it (the API key's name); null: unchecked.")
+    checked_at: datetime | None
+    check_note: str | None = Field(description="The officer's note.")
+
+
+class FlagCheckTaken(BaseModel):
+    """A "checked, correct" mark given or withdrawn, published (listed once the processors archived it)."""
+
+    action_id: str
+    flag_id: str
+    action: Literal["check", "uncheck"]
+    by: str
+    at: datetime
+    note: str
 
 
 class DataQuality(_Page):

@@ -1,15 +1,18 @@
-"""Approvals in the store: the archive of approval actions (``approval_actions``, written by the
-``approvals`` processor from the log) and the live visit-log chain rows an approval is compared with.
-The rules are ``services/domain/approvals.py``'s; this module only reads and writes rows."""
+"""Approvals in the store: the archive of officer actions (``approval_actions``, written by the
+``approvals`` processor from the log: approval actions, and data-quality flags marked checked, whose
+``approval_id`` column holds the flag's id) and the live visit-log chain rows an approval is compared
+with. The rules are ``services/domain/approvals.py``'s and ``flag_checks.py``'s; this module only reads
+and writes rows."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar, get_args
 
-from services.domain.approvals import VALUES, ApprovalAction, Approvals, ChainRow
+from services.domain import flag_checks
+from services.domain.approvals import VALUES, Action, ApprovalAction, Approvals, ChainRow
 from services.domain.events import Scheme
 from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store
@@ -18,30 +21,55 @@ TABLE = "approval_actions"
 COLUMNS = ["action_id", "position", "approval_id", "action", "scheme", "province", "body"]
 
 
-def write_actions(store: Store, actions: Sequence[tuple[int, ApprovalAction]]) -> int:
-    return store.insert_rows(TABLE, COLUMNS, [[a.action_id, position, a.approval_id, a.action, a.scheme, a.province,
-                                               a.model_dump_json()] for position, a in actions])
+Folded = TypeVar("Folded")
+
+
+def _row(position: int, action: ApprovalAction | flag_checks.FlagCheck) -> list[Any]:
+    if isinstance(action, flag_checks.FlagCheck):
+        return [action.action_id, position, action.flag_id, action.action, "legacy", action.province,
+                action.model_dump_json()]
+    return [action.action_id, position, action.approval_id, action.action, action.scheme, action.province,
+            action.model_dump_json()]
+
+
+def write_actions(store: Store, actions: Sequence[tuple[int, ApprovalAction | flag_checks.FlagCheck]]) -> int:
+    return store.insert_rows(TABLE, COLUMNS, [_row(position, a) for position, a in actions])
 
 
 class ApprovalReader:
-    """The approvals as the log made them, folded once per change of the archive."""
+    """The approvals and the flags' marks as the log made them, each folded once per change of the
+    archive."""
 
     def __init__(self, store: Store, mapping: dict[str, str]):
         self.store, self.mapping = store, mapping
         self._lock = threading.Lock()
-        self._cached: tuple[tuple[Any, ...], Approvals] | None = None
+        self._cached: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+    def _folded(self, kinds: tuple[str, ...], fold: Callable[[list[str]], Folded]) -> Folded:
+        """``fold`` of the bodies of the actions of ``kinds``, in log order (an action written twice: once,
+        at its first position)."""
+        version = self.store.table_version(TABLE)
+        name = kinds[0]
+        with self._lock:
+            cached = self._cached.get(name)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+        rows = self.store.select(f"SELECT any(body) AS body, min(position) AS first FROM {TABLE} "
+                                 "WHERE action IN {kinds:Array(String)} GROUP BY action_id ORDER BY first",
+                                 {"kinds": list(kinds)})
+        folded = fold([r["body"] for r in rows])
+        with self._lock:
+            self._cached[name] = (version, folded)
+        return folded
 
     def approvals(self) -> Approvals:
-        version = self.store.table_version(TABLE)
-        with self._lock:
-            if self._cached is not None and self._cached[0] == version:
-                return self._cached[1]
-        rows = self.store.select(f"SELECT any(body) AS body, min(position) AS first FROM {TABLE} "
-                                 "GROUP BY action_id ORDER BY first")
-        folded = Approvals.fold((ApprovalAction.model_validate_json(r["body"]) for r in rows), self.mapping)
-        with self._lock:
-            self._cached = (version, folded)
-        return folded
+        return self._folded(get_args(Action), lambda bodies: Approvals.fold(
+            (ApprovalAction.model_validate_json(b) for b in bodies), self.mapping))
+
+    def flag_marks(self) -> dict[str, flag_checks.Mark]:
+        """flag_id → its standing "checked, correct" mark (``services/domain/flag_checks.py``)."""
+        return self._folded(get_args(flag_checks.CheckAction), lambda bodies: flag_checks.fold(
+            flag_checks.FlagCheck.model_validate_json(b) for b in bodies))
 
     def live_rows(self, area: AreaFilter, months: Sequence[date]) -> list[ChainRow]:
         """The visit-log chains counted now in ``area`` in ``months``: each chain's current row."""

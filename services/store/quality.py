@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from services.domain.flag_checks import fingerprint
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.quality import HISTORY_MONTHS, ChainFacts, Flag, add_months
 from services.domain.reference import Reference
@@ -108,7 +109,8 @@ class FlagQuery:
 
 def flags(store: Store, q: FlagQuery) -> list[dict[str, Any]]:
     """The flags that hold for libraries of the area whose month overlaps the period, by library,
-    month and rule (``flag_id`` = ``library_id/YYYY-MM/rule``, the key pages are cut by)."""
+    month and rule (``flag_id`` = ``library_id/YYYY-MM/rule``, the key pages are cut by), each with its
+    ``fingerprint`` (what a "checked" mark is given to)."""
     where, params = q.area.where()
     clauses = ["holds", "month BETWEEN toStartOfMonth({start:Date}) AND {end:Date}", *where]
     params |= {"start": q.start, "end": q.end}
@@ -123,5 +125,12 @@ def flags(store: Store, q: FlagQuery) -> list[dict[str, Any]]:
         row["flag_id"] = f"{row['library_id']}/{row['month']}/{row['rule']}"
         row["figures"] = json.loads(row["figures"])
         row["reports"] = len(row["root_ids"])
+        row["fingerprint"] = fingerprint(row["figures"], row["instance_ids"])
     rows.sort(key=lambda row: row["flag_id"])
     return rows
+
+
+def flag(store: Store, library_id: str, month: date, rule: str) -> dict[str, Any] | None:
+    """One flag that holds (as ``flags`` lists it), or None."""
+    found = flags(store, FlagQuery(AreaFilter("legacy", library_id=library_id), month, month, (rule,)))
+    return found[0] if found else None

@@ -106,6 +106,28 @@
       "approval.apply": "Áp dụng",
       "approval.decline": "Từ chối",
       "approval.failed": "Không thực hiện được: {detail}",
+      "quality.title": "Cảnh báo chất lượng dữ liệu",
+      "quality.note": "Mỗi cảnh báo liệt kê các báo cáo liên quan. Đánh dấu \"đã kiểm tra, đúng\" chỉ áp dụng cho cảnh báo như hiện tại: nếu số liệu thay đổi, cảnh báo lại hiện là chưa kiểm tra.",
+      "quality.none": "Không có cảnh báo nào trong năm.",
+      "quality.rule": "Quy tắc",
+      "quality.library": "Thư viện",
+      "quality.month": "Tháng",
+      "quality.message": "Nội dung",
+      "quality.reports": "Báo cáo",
+      "quality.status": "Kiểm tra",
+      "quality.rule.outlier": "Bất thường so với các tháng trước",
+      "quality.rule.zero_visits": "Không có lượt nào",
+      "quality.rule.late_report": "Gửi muộn",
+      "quality.rule.breakdown_mismatch": "Số liệu thành phần không khớp",
+      "quality.rule.closed_day": "Báo cáo ngày thư viện không hoạt động",
+      "quality.open": "Xem {n} báo cáo",
+      "quality.check": "Đã kiểm tra, đúng",
+      "quality.uncheck": "Bỏ đánh dấu",
+      "quality.notePlaceholder": "Ghi chú (không bắt buộc)",
+      "quality.checkedBy": "Đã kiểm tra, đúng — {by}, {at}",
+      "quality.unchecked": "Chưa kiểm tra",
+      "quality.failed": "Không thực hiện được: {detail}",
+      "quality.lineageTitle": "Các báo cáo của {library}, tháng {month}",
       "lineage.title": "Các báo cáo tạo nên số lượt tháng {month}",
       "lineage.summary": "{chains} báo cáo, tổng {total} lượt; hiện {shown} báo cáo đầu.",
       "lineage.close": "Đóng",
@@ -254,6 +276,28 @@
       "approval.apply": "Apply",
       "approval.decline": "Decline",
       "approval.failed": "Could not be done: {detail}",
+      "quality.title": "Data-quality flags",
+      "quality.note": "Each flag lists its reports. A \"checked, correct\" mark applies to the flag as it stands: if its figures change, it shows as unchecked again.",
+      "quality.none": "No flag in the year.",
+      "quality.rule": "Rule",
+      "quality.library": "Library",
+      "quality.month": "Month",
+      "quality.message": "What was found",
+      "quality.reports": "Reports",
+      "quality.status": "Check",
+      "quality.rule.outlier": "Far from the months before",
+      "quality.rule.zero_visits": "No visit",
+      "quality.rule.late_report": "Sent late",
+      "quality.rule.breakdown_mismatch": "Breakdowns do not add up",
+      "quality.rule.closed_day": "Report for a day the library was closed",
+      "quality.open": "Show {n} report(s)",
+      "quality.check": "Checked, correct",
+      "quality.uncheck": "Withdraw the mark",
+      "quality.notePlaceholder": "Note (optional)",
+      "quality.checkedBy": "Checked, correct — {by}, {at}",
+      "quality.unchecked": "Not checked",
+      "quality.failed": "Could not be done: {detail}",
+      "quality.lineageTitle": "The reports of {library}, {month}",
       "lineage.title": "The reports behind the visits of {month}",
       "lineage.summary": "{chains} reports, {total} visits in all; the first {shown} shown.",
       "lineage.close": "Close",
@@ -700,6 +744,7 @@
             centralPull: centralPull?.forms || [] };
         }, renderRejections),
         canApprove() ? section("approval", loadApproval, renderApproval) : renderApproval(),
+        section("quality", loadQuality, renderQuality),
       ]);
     } finally {
       busy(-1);
@@ -775,6 +820,7 @@
       renderRejections();
       renderLineage();
       renderReport();
+      renderQuality();
     }
   }
 
@@ -1317,12 +1363,87 @@
 
   /** The reports that make a month's visits: the first page of GET /v1/lineage/visits, with the
    * figure's own parameters (the view's scheme and province, the month as the period). */
-  async function openLineage(year, month) {
+  /** The reports behind a month's visits: of the view's area, or of one ``library`` (a flag's). */
+  // --- data quality: the flags of the view, each with its reports, marked "checked, correct" ---------
+  async function loadQuality() {
+    return fetchAll("/v1/data-quality", { scheme: state.scheme, province: state.province,
+      start: `${state.year}-01-01`, end: `${state.year}-12-31` });
+  }
+
+  /** An officer approving the flag's province (a 2025 province's scope covers its legacy provinces:
+   * ``/v1/me`` lists them) may mark it. */
+  function canMark(flag) {
+    return (state.data.me?.approves?.legacy ?? []).includes(flag.areas?.legacy?.province_code);
+  }
+
+  function checkPath(flag) {
+    return `/v1/data-quality/${flag.flag_id.split("/").map(encodeURIComponent).join("/")}/check`;
+  }
+
+  function qualityAction(method, flag, body) {
+    return guarded(async () => {
+      const box = document.querySelector('[data-error-for="quality"]');
+      try {
+        await send(method, checkPath(flag), body);
+        box.hidden = true;
+      } catch (failure) {
+        if (failure instanceof AuthError) throw failure;
+        box.hidden = false;
+        box.textContent = t("quality.failed", { detail: failure.message });
+        return;
+      }
+      await section("quality", loadQuality, renderQuality);
+    });
+  }
+
+  function checkCell(flag) {
+    if (flag.checked) {
+      return element("td", { className: "check checked" },
+        element("span", { title: nfc(flag.check_note) || null },
+          t("quality.checkedBy", { by: nfc(flag.checked_by), at: dateTime(flag.checked_at) })),
+        flag.check_note ? element("span", { className: "check-note" }, flag.check_note) : null,
+        canMark(flag) ? element("button", { type: "button", className: "link", dataset: { action: "uncheck" },
+          onclick: () => qualityAction("DELETE", flag) }, t("quality.uncheck")) : null);
+    }
+    if (!canMark(flag)) return element("td", { className: "check" }, t("quality.unchecked"));
+    const note = element("input", { type: "text", maxlength: 500, placeholder: t("quality.notePlaceholder"),
+      "aria-label": t("quality.notePlaceholder") });
+    return element("td", { className: "check" }, note, element("button", { type: "button", className: "button",
+      dataset: { action: "check" }, onclick: () => qualityAction("POST", flag, { note: note.value }) },
+    t("quality.check")));
+  }
+
+  function renderQuality() {
+    const table = $("#quality-table");
+    const flags = state.data.quality ?? [];
+    table.tHead.replaceChildren(element("tr", {}, ...["quality.rule", "quality.library", "quality.month",
+      "quality.message", "quality.reports", "quality.status"].map((key) => element("th", { scope: "col" }, t(key)))));
+    if (!flags.length) {
+      table.tBodies[0].replaceChildren(element("tr", {}, element("td", { colspan: 6, className: "note" },
+        t("quality.none"))));
+      return;
+    }
+    table.tBodies[0].replaceChildren(...flags.map((flag) => {
+      const [year, month] = flag.month.split("-").map(Number);
+      return element("tr", { dataset: { flagId: flag.flag_id, checked: String(flag.checked) } },
+        element("td", {}, t(`quality.rule.${flag.rule}`)),
+        element("td", {}, flag.library_id),
+        element("td", {}, `${String(month).padStart(2, "0")}/${year}`),
+        element("td", {}, state.lang === "vi" ? flag.message_vi : flag.message_en),
+        element("td", {}, element("button", { type: "button", className: "link", dataset: { action: "open" },
+          onclick: () => guarded(() => openLineage(year, month, flag.library_id)) },
+        t("quality.open", { n: number(flag.reports) }))),
+        checkCell(flag));
+    }));
+  }
+
+  async function openLineage(year, month, library = null) {
     const mm = String(month).padStart(2, "0");
     const last = new Date(Date.UTC(year, month, 0)).getUTCDate();
-    const answer = await api("/v1/lineage/visits", { scheme: state.scheme, province: state.province,
+    const area = library ? { library } : { province: state.province };
+    const answer = await api("/v1/lineage/visits", { scheme: state.scheme, ...area,
       start: `${year}-${mm}-01`, end: `${year}-${mm}-${last}`, granularity: "month", page_size: 100 });
-    state.lineage = { month: `${mm}/${year}`, answer };
+    state.lineage = { month: `${mm}/${year}`, library, answer };
     renderLineage();
     $("#lineage").hidden = false;
     $("#lineage").scrollIntoView({ block: "nearest" });
@@ -1330,10 +1451,11 @@
 
   function renderLineage() {
     if (!state.lineage) return;
-    const { month, answer } = state.lineage;
+    const { month, library, answer } = state.lineage;
     const items = answer.items ?? [];
     const total = (answer.series ?? []).reduce((sum, row) => sum + row.visits_total, 0);
-    $("#lineage-title").textContent = t("lineage.title", { month });
+    $("#lineage-title").textContent = library ? t("quality.lineageTitle", { library, month })
+      : t("lineage.title", { month });
     $("#lineage-summary").textContent = t("lineage.summary", { chains: number(answer.chains), total: number(total),
       shown: number(items.length) });
     const table = $("#lineage-table");
