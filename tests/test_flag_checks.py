@@ -27,6 +27,7 @@ from services.domain.reference import Library, default_reference
 from services.query.access import add_key
 from services.tools.submissions import fill_instance, multipart
 from tests.conftest import OPENROSA, visit_answers
+from tests.query_clients import as_
 
 REFERENCE = default_reference()
 CLOSED: list[EmbeddedStack] = []  # closed by the replay test (one chDB engine per process: one store open)
@@ -91,10 +92,6 @@ def stack(root: Path, forms_dir: Path, keys: dict[str, str]) -> Iterator[Embedde
     finally:
         if running not in CLOSED:
             running.close()
-
-
-def as_(stack: EmbeddedStack, key: str) -> TestClient:
-    return TestClient(stack.app, headers={"Authorization": f"Bearer {key}"})
 
 
 def listed(client: TestClient, province: str = "02", **params: Any) -> dict[str, dict[str, Any]]:
