@@ -281,14 +281,6 @@ def held_changes(approval: Approval, live: Iterable[ChainRow]) -> list[HeldChang
     return changes
 
 
-def _months_between(start: date, end: date) -> list[date]:
-    months, month = [], start.replace(day=1)
-    while month <= end:
-        months.append(month)
-        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-    return months
-
-
 def mark_series(series: list[dict[str, object]], granularity: Granularity, start: date, end: date,
                 scheme: Scheme, province: str | None, contains: Callable[[ChainRow], bool],
                 approvals: Approvals, live: Iterable[ChainRow]) -> list[dict[str, object]]:
@@ -299,7 +291,7 @@ def mark_series(series: list[dict[str, object]], granularity: Granularity, start
     a chain row lies in the area asked. A point is approved when every month of it (within start–end)
     is approved for the whole area."""
     covered: dict[date, list[Approval]] = {}
-    for month in _months_between(start, end):
+    for month in periods.months_between(start, end):
         found = approvals.covering(scheme, province, month)
         if found is not None:
             covered[month] = found
@@ -326,7 +318,7 @@ def mark_series(series: list[dict[str, object]], granularity: Granularity, start
         point = points[period]
         if int(point["reports"]) <= 0:  # type: ignore[call-overload]
             continue
-        months = [m for m in _months_between(start, end) if label(m, granularity) == period
+        months = [m for m in periods.months_between(start, end) if label(m, granularity) == period
                   or (granularity == "day" and m == date.fromisoformat(period).replace(day=1))]
         point["status"] = APPROVED if months and all(m in covered for m in months) else PROVISIONAL
         out.append(point)

@@ -37,13 +37,18 @@ def named_period(text: str) -> Period:
     return Period(date(year, first, 1), end, "month")
 
 
-def months_of(period: Period) -> list[date]:
-    """The first days of the months ``period`` spans."""
-    months, day = [], period.start.replace(day=1)
-    while day <= period.end:
+def months_between(start: date, end: date) -> list[date]:
+    """The first days of the months from ``start``'s to ``end``'s."""
+    months, day = [], start.replace(day=1)
+    while day <= end:
         months.append(day)
         day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
     return months
+
+
+def months_of(period: Period) -> list[date]:
+    """The first days of the months ``period`` spans."""
+    return months_between(period.start, period.end)
 
 
 def year_before(period: Period) -> Period:

@@ -12,7 +12,6 @@ by the fold in log order, so two approvals racing through two replicas cannot bo
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
@@ -34,7 +33,7 @@ from services.domain.approvals import (
 from services.domain.errors import Reason
 from services.domain.events import Scheme
 from services.domain.flag_checks import FlagCheck
-from services.domain.periods import Period
+from services.domain.periods import Period, months_between
 from services.domain.reference import Reference
 from services.problems import RequestRefused
 from services.query import models
@@ -81,7 +80,7 @@ def marked_visits(reader: ApprovalReader, reference: Reference, area: AreaFilter
     province = _province_of(area, reference)
     if province is None and (area.library_id or area.commune_code):
         return [{**row, "status": PROVISIONAL} for row in rows], []
-    months = [m for m in _months(period.start, period.end) if approvals.covering(area.scheme, province, m)]
+    months = [m for m in months_between(period.start, period.end) if approvals.covering(area.scheme, province, m)]
     live = reader.live_rows(area, months)
     marked = mark_series(rows, period.granularity, period.start, period.end, area.scheme, province,
                          lambda row: area.row_contains(row.model_dump()), approvals, live)
@@ -98,21 +97,13 @@ def approved_chains(reader: ApprovalReader, reference: Reference, area: AreaFilt
     province = _province_of(area, reference)
     if province is None and (area.library_id or area.commune_code):
         return None
-    covered = {m: found for m in _months(period.start, period.end)
+    covered = {m: found for m in months_between(period.start, period.end)
                if (found := approvals.covering(area.scheme, province, m)) is not None}
     if not covered:
         return None
     rows = [row for month, found in covered.items() for approval in found for row in approval.rows.values()
             if row.month == month and period.start <= row.day <= period.end and area.row_contains(row.model_dump())]
     return Approved(tuple(covered), tuple(rows))
-
-
-def _months(start: date, end: date) -> list[date]:
-    out, month = [], start.replace(day=1)
-    while month <= end:
-        out.append(month)
-        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-    return out
 
 
 def _brief(approval: Approval) -> dict[str, Any]:
