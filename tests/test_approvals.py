@@ -171,6 +171,14 @@ def test_scopes_a_province_officer_cannot_approve_another_province_or_accept_at_
     assert hg.get("/v1/approvals").json()["approvals"] == []  # not its province
 
 
+@pytest.mark.parametrize("period", ["٢٠٢٦-03", "0000-01", "0000-Q1", "2026-13", "2026-Q5"])
+def test_a_period_that_is_not_a_month_or_quarter_is_a_problem_not_a_server_error(app: EmbeddedStack, keys, period):
+    response = as_(app, keys[1]["hg"]).post("/v1/approvals", json={"scheme": "legacy", "province": "02",
+                                                                    "period": period})
+    assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
+    assert "period" in response.text
+
+
 def test_a_2025_province_approval_covers_its_legacy_provinces(app: EmbeddedStack, keys):
     phone, tq = Phone(app), as_(app, keys[1]["tq"])
     phone.send(HG, MONTH + timedelta(days=1), 11, "uuid:h1")

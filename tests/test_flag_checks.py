@@ -149,6 +149,10 @@ def test_only_the_approve_scope_of_the_flags_province_marks_it(stack: EmbeddedSt
     assert refused(hg.post(f"/v1/data-quality/{HG.library_id}/{MARKED:%Y-%m}/outlier/check"), 404, "flag_id")
     assert refused(hg.post(check_path(HG, MARKED), json={"note": "bad\x00note"}), 400)
     assert refused(hg.post(check_path(HG, MARKED), json={"note": "x" * 501}), 400)
+    # a month in another script's digits, or of year 0000: a problem naming it, not a server error
+    for month in ("٢٠٢٦-03", "0000-01"):
+        assert refused(hg.post(f"/v1/data-quality/{HG.library_id}/{month}/late_report/check"), 400,
+                       "month" if month.startswith("0") else None)
 
 
 def test_a_flag_that_changes_after_the_mark_is_unchecked_and_a_mark_can_be_withdrawn(

@@ -28,18 +28,18 @@ from services.domain.approvals import (
     ChainRow,
     held_changes,
     mark_series,
-    months_of,
 )
 from services.domain.errors import Reason
 from services.domain.events import Scheme
 from services.domain.flag_checks import FlagCheck
-from services.domain.periods import Period, months_between
+from services.domain.periods import Period, months_between, months_of
 from services.domain.reference import Reference
 from services.problems import RequestRefused
 from services.query import models
 from services.query.access import Principal
 from services.query.deps import ApprovalsDep, CurrentKey, ReferenceDep, Services
 from services.query.formats import documented
+from services.query.params import NAMED_PERIOD, PROVINCE_CODE, asked_period
 from services.store.approvals import ApprovalReader
 from services.store.clickhouse import AreaFilter
 from services.store.lineage import Approved
@@ -53,8 +53,8 @@ class ApprovalRequest(BaseModel):
     """A month or a quarter of a province to approve."""
 
     scheme: Scheme
-    province: str = Field(pattern=r"^\d{2}$", description="Province code under `scheme`.")
-    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$", description="`2026-03` or `2026-Q1`.")
+    province: str = Field(pattern=PROVINCE_CODE, description="Province code under `scheme`.")
+    period: str = Field(pattern=NAMED_PERIOD, description="`2026-03` or `2026-Q1`.")
 
 
 # --- the figures: approved or provisional ------------------------------------------------------------
@@ -179,7 +179,7 @@ def approve(request: Annotated[ApprovalRequest, Body()], principal: CurrentKey, 
             "unknown_province", f"Không có tỉnh {request.province} ({request.scheme}).",
             f"No province {request.province} under scheme {request.scheme}.", "province"))
     _check_approver(principal, request.scheme, request.province)
-    months = months_of(request.period)
+    months = tuple(months_of(asked_period(request.period)))
     if months[0] > today_local():
         raise RequestRefused(400, "Period not begun", Reason(
             "period_not_begun", f"Kỳ {request.period} chưa bắt đầu.", f"{request.period} has not begun.", "period"))
@@ -195,7 +195,7 @@ def approve(request: Annotated[ApprovalRequest, Body()], principal: CurrentKey, 
 def list_approvals(
     principal: CurrentKey, reader: ApprovalsDep,
     scheme: Annotated[Scheme | None, Query(description="Only approvals under this scheme.")] = None,
-    province: Annotated[str | None, Query(pattern=r"^\d{2}$", description="Only this province.")] = None,
+    province: Annotated[str | None, Query(pattern=PROVINCE_CODE, description="Only this province.")] = None,
     status: Annotated[Literal["active", "unapproved"] | None, Query(description="Only these.")] = None,
 ) -> dict[str, Any]:
     read, approve = principal.reach(), principal.approval_reach()

@@ -12,7 +12,7 @@ from services.query import models
 from services.query.areas import AREA_CODE_COLUMNS
 from services.query.deps import AreasDep, Reader, ReferenceDep, RegistryRequest
 from services.query.formats import FormatParam, PageSize, PageToken, documented, plain, respond_page
-from services.query.params import AreaQuery, AsOf, SchemeParam
+from services.query.params import PROVINCE_CODE, AreaQuery, AsOf, SchemeParam
 
 PROVINCE_COLUMNS = ["scheme", "level", "code", "name_vi", "name_en"]
 COMMUNE_COLUMNS = [*PROVINCE_COLUMNS, "province_code", "province_name_vi", "province_name_en", "district_name_vi",
@@ -32,7 +32,7 @@ def areas(
     reference: ReferenceDep,
     scheme: SchemeParam = "legacy",
     level: Annotated[Literal["province", "commune"], Query(description="`province` or `commune`.")] = "province",
-    province: Annotated[str | None, Query(pattern=r"^\d{2}$", description="Only this province's communes.")] = None,
+    province: Annotated[str | None, Query(pattern=PROVINCE_CODE, description="Only this province's communes.")] = None,
     in_programme: Annotated[bool | None, Query(
         description="2025 communes with (or without) programme territory.")] = None,
     page_size: PageSize = 1000,

@@ -17,17 +17,22 @@ from services.clock import today_local
 from services.domain.errors import Reason
 from services.domain.events import Scheme
 from services.domain.forms.library_registry import LibraryType
-from services.domain.periods import Granularity, Period
+from services.domain.periods import Granularity, Period, named_period
 from services.problems import RequestRefused
 
 FIRST_DAY = date(2000, 1, 1)  # the programme's data starts in 2020; ClickHouse's Date ends in 2149
 LAST_DAY = date(2100, 12, 31)
 
+# ASCII digits: a regex's \d also takes other scripts' digits ("٠٢"), which then fail later as a 500.
+PROVINCE_CODE = r"^[0-9]{2}$"
+NAMED_PERIOD = r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$"  # a month (2026-03) or a quarter (2026-Q1)
+MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+
 SchemeParam = Annotated[Scheme, Query(
     description="Scheme of the codes: `legacy` (the 14 programme provinces, before 2025-07-01) or `2025` "
                 "(the 10 current provinces).")]
-ProvinceParam = Annotated[str | None, Query(pattern=r"^\d{2}$", description="Province code (under `scheme`).")]
-CommuneParam = Annotated[str | None, Query(pattern=r"^\d{5}$", description="Commune code (under `scheme`).")]
+ProvinceParam = Annotated[str | None, Query(pattern=PROVINCE_CODE, description="Province code (under `scheme`).")]
+CommuneParam = Annotated[str | None, Query(pattern=r"^[0-9]{5}$", description="Commune code (under `scheme`).")]
 LibraryParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
                                            description="Library id (e.g. `LIB-HG-0001`).")]
 LibraryTypeParam = Annotated[LibraryType | None, Query(description="Only libraries of this type (registry).")]
@@ -70,6 +75,19 @@ def check_day(name: str, value: date | None) -> date | None:
             "date_out_of_range", f"{name} {value} nằm ngoài khoảng {FIRST_DAY} … {LAST_DAY}",
             f"{name} {value} is outside {FIRST_DAY} … {LAST_DAY}", name))
     return value
+
+
+def asked_period(text: str, name: str = "period") -> Period:
+    """A month or a quarter a caller named (``NAMED_PERIOD``), within the dates the API answers for;
+    a problem naming ``name`` otherwise (the pattern lets year 0000 through)."""
+    try:
+        period = named_period(text)
+    except ValueError as error:
+        raise RequestRefused(400, "Invalid period", Reason(
+            "invalid_period", f"kỳ {text!r} không phải một tháng hay một quý (2026-03, 2026-Q1)", str(error),
+            name)) from error
+    check_day(name, period.start)
+    return period
 
 
 def the_year(year: int | None) -> int:

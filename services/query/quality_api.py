@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Response
@@ -32,6 +31,7 @@ from services.query.approvals_api import publish, refuse_scope
 from services.query.areas import AreaResolver
 from services.query.deps import ApprovalsDep, AreasDep, CurrentKey, Series, Services, StoreDep
 from services.query.formats import PageSize, PageToken, documented
+from services.query.params import MONTH, asked_period
 from services.store.clickhouse import Store
 from services.store.quality import FlagQuery, flag, flags
 
@@ -94,7 +94,7 @@ class CheckRequest(BaseModel):
 
 
 LibraryId = Annotated[str, Path(description="The flag's library.", max_length=64)]
-Month = Annotated[str, Path(description="The flag's month, `YYYY-MM`.", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+Month = Annotated[str, Path(description="The flag's month, `YYYY-MM`.", pattern=MONTH)]
 
 
 def _held(store: Store, principal: Principal, library_id: str, month: str, rule: Rule) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def _held(store: Store, principal: Principal, library_id: str, month: str, rule:
     if not reach.legacy:
         raise refuse_scope(principal, "đánh dấu cảnh báo — cần quyền phê duyệt tỉnh (approve:province:…)",
                            "mark flags: it needs a province's approve scope (approve:province:…)")
-    found = flag(store, library_id, date.fromisoformat(f"{month}-01"), rule)
+    found = flag(store, library_id, asked_period(month, "month").start, rule)
     if found is None:
         flag_id = f"{library_id}/{month}/{rule}"
         raise RequestRefused(404, "Unknown flag", Reason(

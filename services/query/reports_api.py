@@ -15,11 +15,10 @@ from fastapi.responses import StreamingResponse
 
 from services.clock import today_local
 from services.domain.errors import Reason
-from services.domain.periods import named_period
 from services.problems import RequestRefused
 from services.query.deps import AggregatesDep, AreasDep, LoanDays, Reader, Services, StoreDep
 from services.query.formats import LIST_RESPONSES, NO_STORE
-from services.query.params import AreaQuery, check_day, province_query
+from services.query.params import NAMED_PERIOD, AreaQuery, asked_period, province_query
 from services.query.report import build_report
 from services.query.report_xlsx import XLSX_MEDIA_TYPE, filenames, write_xlsx
 
@@ -49,7 +48,7 @@ def province_report(
     aggregates: AggregatesDep,
     store: StoreDep,
     loan_days: LoanDays,
-    period: Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$", description=(
+    period: Annotated[str, Query(pattern=NAMED_PERIOD, description=(
         "A month (`2026-03`) or a quarter (`2026-Q1`), begun."))],
     lang: Annotated[Literal["vi", "en"], Query(description="Labels in Vietnamese (default) or English.")] = "vi",
 ) -> StreamingResponse:
@@ -58,13 +57,7 @@ def province_report(
         raise RequestRefused(400, "Province required", Reason(
             "province_required", "Báo cáo tỉnh cần một tỉnh (tham số province).",
             "The provincial report is for one province (parameter province).", "province"))
-    try:
-        asked = named_period(period)
-    except ValueError as error:  # the pattern above leaves only year 0000
-        raise RequestRefused(400, "Invalid period", Reason(
-            "invalid_period", f"kỳ {period!r} không phải một tháng hay một quý (2026-03, 2026-Q1)", str(error),
-            "period")) from error
-    check_day("period", asked.start)
+    asked = asked_period(period)
     if asked.start > today_local():
         raise RequestRefused(400, "Period not begun", Reason(
             "period_not_begun", f"kỳ {period} chưa bắt đầu (hôm nay là {today_local()})",
