@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from services.bootstrap import EmbeddedStack, embedded_stack
 from services.clock import today_local
 from services.config import Settings
-from services.domain.quality import add_months
+from services.domain.periods import add_months
 from services.domain.reference import Library, default_reference
 from services.query.access import add_key
 from services.tools.submissions import fill_instance, multipart

@@ -19,6 +19,17 @@ class Period:
     granularity: Granularity
 
 
+def add_months(month: date, months: int) -> date:
+    """The first day of the month ``months`` after ``month``'s (before it, if negative)."""
+    year, index = divmod(month.year * 12 + month.month - 1 + months, 12)
+    return date(year, index + 1, 1)
+
+
+def month_end(month: date) -> date:
+    """The last day of ``month``'s month."""
+    return add_months(month, 1) - timedelta(days=1)
+
+
 _NAMED = re.compile(r"^([0-9]{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")  # ASCII digits: \d takes any script's
 
 
@@ -33,8 +44,7 @@ def named_period(text: str) -> Period:
         raise ValueError(f"no year {year}")
     first = int(match.group(2)) if match.group(2) else (int(match.group(3)) - 1) * 3 + 1
     last = first if match.group(2) else first + 2
-    end = date(year + last // 12, last % 12 + 1, 1) - timedelta(days=1)
-    return Period(date(year, first, 1), end, "month")
+    return Period(date(year, first, 1), month_end(date(year, last, 1)), "month")
 
 
 def months_between(start: date, end: date) -> list[date]:
@@ -42,7 +52,7 @@ def months_between(start: date, end: date) -> list[date]:
     months, day = [], start.replace(day=1)
     while day <= end:
         months.append(day)
-        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        day = add_months(day, 1)
     return months
 
 

@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict
 
 from services.domain.forms.visit_log import breakdown_errors
+from services.domain.periods import add_months
 
 Rule = Literal["outlier", "zero_visits", "late_report", "breakdown_mismatch", "closed_day"]
 RULES: tuple[Rule, ...] = ("outlier", "zero_visits", "late_report", "breakdown_mismatch", "closed_day")
@@ -128,11 +129,6 @@ class Checks:
 
 def month_of(day: date) -> date:
     return day.replace(day=1)
-
-
-def add_months(month: date, months: int) -> date:
-    year, index = divmod(month.year * 12 + month.month - 1 + months, 12)
-    return date(year, index + 1, 1)
 
 
 def reporting_deadline(month: date) -> date:

@@ -43,6 +43,7 @@ from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.errors import Reason
 from services.domain.events import Envelope, SubmissionRetracted
 from services.domain.flag_checks import FlagCheck
+from services.domain.periods import add_months
 from services.domain.reference import Reference, default_reference
 from services.domain.registry import registry_change
 from services.domain.report_chains import ChainKind
@@ -322,7 +323,7 @@ def quality(reference: Reference, z_threshold: float) -> Processor:
         for library_id, (first, last) in _check_ranges(batch).items():
             chains = inputs.chains.get(library_id, [])
             months = {quality_domain.month_of(c.day) for c in chains
-                      if c.day >= first and (last is None or c.day < quality_domain.add_months(last, 1))}
+                      if c.day >= first and (last is None or c.day < add_months(last, 1))}
             found = {f.key: f for f in quality_domain.evaluate(chains, months, inputs.operating(library_id),
                                                                z_threshold)}
             stored = {k: row for k, row in inputs.stored.items() if k[0] == library_id}

@@ -25,7 +25,7 @@ from typing import Any
 
 from services.domain.events import AdminArea
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
-from services.domain.periods import Granularity
+from services.domain.periods import Granularity, month_end
 from services.domain.reference import Reference
 from services.domain.registry import LibraryAt, registry_at, registry_change
 from services.store import rollups
@@ -364,7 +364,7 @@ class Aggregates:
         end, or at D), those with a counted visit log, and those whose first was accepted by the
         deadline (the month's end + 10 days: ``on_time_reports`` in the library-month rollup)."""
         months = [m for m in range(1, 13) if date(year, m, 1) <= day]
-        ends = [min(_month_end(year, month), day) for month in months]
+        ends = [min(month_end(date(year, month, 1)), day) for month in months]
         registries = {end: self.registry(end, changes) for end in ends}  # months with the same changes share one
         masks = self._expected_months(area, tuple(zip(months, ends, strict=True)), registries)
         expected = sum(mask.bit_count() for mask in masks.values())
@@ -421,10 +421,6 @@ def _fingerprint(changes: list[dict[str, Any]]) -> str:
                         [a.model_dump() for a in c["areas"]]] for c in changes],
                       sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _month_end(year: int, month: int) -> date:
-    return (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
 
 
 def _months_before(day: date, months: int) -> date:

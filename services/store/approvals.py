@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, TypeVar, get_args
 
 from services.domain import flag_checks
 from services.domain.approvals import VALUES, Action, ApprovalAction, Approvals, ChainRow
 from services.domain.events import Scheme
+from services.domain.periods import month_end
 from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store
 
@@ -76,8 +77,7 @@ class ApprovalReader:
         if not months:
             return []
         first, last = min(months), max(months)
-        end = date(last.year + last.month // 12, last.month % 12 + 1, 1) - timedelta(days=1)
-        plan = rollups.plan(area, first, end, "day", table=rollups.CHAINS)
+        plan = rollups.plan(area, first, month_end(last), "day", table=rollups.CHAINS)
         newest = "(seq, sign)"
         # (aliases unlike the columns: the WHERE reads the columns)
         columns = ", ".join(f"argMax({c}, {newest}) AS now_{c}" for c in (

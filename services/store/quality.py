@@ -13,7 +13,8 @@ from typing import Any
 
 from services.domain.flag_checks import fingerprint
 from services.domain.forms.visit_log import COUNT_FIELDS
-from services.domain.quality import HISTORY_MONTHS, ChainFacts, Flag, add_months
+from services.domain.periods import add_months
+from services.domain.quality import HISTORY_MONTHS, ChainFacts, Flag
 from services.domain.reference import Reference
 from services.domain.registry import registry_at
 from services.store.aggregates import read_registry_changes
