@@ -7,12 +7,13 @@ API and compared with what the samples themselves say.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from fastapi.testclient import TestClient
 
 from services.bootstrap import EmbeddedStack
 from services.config import Settings
+from services.domain.quality import reporting_deadline
 from services.domain.reference import default_reference
 from services.tools.load_samples import load_in_process
 from services.tools.samples import all_sample_reports
@@ -21,18 +22,13 @@ YEAR = 2025
 UNTIL = date(YEAR, 12, 31)  # long past: every sample's sending time is, too
 
 
-def _deadline(report_date: str) -> date:
-    """The month's last day + 10 days (``schemas/AGGREGATES.md``, "Timeliness")."""
-    return date.fromisoformat(report_date) + timedelta(days=10)
-
-
 def test_samples_loaded_in_process_show_the_timeliness_their_sending_times_say(
         stack: EmbeddedStack, client: TestClient, settings: Settings):
     visit_logs = [report for form_id, report in all_sample_reports(default_reference(), UNTIL)
                   if form_id == "visit_log" and report.answers["report_date"].startswith(f"{YEAR}-")]
     received = len(visit_logs)
-    on_time = sum(1 for r in visit_logs if r.sent_at is not None and r.sent_at.date() <= _deadline(
-        r.answers["report_date"]))
+    on_time = sum(1 for r in visit_logs if r.sent_at is not None and r.sent_at.date() <= reporting_deadline(
+        date.fromisoformat(r.answers["report_date"])))
 
     outcomes = load_in_process(stack.service, settings.forms_dir, UNTIL)
 

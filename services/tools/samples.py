@@ -21,7 +21,6 @@ all resends. Everything is fictional, like the registry it is built on.
 
 from __future__ import annotations
 
-import calendar
 import random
 import uuid
 from collections.abc import Iterator
@@ -29,6 +28,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from services.config import TIMEZONE
+from services.domain.periods import month_end as last_day_of_month
+from services.domain.periods import months_between
+from services.domain.quality import REPORTING_GRACE_DAYS
 from services.domain.reference import Library, Reference
 
 _BASE_VISITS = {
@@ -57,15 +59,15 @@ def _split(total: int, shares: list[float], rng: random.Random) -> list[int]:
 
 
 def _months(first: date, last: date) -> Iterator[date]:
-    year, month = first.year, first.month
-    while (year, month) <= (last.year, last.month):
-        yield date(year, month, calendar.monthrange(year, month)[1])
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    """The last days of the months from ``first``'s to ``last``'s."""
+    return (last_day_of_month(month) for month in months_between(first, last))
 
 
 def _sent_at(rng: random.Random, punctual: float, month_end: date) -> datetime:
-    """When a month's report is sent: by the deadline (the month's end + 10 days) with probability ``punctual``."""
-    days = rng.randint(1, 10) if rng.random() < punctual else rng.randint(11, 45)
+    """When a month's report is sent: by the deadline (the month's end + ``REPORTING_GRACE_DAYS``) with
+    probability ``punctual``."""
+    days = rng.randint(1, REPORTING_GRACE_DAYS) if rng.random() < punctual else \
+        rng.randint(REPORTING_GRACE_DAYS + 1, 45)
     return datetime.combine(month_end + timedelta(days=days), time(rng.randint(7, 20), rng.randint(0, 59)),
                             tzinfo=TIMEZONE)
 
