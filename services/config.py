@@ -20,13 +20,13 @@ import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.domain.periods import TIMEZONE as TIMEZONE  # declared with the periods; read here by the services
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def check_private(path: Path, setting: str) -> None:

@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
+
+TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # the programme's: every calendar day and timestamp is read there
 
 Granularity = Literal["day", "month", "quarter", "year"]
 

@@ -36,12 +36,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
 from services.domain.forms.visit_log import breakdown_errors
-from services.domain.periods import add_months
+from services.domain.periods import TIMEZONE, add_months
 
 Rule = Literal["outlier", "zero_visits", "late_report", "breakdown_mismatch", "closed_day"]
 RULES: tuple[Rule, ...] = ("outlier", "zero_visits", "late_report", "breakdown_mismatch", "closed_day")
@@ -52,7 +51,6 @@ REPORTING_GRACE_DAYS = 10  # a month's reports are due by its last day + this (s
 EARLIEST = date(2000, 1, 1)  # before any report of the programme (it began in 2024)
 _MAD_SCALE = 0.6745  # MAD of a normal distribution, in standard deviations (Iglewicz & Hoaglin)
 _MEAN_AD_SCALE = 1.253314  # sqrt(pi/2): mean absolute deviation to standard deviation
-_LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")  # deadlines are calendar days there
 
 
 class QualityCheck(BaseModel):
@@ -188,7 +186,7 @@ def _zero_visits(month: date, chains: Sequence[ChainFacts]) -> Flag | None:
 def _late(month: date, chains: Sequence[ChainFacts]) -> Flag | None:
     deadline = reporting_deadline(month)
     late = [c for c in chains
-            if c.first_reported_at is not None and c.first_reported_at.astimezone(_LOCAL).date() > deadline]
+            if c.first_reported_at is not None and c.first_reported_at.astimezone(TIMEZONE).date() > deadline]
     if not late:
         return None
     last = max(c.first_reported_at for c in late if c.first_reported_at is not None)
