@@ -93,12 +93,13 @@ import requests
 from pyodk.errors import PyODKError
 
 from services import metrics
+from services.clock import now_local
 from services.config import Settings
 from services.domain.errors import Refused, StorageFull
 from services.domain.submission import parse_submission
 from services.intake.accounts import Account
 from services.intake.blobs import IncomingFile, StagedBlob
-from services.intake.central_state import PullState, now_local, state_path
+from services.intake.central_state import PullState, state_path
 from services.intake.refusals import BusUnavailable, OutOfScope, too_large
 from services.intake.service import IntakeService
 

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from services.clock import now_local
 from services.config import TIMEZONE
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ OUTCOMES = ("accepted", "replaced", "duplicates", "held", "rejected", "retracted
 # (a poll of a large backlog takes a while; the Prometheus alert waits an hour).
 LAGGING_INTERVALS = 3
 LAGGING_FLOOR_S = 600.0
-
-
-def now_local() -> datetime:
-    return datetime.now(TIMEZONE)
 
 
 def _stamp(at: datetime | None) -> str | None:
