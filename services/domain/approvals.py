@@ -35,7 +35,7 @@ from pydantic import BaseModel, field_serializer, field_validator
 from services.domain import periods
 from services.domain.chain_rows import VALUES, ChainRow, pack_rows, unpack_rows
 from services.domain.events import Scheme
-from services.domain.periods import Granularity, named_period
+from services.domain.periods import Granularity, label, named_period
 
 Action = Literal["approve", "unapprove", "apply", "decline", "accept"]
 APPROVED, PROVISIONAL = "approved", "provisional"
@@ -44,17 +44,6 @@ APPROVED, PROVISIONAL = "approved", "provisional"
 def months_of(period: str) -> tuple[date, ...]:
     """The months (their first days) of ``2026-03`` or ``2026-Q1``; ValueError otherwise."""
     return tuple(periods.months_of(named_period(period)))
-
-
-def label(day: date, granularity: Granularity) -> str:
-    """A period's label, as the API writes it (``rollups.period_sql`` in SQL)."""
-    if granularity == "day":
-        return day.isoformat()
-    if granularity == "month":
-        return f"{day.year:04d}-{day.month:02d}"
-    if granularity == "quarter":
-        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
-    return f"{day.year:04d}"
 
 
 class ApprovalAction(BaseModel):

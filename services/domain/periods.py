@@ -22,6 +22,17 @@ class Period:
     granularity: Granularity
 
 
+def label(day: date, granularity: Granularity) -> str:
+    """A period's label, as the API writes it (``rollups.period_sql`` in SQL)."""
+    if granularity == "day":
+        return day.isoformat()
+    if granularity == "month":
+        return f"{day.year:04d}-{day.month:02d}"
+    if granularity == "quarter":
+        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
+    return f"{day.year:04d}"
+
+
 def add_months(month: date, months: int) -> date:
     """The first day of the month ``months`` after ``month``'s (before it, if negative)."""
     year, index = divmod(month.year * 12 + month.month - 1 + months, 12)

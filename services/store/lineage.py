@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.domain.approvals import label
 from services.domain.chain_rows import ChainRow
 from services.domain.forms.visit_log import COUNT_FIELDS
-from services.domain.periods import Granularity
+from services.domain.periods import Granularity, label
 from services.store import rollups
 from services.store.aggregates import RETRACTED, Aggregates
 from services.store.clickhouse import AreaFilter, aware, string_list
