@@ -212,6 +212,12 @@ class Approvals:
         covered = frozenset().union(*(legacy_set(a.scheme, a.province, self.mapping) for a in found))
         return found if wanted and wanted <= covered else None
 
+    def covered(self, scheme: Scheme, province: str | None, start: date, end: date) -> Covered:
+        """The months between ``start`` and ``end`` approved for the whole area (``covering``)."""
+        candidates = sorted({m for a in self.active() for m in a.months if start.replace(day=1) <= m <= end})
+        return Covered({m: tuple(found) for m in candidates
+                        if (found := self.covering(scheme, province, m)) is not None})
+
 
 def delta(before: ChainRow | None, after: ChainRow | None) -> dict[str, int]:
     return {name: (after.counts.get(name, 0) if after else 0) - (before.counts.get(name, 0) if before else 0)
@@ -270,38 +276,50 @@ def held_changes(approval: Approval, live: Iterable[ChainRow]) -> list[HeldChang
     return changes
 
 
+@dataclass(frozen=True)
+class Covered:
+    """The months of a figure's dates that are approved for its whole area, each with the approvals that
+    together cover the area then (``Approvals.covered``). A figure is served from these approvals in
+    those months, whatever else it draws on: live rows of a covered month are taken out, its approved
+    rows put in (``corrections``)."""
+
+    months: Mapping[date, tuple[Approval, ...]]
+
+    def approved_rows(self, contains: Callable[[ChainRow], bool]) -> list[ChainRow]:
+        """The approved rows of the covered months that lie in the area asked (``contains``)."""
+        return [row for month, found in self.months.items() for approval in found
+                for row in approval.rows.values() if row.month == month and contains(row)]
+
+    def corrections(self, live: Iterable[ChainRow], contains: Callable[[ChainRow], bool]
+                    ) -> list[tuple[ChainRow, int]]:
+        """What turns the live figure into the served one: each live row of a covered month with −1,
+        each approved row with +1 (``live``: at least the live rows of the covered months)."""
+        return ([(row, -1) for row in live if row.month in self.months and contains(row)]
+                + [(row, +1) for row in self.approved_rows(contains)])
+
+    def status(self, months: Iterable[date]) -> Literal["approved", "provisional"]:
+        """``approved`` when every one of ``months`` is covered (and there is at least one)."""
+        months = list(months)
+        return APPROVED if months and all(m in self.months for m in months) else PROVISIONAL
+
+    def approvals(self) -> list[Approval]:
+        return list({a.approval_id: a for found in self.months.values() for a in found}.values())
+
+
 def mark_series(series: list[dict[str, object]], granularity: Granularity, start: date, end: date,
-                scheme: Scheme, province: str | None, contains: Callable[[ChainRow], bool],
-                approvals: Approvals, live: Iterable[ChainRow]) -> list[dict[str, object]]:
+                covered: Covered, corrections: Iterable[tuple[ChainRow, int]]) -> list[dict[str, object]]:
     """A visits series with each point marked ``approved`` or ``provisional``, the approved months
-    served from their approvals: live − the live chains of approved months + their approved chains.
+    served from their approvals (``corrections``: ``Covered.corrections`` in the area asked).
 
-    ``live``: the live chain rows of the area in (at least) the approved months; ``contains``: whether
-    a chain row lies in the area asked. A point is approved when every month of it (within start–end)
-    is approved for the whole area."""
-    covered: dict[date, list[Approval]] = {}
-    for month in periods.months_between(start, end):
-        found = approvals.covering(scheme, province, month)
-        if found is not None:
-            covered[month] = found
+    A point is approved when every month of it (within start–end) is approved for the whole area."""
     points = {str(row["period"]): dict(row) for row in series}
-
-    def add(row: ChainRow, sign: int) -> None:
-        if not (start <= row.day <= end) or not contains(row):
-            return
+    for row, sign in corrections:
+        if not (start <= row.day <= end):
+            continue
         point = points.setdefault(label(row.day, granularity), {"period": label(row.day, granularity),
                                                                 **dict.fromkeys(VALUES, 0)})
         for name in VALUES:
             point[name] = int(point[name]) + sign * row.counts.get(name, 0)  # type: ignore[call-overload]
-
-    for row in live:
-        if row.month in covered:
-            add(row, -1)
-    for month, found in covered.items():
-        for approval in found:
-            for row in approval.rows.values():
-                if row.month == month:
-                    add(row, +1)
     out = []
     for period in sorted(points):
         point = points[period]
@@ -309,6 +327,6 @@ def mark_series(series: list[dict[str, object]], granularity: Granularity, start
             continue
         months = [m for m in periods.months_between(start, end) if label(m, granularity) == period
                   or (granularity == "day" and m == date.fromisoformat(period).replace(day=1))]
-        point["status"] = APPROVED if months and all(m in covered for m in months) else PROVISIONAL
+        point["status"] = covered.status(months)
         out.append(point)
     return out

@@ -9,6 +9,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # the programme's: every calendar day and timestamp is read there
+ALL_TIME = (date(1900, 1, 1), date(2999, 12, 31))  # every date a figure over all years reads
 
 Granularity = Literal["day", "month", "quarter", "year"]
 

@@ -13,14 +13,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from services.clock import today_local
+from services.domain.approvals import PROVISIONAL
 from services.domain.errors import Reason
 from services.domain.forms.donation import DonorKind, DonorOrigin
 from services.domain.forms.reading_promotion import Occasion
 from services.domain.forms.visit_log import COUNT_FIELDS
-from services.domain.periods import Period
+from services.domain.periods import ALL_TIME, Period
 from services.problems import RequestRefused
 from services.query import models
-from services.query.approvals_api import marked_visits
+from services.query.approvals_api import FigureApprovals, figure_approvals, marked_visits
 from services.query.areas import ResolvedArea
 from services.query.deps import AggregatesDep, ApprovalsDep, AreaRequest, PlaceRequest, Series, series_body
 from services.query.formats import documented
@@ -30,7 +31,7 @@ from services.store.approvals import ApprovalReader
 from services.store.clickhouse import AreaFilter
 
 INDICATORS = ("K1", "K2", "K3", "K4", "completeness", "timeliness")
-INDICATOR_COLUMNS = ["indicator", "value", "numerator", "denominator", "target", "on_track"]
+INDICATOR_COLUMNS = ["indicator", "value", "numerator", "denominator", "target", "on_track", "status"]
 VISIT_COLUMNS = ["period", *COUNT_FIELDS, "reports", "status"]
 MOBILE_COLUMNS = ["period", "sessions", "visits_total", "visits_children", "visits_adults", "loans"]
 READING_COLUMNS = ["period", "occasion", "events", "participants_total", "participants_children",
@@ -38,19 +39,44 @@ READING_COLUMNS = ["period", "occasion", "events", "participants_total", "partic
 TRAINING_COLUMNS = ["period", "records", "hours", "workers", "workers_passed"]
 DONATION_COLUMNS = ["period", "donor_kind", "donor_origin", "donations", "books", "money_vnd"]
 GROWTH_COLUMNS = ["year", "all.visits", "all.previous", "all.yoy", "like_for_like.visits", "like_for_like.previous",
-                  "like_for_like.yoy", "like_for_like.libraries", "cagr.baseline_year", "cagr.value"]
+                  "like_for_like.yoy", "like_for_like.libraries", "cagr.baseline_year", "cagr.value", "cagr.status",
+                  "status"]
 
 router = APIRouter(tags=["Aggregates and indicators"])
 
 
 # The answers as bodies, built once: each route sends one, and /v1/dashboard gathers several.
 
-def indicators_body(aggregates: Aggregates, area: ResolvedArea, year: int | None,
+def indicators_body(aggregates: Aggregates, approvals: ApprovalReader, area: ResolvedArea, year: int | None,
                     as_of: date | None = None) -> dict[str, Any]:
-    """``/v1/indicators``: the area's indicators for the year."""
+    """``/v1/indicators``: the area's indicators for the year, each ``approved`` or ``provisional``
+    (``indicator_status``)."""
     year, day = indicator_day(year, as_of)
-    values = aggregates.indicators(area.filter, year, day)
-    return {"area": area.area, "year": year, "as_of": day.isoformat(), "indicators": values}
+    found = growth_approvals(aggregates, approvals, area.filter)
+    values = aggregates.indicators(area.filter, year, day, growth_corrections=found.corrections)
+    status = indicator_status(found, year)
+    return {"area": area.area, "year": year, "as_of": day.isoformat(),
+            "indicators": {name: {**value, "status": status[name]} for name, value in values.items()}}
+
+
+def indicator_status(growth: FigureApprovals, year: int) -> dict[str, str]:
+    """Which indicators are served as approved: K4 (visit growth, from the visit logs of the year and the
+    year before) when all its months are approved for the area. K1–K3 count the registry's libraries
+    and workers and the coordination and training reports, and completeness and timeliness the
+    reports' arrival, none of which a period's approval holds: they stay provisional
+    (``schemas/AGGREGATES.md``, "Approval")."""
+    return {**dict.fromkeys(INDICATORS, PROVISIONAL), "K4": growth.status(*growth_dates(year))}
+
+
+def growth_dates(year: int, first_year: int | None = None) -> tuple[date, date]:
+    """The dates a growth figure of ``year`` draws on: from the start of ``first_year`` (default: the
+    year before) to the year's end, or today while it runs."""
+    return date(year - 1 if first_year is None else first_year, 1, 1), min(date(year, 12, 31), today_local())
+
+
+def growth_approvals(aggregates: Aggregates, approvals: ApprovalReader, where: AreaFilter) -> FigureApprovals:
+    """The approvals of the area's visit figures over every year (growth reads them all, for CAGR)."""
+    return figure_approvals(approvals, aggregates.reference, where, *ALL_TIME)
 
 
 def indicator_day(year: int | None, as_of: date | None) -> tuple[int, date]:
@@ -79,16 +105,22 @@ def visits_body(aggregates: Aggregates, approvals: ApprovalReader, area: Resolve
     return series_body(area, period, marked, approvals=used)
 
 
-def growth_body(aggregates: Aggregates, area: ResolvedArea, year: int | None,
+def growth_body(aggregates: Aggregates, approvals: ApprovalReader, area: ResolvedArea, year: int | None,
                 baseline_year: int | None = None) -> dict[str, Any]:
-    """``/v1/growth``: the area's visit growth in the year."""
+    """``/v1/growth``: the area's visit growth in the year, approved months counted as approved;
+    ``approved`` when every month of the two years is (CAGR: of the baseline year to the year)."""
     year = the_year(year)
     if baseline_year is not None and baseline_year >= year:
         raise RequestRefused(400, "Baseline not before the year", Reason(
             "baseline_not_before_year", f"baseline_year {baseline_year} không trước năm {year}",
             f"baseline_year {baseline_year} is not before {year}", "baseline_year"))
-    return {"area": area.area, "library_type": area.query.library_type,
-            **aggregates.growth(growth_area(aggregates, area, year), year, baseline_year)}
+    where = growth_area(aggregates, area, year)
+    found = growth_approvals(aggregates, approvals, where)
+    figure = aggregates.growth(where, year, baseline_year, found.corrections)
+    baseline = figure["cagr"]["baseline_year"]
+    figure["cagr"]["status"] = found.status(*growth_dates(year, baseline)) if baseline is not None else PROVISIONAL
+    return {"area": area.area, "library_type": area.query.library_type, **figure,
+            "status": found.status(*growth_dates(year)), "approvals": found.briefs()}
 
 
 @router.get("/indicators", summary="K1–K4, reporting completeness and timeliness for an area and a year",
@@ -96,12 +128,13 @@ def growth_body(aggregates: Aggregates, area: ResolvedArea, year: int | None,
 def indicators(
     asked: PlaceRequest,
     aggregates: AggregatesDep,
+    approvals: ApprovalsDep,
     year: YearParam = None,
     as_of: Annotated[date | None, Query(
         description="The date D the indicators are for (default: 31 December of `year`, or today in the "
                     "current year); within `year`.")] = None,
 ) -> Response:
-    body = indicators_body(aggregates, asked.area, year, as_of)
+    body = indicators_body(aggregates, approvals, asked.area, year, as_of)
     rows = [{"indicator": name, **body["indicators"][name]} for name in INDICATORS]
     return asked.respond(body, rows, INDICATOR_COLUMNS, asked.filename(f"indicators-{body['year']}"))
 
@@ -118,13 +151,14 @@ def visits(q: Series, aggregates: AggregatesDep, approvals: ApprovalsDep) -> Res
 def growth(
     asked: AreaRequest,
     aggregates: AggregatesDep,
+    approvals: ApprovalsDep,
     year: YearParam = None,
     baseline_year: Annotated[int | None, Query(
         ge=2000, le=2100, description="Baseline of the average yearly growth, before `year` (default: the "
                                       "first year with visits).")] = None,
 ) -> Response:
-    body = growth_body(aggregates, asked.area, year, baseline_year)
-    values = {name: value for name, value in body.items() if name not in ("area", "library_type")}
+    body = growth_body(aggregates, approvals, asked.area, year, baseline_year)
+    values = {name: value for name, value in body.items() if name not in ("area", "library_type", "approvals")}
     return asked.respond(body, [values], GROWTH_COLUMNS, asked.filename(f"growth-{body['year']}"))
 
 

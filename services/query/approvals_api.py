@@ -12,6 +12,8 @@ by the fold in log order, so two approvals racing through two replicas cannot bo
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
@@ -20,12 +22,12 @@ from pydantic import BaseModel, Field
 from services.bus.base import PublishFailed
 from services.clock import now_local, today_local
 from services.domain.approvals import (
-    PROVISIONAL,
     Action,
     Approval,
     ApprovalAction,
     Approvals,
     ChainRow,
+    Covered,
     held_changes,
     mark_series,
 )
@@ -70,40 +72,53 @@ def _province_of(area: AreaFilter, reference: Reference) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class FigureApprovals:
+    """What the approvals make of a visits figure of one area and dates: the months approved for the
+    whole area, and the corrections that serve them as approved (``Covered``)."""
+
+    covered: Covered
+    corrections: list[tuple[ChainRow, int]]
+
+    def status(self, start: date, end: date) -> Literal["approved", "provisional"]:
+        """``approved`` when every month from ``start`` to ``end`` is approved for the whole area."""
+        return self.covered.status(months_between(start, end))
+
+    def approved(self) -> Approved | None:
+        """The approved months and their approved rows (in the area and dates), for lineage; None: none."""
+        if not self.covered.months:
+            return None
+        return Approved(tuple(self.covered.months), tuple(row for row, sign in self.corrections if sign > 0))
+
+    def briefs(self) -> list[dict[str, Any]]:
+        return [_brief(a) for a in self.covered.approvals()]
+
+
+def figure_approvals(reader: ApprovalReader, reference: Reference, area: AreaFilter, start: date,
+                     end: date) -> FigureApprovals:
+    """The approvals of a visits figure of ``area`` (of the library type asked) between ``start`` and
+    ``end``: every figure built from visit logs (``/v1/visits``, ``/v1/growth``, K4, lineage) asks here."""
+    approvals = reader.approvals()
+    province = _province_of(area, reference)
+    if not approvals.active() or (province is None and (area.library_id or area.commune_code)):
+        return FigureApprovals(Covered({}), [])
+    covered = approvals.covered(area.scheme, province, start, end)
+    if not covered.months:
+        return FigureApprovals(covered, [])
+
+    def contains(row: ChainRow) -> bool:
+        return start <= row.day <= end and area.row_contains(row.model_dump())
+
+    return FigureApprovals(covered, covered.corrections(reader.live_rows(area, list(covered.months)), contains))
+
+
 def marked_visits(reader: ApprovalReader, reference: Reference, area: AreaFilter, period: Period,
                   rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The visits series ``rows`` of ``area`` with each point ``approved`` or ``provisional`` (approved
     months served as approved), and the approvals that make its approved points."""
-    approvals = reader.approvals()
-    if not approvals.active():
-        return [{**row, "status": PROVISIONAL} for row in rows], []
-    province = _province_of(area, reference)
-    if province is None and (area.library_id or area.commune_code):
-        return [{**row, "status": PROVISIONAL} for row in rows], []
-    months = [m for m in months_between(period.start, period.end) if approvals.covering(area.scheme, province, m)]
-    live = reader.live_rows(area, months)
-    marked = mark_series(rows, period.granularity, period.start, period.end, area.scheme, province,
-                         lambda row: area.row_contains(row.model_dump()), approvals, live)
-    used = {a.approval_id: a for m in months for a in approvals.covering(area.scheme, province, m) or []}
-    return marked, [_brief(a) for a in used.values()]
-
-
-def approved_chains(reader: ApprovalReader, reference: Reference, area: AreaFilter, period: Period) -> Approved | None:
-    """The approved months of a visits figure of ``area`` over ``period`` and their approved chain rows
-    in the area and dates (what ``marked_visits`` adds back), for its lineage; None: none approved."""
-    approvals = reader.approvals()
-    if not approvals.active():
-        return None
-    province = _province_of(area, reference)
-    if province is None and (area.library_id or area.commune_code):
-        return None
-    covered = {m: found for m in months_between(period.start, period.end)
-               if (found := approvals.covering(area.scheme, province, m)) is not None}
-    if not covered:
-        return None
-    rows = [row for month, found in covered.items() for approval in found for row in approval.rows.values()
-            if row.month == month and period.start <= row.day <= period.end and area.row_contains(row.model_dump())]
-    return Approved(tuple(covered), tuple(rows))
+    found = figure_approvals(reader, reference, area, period.start, period.end)
+    return mark_series(rows, period.granularity, period.start, period.end, found.covered,
+                       found.corrections), found.briefs()
 
 
 def _brief(approval: Approval) -> dict[str, Any]:

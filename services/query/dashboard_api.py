@@ -98,15 +98,15 @@ def dashboard(
     scheme, reach, today = area.scheme, principal.reach(), today_local()
     reached = [p.code for p in areas.reference.provinces_in(scheme) if reach.province(scheme, p.code)]
     with aggregates.one_reading():  # what no province changes, read once for them all
-        provinces = [indicators_body(aggregates, areas.resolve(principal, AreaQuery(scheme, code)), year)
+        provinces = [indicators_body(aggregates, approvals, areas.resolve(principal, AreaQuery(scheme, code)), year)
                      for code in reached]
         own = [body for body in provinces if area.province and body["area"]["code"] == area.province]
-        indicators = own[0] if own else indicators_body(aggregates, resolved, year)
+        indicators = own[0] if own else indicators_body(aggregates, approvals, resolved, year)
         period = Period(date(year - 1, 1, 1), date(year, 12, 31), "month")
         body = {
             "area": resolved.area, "year": year, "indicators": indicators,
             "visits": visits_body(aggregates, approvals, resolved, period, resolved.filter),
-            "growth": growth_body(aggregates, resolved, year),
+            "growth": growth_body(aggregates, approvals, resolved, year),
             "provinces": provinces,
             "rotation": rotation_figures(areas, store, scheme, set(reached), today, loan_days),
             "communes": commune_coverage(areas, principal, scheme, today),

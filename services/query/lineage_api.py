@@ -15,9 +15,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from services.domain.forms.visit_log import COUNT_FIELDS
+from services.domain.periods import Period
 from services.query import models
-from services.query.aggregates_api import growth_area, indicator_day, visits_body
-from services.query.approvals_api import approved_chains
+from services.query.aggregates_api import growth_area, growth_body, indicator_day, indicators_body, visits_body
+from services.query.approvals_api import figure_approvals
 from services.query.deps import AggregatesDep, ApprovalsDep, AreaAsked, AreaRequest, PlaceRequest, Series
 from services.query.formats import PageSize, PageToken, decode_token, documented, encode_token, wants_csv
 from services.query.params import YearParam, the_year
@@ -64,7 +65,7 @@ def visits_lineage(q: Series, aggregates: AggregatesDep, lineage: LineageDep, ap
     # The figure as /v1/visits serves it (approved months from their approvals), and what makes it.
     body = visits_body(aggregates, approvals, q.area, p, q.filter)
     body["chains"] = sum(row["reports"] for row in body["series"])
-    approved = approved_chains(approvals, aggregates.reference, q.filter, p)
+    approved = figure_approvals(approvals, aggregates.reference, q.filter, p.start, p.end).approved()
     return _answer(q, body, lambda after, limit: lineage.visits(q.filter, p.start, p.end, p.granularity,
                                                                 after=after, limit=limit, approved=approved),
                    "root_id", CHAIN_COLUMNS, q.filename("lineage-visits"), page_size, page_token)
@@ -72,16 +73,21 @@ def visits_lineage(q: Series, aggregates: AggregatesDep, lineage: LineageDep, ap
 
 @router.get("/growth", summary="The submission chains of a growth rate's two years (the parameters of /v1/growth)",
             responses=documented(models.GrowthLineage))
-def growth_lineage(asked: AreaRequest, aggregates: AggregatesDep, lineage: LineageDep, year: YearParam = None,
-                   page_size: PageSize = 1000, page_token: PageToken = None) -> Response:
-    """The visit logs of `year` (their `period`) make `all.visits`, those of the year before `all.previous`."""
+def growth_lineage(asked: AreaRequest, aggregates: AggregatesDep, lineage: LineageDep, approvals: ApprovalsDep,
+                   year: YearParam = None, page_size: PageSize = 1000, page_token: PageToken = None) -> Response:
+    """The visit logs of `year` (their `period`) make `all.visits`, those of the year before `all.previous`
+    (in approved months: their approved versions, as `/v1/growth` counts them)."""
     year = the_year(year)
+    figure = growth_body(aggregates, approvals, asked.area, year)
     where = growth_area(aggregates, asked.area, year)
-    figure = aggregates.growth(where, year)
-    years = aggregates.visits(where, date(year - 1, 1, 1), date(year, 12, 31), "year")
+    start, end = date(year - 1, 1, 1), date(year, 12, 31)
+    approved = figure_approvals(approvals, aggregates.reference, where, start, end).approved()
     body = {"area": asked.area.area, "library_type": asked.area.query.library_type, "year": year,
-            "all": figure["all"], "chains": sum(row["reports"] for row in years)}
-    return _answer(asked, body, lambda after, limit: lineage.growth(where, year, after=after, limit=limit),
+            "all": figure["all"], "status": figure["status"],
+            "chains": sum(row["reports"] for row in visits_body(aggregates, approvals, asked.area,
+                                                                 Period(start, end, "year"), where)["series"])}
+    return _answer(asked, body, lambda after, limit: lineage.growth(where, year, after=after, limit=limit,
+                                                                    approved=approved),
                    "root_id", CHAIN_COLUMNS, asked.filename(f"lineage-growth-{year}"), page_size, page_token)
 
 
@@ -90,6 +96,7 @@ def growth_lineage(asked: AreaRequest, aggregates: AggregatesDep, lineage: Linea
 def k1_lineage(
     asked: PlaceRequest,
     aggregates: AggregatesDep,
+    approvals: ApprovalsDep,
     lineage: LineageDep,
     year: YearParam = None,
     as_of: Annotated[date | None, Query(
@@ -100,7 +107,7 @@ def k1_lineage(
     """Each commune of K1's numerator counts 1; with the libraries of the model operating there on the day
     and the registry form's chains that made them so."""
     year, day = indicator_day(year, as_of)
-    indicator = aggregates.indicators(asked.area.filter, year, day)["K1"]
+    indicator = indicators_body(aggregates, approvals, asked.area, year, day)["indicators"]["K1"]
     body = {"area": asked.area.area, "year": year, "as_of": day.isoformat(), "indicator": indicator}
     return _answer(asked, body, lambda after, limit: lineage.k1(asked.area.filter, day, after=after, limit=limit),
                    "commune_code", COMMUNE_COLUMNS, asked.filename(f"lineage-k1-{year}"), page_size, page_token)

@@ -64,6 +64,10 @@ class Indicator(BaseModel):
     denominator: float
     target: float | None = Field(description="Target for the year (services/reference/targets.csv).")
     on_track: bool | None
+    status: Literal["approved", "provisional"] = Field(
+        description="`approved`: K4 when every month of the year and the year before is approved for the whole "
+                    "area, served from the approved visit figures; K1–K3, completeness and timeliness are always "
+                    "`provisional` (no period's approval holds what they count: schemas/AGGREGATES.md, \"Approval\").")
 
 
 class Indicators(BaseModel):
@@ -226,6 +230,9 @@ class GrowthLikeForLike(GrowthAll):
 class Cagr(BaseModel):
     baseline_year: int | None
     value: float | None
+    status: Literal["approved", "provisional"] = Field(
+        description="`approved` when every month from the baseline year's first to the year's last (or today) is "
+                    "approved for the whole area.")
 
 
 class Growth(BaseModel):
@@ -235,6 +242,10 @@ class Growth(BaseModel):
     all: GrowthAll
     like_for_like: GrowthLikeForLike
     cagr: Cagr
+    status: Literal["approved", "provisional"] = Field(
+        description="`approved` when every month of the year (to today) and the year before is approved for the "
+                    "whole area; approved months count as approved either way (schemas/AGGREGATES.md, \"Approval\").")
+    approvals: list[ApprovalBrief] = Field(description="The approvals of the area's approved months.")
 
 
 class _Page(BaseModel):
@@ -288,6 +299,7 @@ class GrowthLineage(_Lineage):
     year: int
     all: GrowthAll = Field(description="The figure, as `/v1/growth` serves it: chains of `year` make `visits`, "
                                        "those of the year before `previous`.")
+    status: Literal["approved", "provisional"] = Field(description="As `/v1/growth` marks it.")
 
 
 class RegistryChain(BaseModel):

@@ -113,7 +113,7 @@ def build_report(aggregates: Aggregates, approvals: ApprovalReader, areas: AreaR
     day = report_day(period)
     months = months_of(period)
     with aggregates.one_reading():
-        indicators = indicators_body(aggregates, area, period.end.year, day)["indicators"]
+        indicators = indicators_body(aggregates, approvals, area, period.end.year, day)["indicators"]
         tables = [
             _summary(indicators, ("K1", "K2", "K3", "K4"), "sheet.summary", "note.summary"),
             _visits(aggregates, approvals, area, period),

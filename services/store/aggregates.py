@@ -17,19 +17,23 @@ import hashlib
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, timedelta
 from typing import Any
 
+from services.domain.chain_rows import ChainRow
 from services.domain.events import AdminArea
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
-from services.domain.periods import Granularity, month_end
+from services.domain.periods import ALL_TIME, Granularity, month_end
 from services.domain.reference import Reference
 from services.domain.registry import LibraryAt, registry_at, registry_change
 from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store, string_list
+
+# Visit-log chain rows to take out (−1) or put in (+1) of a live figure: approved months served as approved.
+Corrections = Sequence[tuple[ChainRow, int]]
 
 RETRACTED = "submission_retracted"
 _COORDINATION_FORMS = ("rotation_moved", "mobile_session_held", "reading_promotion_held")
@@ -131,28 +135,44 @@ class Aggregates:
 
     def _yearly(self, area: AreaFilter) -> dict[int, int]:
         """Year → visits in ``area``, for the years with a counted visit log."""
-        plan = self.visits_plan(area, date(1900, 1, 1), date(2999, 12, 31), "year")
+        plan = self.visits_plan(area, *ALL_TIME, "year")
         rows = self.store.select(f"SELECT toYear({plan.date_column}) AS year, {plan.total('visits_total')} AS visits, "
                                  f"{plan.total('reports')} AS reports FROM {plan.table} WHERE {plan.where} "
                                  "GROUP BY year HAVING reports > 0", plan.params)
         return {row["year"]: row["visits"] for row in rows}
 
-    def _like_for_like(self, area: AreaFilter, year: int) -> dict[str, int]:
+    def _like_for_like(self, area: AreaFilter, year: int, corrections: Corrections = ()) -> dict[str, int]:
         """Visits in ``year`` and the year before, over the libraries of ``area`` with a counted visit log
-        in both (summed per library in the library-month rollup, then over them: one row comes back)."""
+        in both (summed per library in the library-month rollup, corrected as ``growth`` says, then over
+        the libraries)."""
         plan = rollups.plan(area, date(year - 1, 1, 1), date(year, 12, 31), "year", table=rollups.LIBRARY_MONTH)
-        return self.store.select(
-            "SELECT toInt64(sum(now)) AS visits, toInt64(sum(before)) AS previous, toInt64(count()) AS libraries "
-            "FROM (SELECT library_id, sumIf(visits_total, toYear(month) = {year:UInt16}) AS now, "
-            "sumIf(visits_total, toYear(month) = {year:UInt16} - 1) AS before, "
-            "sumIf(reports, toYear(month) = {year:UInt16}) AS reports_now, "
-            "sumIf(reports, toYear(month) = {year:UInt16} - 1) AS reports_before "
-            f"FROM {plan.table} WHERE {plan.where} GROUP BY library_id) "
-            "WHERE reports_now > 0 AND reports_before > 0", {**plan.params, "year": year})[0]
+        rows = self.store.select(
+            "SELECT library_id, toInt64(sumIf(visits_total, toYear(month) = {year:UInt16})) AS now, "
+            "toInt64(sumIf(visits_total, toYear(month) = {year:UInt16} - 1)) AS before, "
+            "toInt64(sumIf(reports, toYear(month) = {year:UInt16})) AS reports_now, "
+            "toInt64(sumIf(reports, toYear(month) = {year:UInt16} - 1)) AS reports_before "
+            f"FROM {plan.table} WHERE {plan.where} GROUP BY library_id", {**plan.params, "year": year})
+        libraries = {row["library_id"]: row for row in rows}
+        for chain, sign in corrections:
+            if chain.day.year not in (year, year - 1):
+                continue
+            into = libraries.setdefault(chain.library_id, {"now": 0, "before": 0, "reports_now": 0,
+                                                           "reports_before": 0})
+            which = "now" if chain.day.year == year else "before"
+            into[which] += sign * chain.counts.get("visits_total", 0)
+            into[f"reports_{which}"] += sign * chain.counts.get("reports", 0)
+        both = [row for row in libraries.values() if row["reports_now"] > 0 and row["reports_before"] > 0]
+        return {"visits": sum(row["now"] for row in both), "previous": sum(row["before"] for row in both),
+                "libraries": len(both)}
 
-    def growth(self, area: AreaFilter, year: int, baseline_year: int | None = None) -> dict[str, Any]:
+    def growth(self, area: AreaFilter, year: int, baseline_year: int | None = None,
+               corrections: Corrections = ()) -> dict[str, Any]:
+        """``/v1/growth``'s figures. ``corrections``: visit-log chain rows to take out (−1) or put in (+1),
+        so that approved months count as approved (``services/query/approvals_api.py``)."""
         by_year = self._yearly(area)
-        same = self._like_for_like(area, year)
+        for chain, sign in corrections:
+            by_year[chain.day.year] = by_year.get(chain.day.year, 0) + sign * chain.counts.get("visits_total", 0)
+        same = self._like_for_like(area, year, corrections)
         now, before = by_year.get(year, 0), by_year.get(year - 1, 0)
         years_with_visits = sorted(y for y, visits in by_year.items() if visits > 0)
         baseline = baseline_year if baseline_year is not None else (years_with_visits[0] if years_with_visits
@@ -276,7 +296,9 @@ class Aggregates:
                 covered[lib.area(area.scheme).commune_code].append(lib)
         return dict(covered), len(communes)
 
-    def indicators(self, area: AreaFilter, year: int, as_of: date | None = None) -> dict[str, dict[str, Any]]:
+    def indicators(self, area: AreaFilter, year: int, as_of: date | None = None,
+                   growth_corrections: Corrections = ()) -> dict[str, dict[str, Any]]:
+        """K1–K4, completeness and timeliness (``growth_corrections``: ``growth``'s, for K4)."""
         day = as_of or date(year, 12, 31)
         changes = self.registry_changes()
         registry = self.registry(day, changes)
@@ -293,7 +315,7 @@ class Aggregates:
         k2 = ratio(sum(lib.library_id in active for lib in operating), len(operating), "K2", year)
 
         k3 = self._trained_workers(area, day, year)
-        growth = self.growth(area, year)
+        growth = self.growth(area, year, corrections=growth_corrections)
         k4 = growth_indicator(growth["like_for_like"]["visits"], growth["like_for_like"]["previous"], year)
         completeness, timeliness = self._reporting(area, year, day, changes)
         return {name: indicator.as_dict() for name, indicator in (

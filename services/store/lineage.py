@@ -107,10 +107,12 @@ class Lineage:
 
     # --- growth --------------------------------------------------------------------------------
 
-    def growth(self, area: AreaFilter, year: int, *, after: str | None = None, limit: int | None = None) -> Page:
+    def growth(self, area: AreaFilter, year: int, *, after: str | None = None, limit: int | None = None,
+               approved: Approved | None = None) -> Page:
         """The chains of ``Aggregates.growth(area, year)``'s two years of visits (``all.visits`` and
-        ``all.previous``), each with its year as its period."""
-        return self.visits(area, date(year - 1, 1, 1), date(year, 12, 31), "year", after=after, limit=limit)
+        ``all.previous``), each with its year as its period (``approved``: as ``visits``)."""
+        return self.visits(area, date(year - 1, 1, 1), date(year, 12, 31), "year", after=after, limit=limit,
+                           approved=approved)
 
     # --- K1 ------------------------------------------------------------------------------------
 
@@ -139,7 +141,7 @@ class Lineage:
 @dataclass(frozen=True)
 class Approved:
     """The approved months of a visits figure and the approved chain rows that make them (already in
-    the area and dates asked): ``services/query/approvals_api.py``'s ``approved_chains``."""
+    the area and dates asked): ``FigureApprovals.approved`` (``services/query/approvals_api.py``)."""
 
     months: tuple[date, ...]
     rows: tuple[ChainRow, ...]
