@@ -397,6 +397,21 @@ def test_an_old_link_with_the_key_in_the_query_still_opens_the_page(served, brow
     page.close()
 
 
+def test_both_languages_label_the_same_things(browser):
+    """Every label of the page has its Vietnamese and its English (a key missing from one dictionary
+    would show its name instead)."""
+    from services.query.dashboard import STATIC_DIR
+
+    source = (STATIC_DIR / "dashboard.js").read_text("utf-8")
+    start = source.index("const I18N = ") + len("const I18N = ")
+    literal = source[start:source.index("\n  };\n", start) + len("\n  }")]
+    page = browser.new_page()
+    vi, en = page.evaluate(f"() => {{ const labels = ({literal}); "
+                           "return [Object.keys(labels.vi).sort(), Object.keys(labels.en).sort()]; }")
+    page.close()
+    assert "approval.accept" in vi and vi == en
+
+
 def test_the_page_text_is_utf8_nfc():
     """Vietnamese labels are composed (NFC): decomposed ones would not match search or the API's text."""
     from services.query.dashboard import STATIC_DIR
