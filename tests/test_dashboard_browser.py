@@ -18,6 +18,7 @@ import os
 import shutil
 import unicodedata
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from services.domain.indicators import target_for
 from services.domain.periods import named_period
 from services.domain.reference import default_reference
 from services.intake.central_state import PullState
+from services.query.access import Principal, hash_key, new_key
 from services.query.dashboard import VENDOR_DIR
 from services.query.report_xlsx import HEADER_ROW, LABELS
 from services.tools.load_samples import last_month_end
@@ -395,6 +397,21 @@ def test_an_old_link_with_the_key_in_the_query_still_opens_the_page(served, brow
     page.close()
 
 
+def test_both_languages_label_the_same_things(browser):
+    """Every label of the page has its Vietnamese and its English (a key missing from one dictionary
+    would show its name instead)."""
+    from services.query.dashboard import STATIC_DIR
+
+    source = (STATIC_DIR / "dashboard.js").read_text("utf-8")
+    start = source.index("const I18N = ") + len("const I18N = ")
+    literal = source[start:source.index("\n  };\n", start) + len("\n  }")]
+    page = browser.new_page()
+    vi, en = page.evaluate(f"() => {{ const labels = ({literal}); "
+                           "return [Object.keys(labels.vi).sort(), Object.keys(labels.en).sort()]; }")
+    page.close()
+    assert "approval.accept" in vi and vi == en
+
+
 def test_the_page_text_is_utf8_nfc():
     """Vietnamese labels are composed (NFC): decomposed ones would not match search or the API's text."""
     from services.query.dashboard import STATIC_DIR
@@ -501,3 +518,87 @@ def test_the_quality_panel_lists_a_flag_opens_its_reports_and_an_approver_marks_
     assert row.locator("[data-action=check]").inner_text() == "Checked, correct"
     assert not errors, errors
     page.close()
+
+
+def _key(stack: EmbeddedStack, name: str, *scopes: str) -> str:
+    """A key the stack's query service knows (held in its memory, as the demo key is)."""
+    key = new_key()
+    stack.app.state.query.keys.in_memory[hash_key(key)] = Principal(name, scopes)
+    return key
+
+
+def test_a_region_acceptor_accepts_a_provincial_approval_and_a_province_approver_has_no_button(served, browser):
+    """Cao Bằng's officer approves two months of the province (through the API); the page shows them
+    to it without the region's button. The region's officer (``approve:region``, approving no
+    province) sees them with "Chấp nhận cấp vùng" but cannot approve, un-approve or apply; its click
+    marks the approval accepted by it. A button left on a page after another region key accepted
+    the same approval says why it could not be done (409, in Vietnamese)."""
+    base_url, demo, stack, _answered = served
+    province = _key(stack, "so-cao-bang", "read:province:legacy:04", "approve:province:legacy:04")
+    region = _key(stack, "bo-vh", "read:all", "approve:region")
+    months = [f"{UNTIL:%Y-%m}", f"{UNTIL.replace(day=1) - timedelta(days=1):%Y-%m}"]
+
+    def as_(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    approved = []
+    for month in months:
+        made = httpx.post(f"{base_url}/v1/approvals", json={"scheme": "legacy", "province": "04", "period": month},
+                          headers=as_(province))
+        assert made.status_code == 202, made.text
+        approved.append(made.json()["approval_id"])
+    first, second = (f'#approval-list [data-approval="{a}"]' for a in approved)
+    errors: list[str] = []
+    try:
+        officer = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN",
+                                   timezone_id="Asia/Ho_Chi_Minh")
+        officer.on("pageerror", lambda error: errors.append(str(error)))
+        officer.goto(f"{base_url}/dashboard?year={YEAR}&province=04#key={province}")
+        _drawn(officer, 1)
+        assert officer.locator(first).count() == 1 and officer.locator(second).count() == 1
+        assert officer.locator("#approval-list [data-action=accept]").count() == 0  # no approve:region
+        assert officer.locator("#approval-form").is_visible()
+        assert officer.locator(f"{first} [data-action=unapprove]").is_visible()
+        officer.close()
+
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{base_url}/dashboard?year={YEAR}&province=04#key={region}")
+        _drawn(page, 1)
+        assert page.locator("#approval").is_visible() and page.locator("#approval-form").is_hidden()
+        assert page.locator("#approval-list [data-action=unapprove]").count() == 0
+        button = page.locator(f"{first} [data-action=accept]")
+        assert button.inner_text() == "Chấp nhận cấp vùng" and page.locator(f"{first} [data-mark=region]").count() == 0
+        page.click('[data-lang="en"]')
+        assert button.inner_text() == "Accept at region level"
+        page.click('[data-lang="vi"]')
+
+        button.click()
+        page.wait_for_selector(f"{first} [data-mark=region]")
+        _ready(page)
+        assert page.locator(f"{first} [data-mark=region]").inner_text() == "Cấp vùng đã chấp nhận (bo-vh)"
+        assert page.locator(f"{first} [data-action=accept]").count() == 0
+        assert page.locator('[data-error-for="approval"]').is_hidden()
+        listed = httpx.get(f"{base_url}/v1/approvals", params={"scheme": "legacy", "province": "04"},
+                           headers=as_(region)).json()["approvals"]
+        assert {a["approval_id"]: a["region_accepted_by"] for a in listed} == {approved[0]: "bo-vh", approved[1]: None}
+
+        # The other month is accepted meanwhile by another region key: the button still shown is refused.
+        assert httpx.post(f"{base_url}/v1/approvals/{approved[1]}/region-acceptance",
+                          headers=as_(demo)).status_code == 202
+        page.click(f"{second} [data-action=accept]")
+        box = page.locator('[data-error-for="approval"]')
+        box.wait_for(state="visible")
+        _ready(page)
+        # The problem's detail_vi (Vietnamese first), after the panel's own words.
+        assert box.inner_text().startswith("Không thực hiện được: Không thực hiện được: ")
+        assert f"{approved[1]} was accepted at the region level already" in box.inner_text()
+        page.reload()
+        _drawn(page, 1)
+        assert page.locator(f"{second} [data-mark=region]").inner_text() == "Cấp vùng đã chấp nhận (demo)"
+        assert page.locator("#approval-list [data-action=accept]").count() == 0
+        page.close()
+    finally:
+        for approval in approved:  # the other tests of the module see Cao Bằng unapproved
+            httpx.delete(f"{base_url}/v1/approvals/{approval}", headers=as_(province))
+    assert not errors, errors

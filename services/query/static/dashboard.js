@@ -95,6 +95,7 @@
       "approval.unapprove": "Bỏ phê duyệt",
       "approval.active": "{period}: phê duyệt bởi {by} lúc {at}",
       "approval.region": "Cấp vùng đã chấp nhận ({by})",
+      "approval.accept": "Chấp nhận cấp vùng",
       "approval.none": "Chưa có kỳ nào của tỉnh được phê duyệt.",
       "approval.queue": "Thay đổi đang chờ: {n}",
       "approval.queueEmpty": "Không có thay đổi nào đang chờ.",
@@ -265,6 +266,7 @@
       "approval.unapprove": "Un-approve",
       "approval.active": "{period}: approved by {by} at {at}",
       "approval.region": "Accepted at the region level ({by})",
+      "approval.accept": "Accept at region level",
       "approval.none": "No period of the province is approved.",
       "approval.queue": "Held changes: {n}",
       "approval.queueEmpty": "No change is held.",
@@ -488,7 +490,8 @@
       let detail = `${response.status} ${response.statusText}`;
       try {
         const problem = await response.json();
-        detail = problem.detail || problem.title || detail;
+        // Problem details carry the reason in both languages: the page's, English if it has no other.
+        detail = (state.lang === "vi" && problem.detail_vi) || problem.detail || problem.title || detail;
       } catch { /* not problem+json */ }
       throw new Error(detail);
     }
@@ -743,7 +746,7 @@
           return { rejections: rows(rejections), deadLetters: rows(deadLetters),
             centralPull: centralPull?.forms || [] };
         }, renderRejections),
-        canApprove() ? section("approval", loadApproval, renderApproval) : renderApproval(),
+        canApprove() || canAccept() ? section("approval", loadApproval, renderApproval) : renderApproval(),
         section("quality", loadQuality, renderQuality),
       ]);
     } finally {
@@ -820,6 +823,7 @@
       renderRejections();
       renderLineage();
       renderReport();
+      renderApproval();
       renderQuality();
     }
   }
@@ -1009,6 +1013,12 @@
     return Boolean(state.province) && (state.data.me?.approves?.[state.scheme] ?? []).includes(state.province);
   }
 
+  /** A key with ``approve:region`` accepts any province's approvals at the region level, whether
+   * or not it approves the province itself (``/v1/me`` says ``approves_region``). */
+  function canAccept() {
+    return Boolean(state.province) && state.data.me?.approves_region === true;
+  }
+
   /** The province's active approvals, each with its held changes. */
   async function loadApproval() {
     const answer = await api("/v1/approvals", { scheme: state.scheme, province: state.province, status: "active" });
@@ -1034,8 +1044,9 @@
 
   function renderApproval() {
     const panel = $("#approval");
-    panel.hidden = !canApprove();
+    panel.hidden = !canApprove() && !canAccept();
     if (panel.hidden) return;
+    $("#approval-form").hidden = !canApprove();  // a region acceptor who does not approve the province
     const select = $("#approval-period");
     const chosen = select.value;
     select.replaceChildren(...periodOptions().map(([value, label]) =>
@@ -1052,10 +1063,9 @@
       period: approval.period } },
     element("p", {}, t("approval.active", { period: approval.period, by: nfc(approval.approved_by),
       at: dateTime(approval.approved_at) }), " ",
-    approval.region_accepted_by ? element("span", { className: "mark approved" },
-      t("approval.region", { by: nfc(approval.region_accepted_by) })) : null, " ",
-    element("button", { className: "button", type: "button", dataset: { action: "unapprove" },
-      onclick: () => approvalAction("DELETE", `/v1/approvals/${id}`) }, t("approval.unapprove"))),
+    regionAcceptance(approval, id), " ",
+    canApprove() ? element("button", { className: "button", type: "button", dataset: { action: "unapprove" },
+      onclick: () => approvalAction("DELETE", `/v1/approvals/${id}`) }, t("approval.unapprove")) : null),
     element("h3", {}, t("approval.queue", { n: number(items.length) })),
     items.length ? element("table", { className: "data queue" },
       element("thead", {}, element("tr", {}, ...["approval.change", "lineage.library", "lineage.day",
@@ -1068,20 +1078,33 @@
           element("td", {}, nfc(report?.library_id)),
           element("td", {}, nfc(report?.occurred_on)),
           element("td", { className: "num" }, signedNumber(item.delta.visits_total)),
-          element("td", {},
+          // Applying or declining is the province's approver's (a region acceptor sees the deltas).
+          canApprove() ? element("td", {},
             element("button", { className: "button", type: "button", dataset: { action: "apply" },
               onclick: () => approvalAction("POST", `${path}/apply`) }, t("approval.apply")), " ",
             element("button", { className: "button", type: "button", dataset: { action: "decline" },
-              onclick: () => approvalAction("POST", `${path}/decline`) }, t("approval.decline"))));
+              onclick: () => approvalAction("POST", `${path}/decline`) }, t("approval.decline")))
+            : element("td", {}));
       })))
       : element("p", { className: "note" }, t("approval.queueEmpty")));
+  }
+
+  /** Who accepted the approval at the region level; else, for a key that may, the button to accept it. */
+  function regionAcceptance(approval, id) {
+    if (approval.region_accepted_by) {
+      return element("span", { className: "mark approved", dataset: { mark: "region" } },
+        t("approval.region", { by: nfc(approval.region_accepted_by) }));
+    }
+    return canAccept() ? element("button", { className: "button", type: "button", dataset: { action: "accept" },
+      onclick: () => approvalAction("POST", `/v1/approvals/${id}/region-acceptance`) }, t("approval.accept")) : null;
   }
 
   function signedNumber(value) {
     return new Intl.NumberFormat(locale(), { signDisplay: "exceptZero" }).format(value ?? 0);
   }
 
-  /** Approve, un-approve, apply or decline; then the figures, the badges and the queue again. */
+  /** Approve, un-approve, apply, decline or accept at the region level; then the figures, the
+   * badges and the queue again. */
   function approvalAction(method, path, body) {
     return guarded(async () => {
       const box = document.querySelector('[data-error-for="approval"]');
