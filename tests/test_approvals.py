@@ -234,3 +234,68 @@ def test_an_approval_racing_a_late_edit_loses_nothing(app: EmbeddedStack, keys):
     # The edit is either in what the approver saw (approved) or held: never lost, never twice.
     assert (shown, held) in ((15, 0), (10, 5))
     assert shown + held == oracle_total(app, "legacy", "02")
+
+
+def _quarters(first: date, last: date) -> list[str]:
+    """The quarters (``2025-Q1``…) from ``first``'s to ``last``'s."""
+    quarters = []
+    year, quarter = first.year, (first.month - 1) // 3 + 1
+    while (year, quarter) <= (last.year, (last.month - 1) // 3 + 1):
+        quarters.append(f"{year}-Q{quarter}")
+        year, quarter = (year, quarter + 1) if quarter < 4 else (year + 1, 1)
+    return quarters
+
+
+def test_growth_and_k4_are_approved_when_both_years_are_and_hold_a_late_edit(app: EmbeddedStack, keys):
+    """Growth (and K4, its like-for-like rate) counts approved months as approved: a late edit in an
+    approved month moves neither until it is applied, and then exactly as the oracle says."""
+    phone, officer = Phone(app), as_(app, keys[1]["hg"])
+    year, last_year = MONTH.year, MONTH.replace(year=MONTH.year - 1)
+    phone.send(HG, MONTH + timedelta(days=2), 10, "uuid:g1")
+    phone.send(HG, last_year + timedelta(days=2), 8, "uuid:g0")  # the same library a year before: like for like
+    area = {"scheme": "legacy", "province": "02", "year": year}
+
+    def figures() -> tuple[dict[str, Any], dict[str, Any]]:
+        growth = officer.get("/v1/growth", params=area)
+        indicators = officer.get("/v1/indicators", params=area)
+        assert growth.status_code == indicators.status_code == 200, (growth.text, indicators.text)
+        return growth.json(), indicators.json()["indicators"]
+
+    growth, indicators = figures()
+    assert (growth["all"]["visits"], growth["all"]["previous"], growth["status"]) == (10, 8, "provisional")
+    assert indicators["K4"]["status"] == "provisional" and growth["approvals"] == []
+
+    # Every quarter but the last: the two years are not all approved yet.
+    quarters = _quarters(date(year - 1, 1, 1), today_local())
+    approvals = [approve(officer, "legacy", "02", quarter) for quarter in quarters[:-1]]
+    growth, indicators = figures()
+    assert growth["status"] == indicators["K4"]["status"] == "provisional"
+    approvals.append(approve(officer, "legacy", "02", quarters[-1]))
+    growth, indicators = figures()
+    assert (growth["status"], growth["cagr"]["status"], indicators["K4"]["status"]) == ("approved",) * 3
+    assert len(growth["approvals"]) == len(quarters)
+    assert {name for name, value in indicators.items() if value["status"] == "approved"} == {"K4"}
+    assert (indicators["K4"]["numerator"], indicators["K4"]["denominator"]) == (10, 8)
+
+    phone.send(HG, MONTH + timedelta(days=2), 13, "uuid:g1-edit", edits="uuid:g1")  # late edit
+    growth, indicators = figures()
+    assert (growth["all"]["visits"], growth["like_for_like"]["visits"], growth["status"]) == (10, 10, "approved")
+    assert indicators["K4"]["numerator"] == 10
+    lineage = officer.get("/v1/lineage/growth", params=area).json()
+    assert lineage["status"] == "approved"
+    assert sorted((c["instance_id"], c["contribution"]["visits_total"]) for c in lineage["items"]) == [
+        ("uuid:g0", 8), ("uuid:g1", 10)]  # the approved versions, not the late edit
+
+    holding = next(a for a in approvals if queue(officer, a))
+    (held,) = queue(officer, holding)
+    assert officer.post(f"/v1/approvals/{holding}/queue/{held['item_id']}/apply").status_code == 202
+    oracle = Oracle(from_embedded_log(app.bus.path), REFERENCE)
+    expected = oracle.growth(Area("legacy", "02"), year)
+    growth, indicators = figures()
+    assert growth["all"] == expected["all"] and growth["like_for_like"] == expected["like_for_like"]
+    assert (growth["all"]["visits"], indicators["K4"]["numerator"], growth["status"]) == (13, 13, "approved")
+
+    # Un-approving a quarter of the year before: provisional again, the live figures.
+    assert officer.delete(f"/v1/approvals/{approvals[0]}").status_code == 202
+    growth, indicators = figures()
+    assert (growth["status"], indicators["K4"]["status"], growth["all"]["visits"]) == ("provisional", "provisional", 13)
