@@ -22,6 +22,7 @@ from services.config import Settings
 from services.domain.reference import Library, default_reference
 from services.intake.accounts import ANONYMOUS
 from services.query.access import add_key
+from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance, multipart
 from tests.conftest import OPENROSA, visit_answers
 from tests.oracle import Area, Oracle
@@ -299,3 +300,83 @@ def test_growth_and_k4_are_approved_when_both_years_are_and_hold_a_late_edit(app
     assert officer.delete(f"/v1/approvals/{approvals[0]}").status_code == 202
     growth, indicators = figures()
     assert (growth["status"], indicators["K4"]["status"], growth["all"]["visits"]) == ("provisional", "provisional", 13)
+
+
+ACTIVITIES = {  # form → (its route, the answer holding its date, a count an edit raises)
+    "mobile_session": ("/v1/mobile-sessions", "session_date", ("visits_total", "visits_adults")),
+    "reading_promotion": ("/v1/reading-promotion", "event_date", ("participants_adults",)),
+    "staff_training": ("/v1/training", "completed_on", ("hours",)),
+    "donation": ("/v1/donations", "received_on", ("books",)),
+}
+
+
+def _activity_answers(form_id: str, day: date, **changes: str) -> dict[str, str]:
+    """A sample report of ``form_id`` by a Hà Giang library (legacy 02), dated ``day``."""
+    until = _first - timedelta(days=1)
+    report = next(r for f, r in all_sample_reports(REFERENCE, until) if f == form_id
+                  and REFERENCE.libraries[r.answers["library_id"]].area("legacy").province_code == "02")
+    return {**report.answers, ACTIVITIES[form_id][1]: day.isoformat(), **changes}
+
+
+def test_activity_figures_are_approved_with_the_period_and_hold_late_reports(app: EmbeddedStack, keys):
+    """An approval holds the province's mobile sessions, reading promotion, training and donations of
+    its months as it holds visits: a late edit or a new report is queued with its form and delta, the
+    served figures stay as approved until it is applied, and then equal the oracle's."""
+    officer, client = as_(app, keys[1]["hg"]), TestClient(app.app, headers=OPENROSA)
+    xforms = {form: client.get(f"/forms/{form}.xml").content for form in ACTIVITIES}
+
+    def send(form_id: str, instance: str, day: date, edits: str | None = None, **changes: str) -> None:
+        xml = fill_instance(xforms[form_id], _activity_answers(form_id, day, **changes), instance, deprecated_id=edits)
+        response = client.post("/submission", files=multipart(xml))
+        assert response.status_code == 201, response.text
+
+    def served(form_id: str) -> dict[str, Any]:
+        response = officer.get(ACTIVITIES[form_id][0], params={"scheme": "legacy", "province": "02", **SPAN})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    for form_id in ACTIVITIES:
+        send(form_id, f"uuid:{form_id}-1", MONTH + timedelta(days=3))
+    before = {form_id: served(form_id) for form_id in ACTIVITIES}
+    assert all(row["status"] == "provisional" for body in before.values() for row in body["series"])
+    assert all(body["series"] for body in before.values())
+
+    approval = approve(officer, "legacy", "02")
+    approved = {form_id: served(form_id) for form_id in ACTIVITIES}
+    for form_id, body in approved.items():
+        assert [{**row, "status": "provisional"} for row in body["series"]] == before[form_id]["series"], form_id
+        assert {row["status"] for row in body["series"]} == {"approved"}, form_id
+        assert [a["approval_id"] for a in body["approvals"]] == [approval]
+
+    # Late: each activity report edited (a count raised), and a second report of each form.
+    for form_id, (_, _, raised) in ACTIVITIES.items():
+        original = _activity_answers(form_id, MONTH + timedelta(days=3))
+        bigger = {name: str(int(float(original[name])) + 4) for name in raised}
+        send(form_id, f"uuid:{form_id}-1-edit", MONTH + timedelta(days=3), edits=f"uuid:{form_id}-1", **bigger)
+        send(form_id, f"uuid:{form_id}-2", MONTH + timedelta(days=5),
+             **({"worker_id": "HG-9901"} if form_id == "staff_training" else {}))
+    assert {form_id: served(form_id)["series"] for form_id in ACTIVITIES} == {
+        form_id: body["series"] for form_id, body in approved.items()}  # not changed
+
+    held = queue(officer, approval)
+    forms = {f"{item['form']}:{item['change']}" for item in held}
+    assert forms == {f"{event}:{change}" for event in ("mobile_session_held", "reading_promotion_held",
+                                                       "staff_trained", "donation_received")
+                     for change in ("edited", "new")}
+    edit = next(i for i in held if i["form"] == "mobile_session_held" and i["change"] == "edited")
+    assert (edit["delta"]["visits_total"], edit["delta"]["reports"]) == (4, 0)
+    for item in held:
+        assert officer.post(f"/v1/approvals/{approval}/queue/{item['item_id']}/apply").status_code == 202
+    assert queue(officer, approval) == []
+
+    oracle = Oracle(from_embedded_log(app.bus.path), REFERENCE)
+    area, end = Area("legacy", "02"), _first - timedelta(days=1)
+    expected = {"mobile_session": oracle.mobile_sessions(area, MONTH, end, "month"),
+                "reading_promotion": oracle.reading_promotion(area, MONTH, end, "month"),
+                "staff_training": oracle.training(area, MONTH, end, "month"),
+                "donation": oracle.donations(area, MONTH, end, "month")}
+    for form_id in ACTIVITIES:
+        series = served(form_id)["series"]
+        assert {row["status"] for row in series} == {"approved"}, form_id
+        assert [{k: v for k, v in row.items() if k != "status"} for row in series] == expected[form_id], form_id
+    assert served("staff_training")["series"][0]["workers"] == 2  # the late worker, once applied

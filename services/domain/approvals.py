@@ -1,10 +1,12 @@
-"""Approval of periods by area (issue #17): who approved which visit figures, and what a late report
-would change in them. Plain domain code: the bus carries the actions, the store archives them, the
+"""Approval of periods by area (issue #17): who approved which figures (visits and the activity
+forms': mobile sessions, reading promotion, training, donations), and what a late report would
+change in them. Plain domain code: the bus carries the actions, the store archives them, the
 query API reads them (``schemas/AGGREGATES.md``, "Approval").
 
 - An **approval** is of a month or a quarter (``2026-03``, ``2026-Q1``; a quarter covers its months)
   for one province under one scheme (a 2025 province covers every legacy province that went into it).
-  It records what the approver saw: the visit-log chains counted in the province and months then,
+  It records what the approver saw: the report chains (visit logs and activity forms) counted in
+  the province and months then,
   each with its version and counts (``ChainRow``), so "what the figures were" is kept, and so that
   which version is approved is decided by what the approver was shown, not by when an event was
   folded (there is no order between Kafka partitions; a snapshot carried by the approval needs none).
@@ -33,7 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, field_serializer, field_validator
 
 from services.domain import periods
-from services.domain.chain_rows import VALUES, ChainRow, pack_rows, unpack_rows
+from services.domain.chain_rows import VALUES, VISIT_LOGGED, ChainRow, pack_rows, unpack_rows
 from services.domain.events import Scheme
 from services.domain.periods import Granularity, label, named_period
 
@@ -119,9 +121,11 @@ def legacy_set(scheme: Scheme, province: str | None, mapping: Mapping[str, str])
 
 
 def sums(rows: Iterable[ChainRow]) -> dict[str, dict[str, int]]:
-    """Month label → the summed counts of ``rows``."""
+    """Month label → the summed counts of the visit logs among ``rows``."""
     out: dict[str, dict[str, int]] = {}
     for row in rows:
+        if not row.is_visit_log:
+            continue
         into = out.setdefault(label(row.month, "month"), dict.fromkeys(VALUES, 0))
         for name in VALUES:
             into[name] += row.counts.get(name, 0)
@@ -219,9 +223,12 @@ class Approvals:
                         if (found := self.covering(scheme, province, m)) is not None})
 
 
-def delta(before: ChainRow | None, after: ChainRow | None) -> dict[str, int]:
+def delta(before: ChainRow | None, after: ChainRow | None) -> dict[str, int | float]:
+    """What replacing ``before`` by ``after`` changes in its form's figures (every count of the form)."""
+    either = after or before
+    names = either.values if either else VALUES
     return {name: (after.counts.get(name, 0) if after else 0) - (before.counts.get(name, 0) if before else 0)
-            for name in VALUES}
+            for name in names}
 
 
 def item_id(root_id: str, target: str) -> str:
@@ -248,7 +255,9 @@ class HeldChange:
 
     def as_dict(self) -> dict[str, object]:
         kind = "new" if self.before is None else "withdrawn" if self.after is None else "edited"
+        either = self.after or self.before
         return {"item_id": self.item_id, "approval_id": self.approval_id, "root_id": self.root_id, "change": kind,
+                "form": either.event_type if either else VISIT_LOGGED,
                 "before": _row(self.before), "after": _row(self.after), "delta": delta(self.before, self.after)}
 
 
@@ -256,7 +265,7 @@ def _row(row: ChainRow | None) -> dict[str, object] | None:
     if row is None:
         return None
     return {"instance_id": row.event_id, "library_id": row.library_id, "occurred_on": row.day.isoformat(),
-            "period": label(row.month, "month"), **row.counts}
+            "period": label(row.month, "month"), **row.labels, **row.counts}
 
 
 def held_changes(approval: Approval, live: Iterable[ChainRow]) -> list[HeldChange]:
@@ -285,22 +294,30 @@ class Covered:
 
     months: Mapping[date, tuple[Approval, ...]]
 
-    def approved_rows(self, contains: Callable[[ChainRow], bool]) -> list[ChainRow]:
-        """The approved rows of the covered months that lie in the area asked (``contains``)."""
+    def approved_rows(self, contains: Callable[[ChainRow], bool], event_type: str = VISIT_LOGGED) -> list[ChainRow]:
+        """The approved rows of the form ``event_type`` in the covered months that lie in the area asked
+        (``contains``)."""
         return [row for month, found in self.months.items() for approval in found
-                for row in approval.rows.values() if row.month == month and contains(row)]
+                for row in approval.rows.values()
+                if row.month == month and row.event_type == event_type and contains(row)]
 
     def corrections(self, live: Iterable[ChainRow], contains: Callable[[ChainRow], bool]
                     ) -> list[tuple[ChainRow, int]]:
-        """What turns the live figure into the served one: each live row of a covered month with −1,
-        each approved row with +1 (``live``: at least the live rows of the covered months)."""
-        return ([(row, -1) for row in live if row.month in self.months and contains(row)]
+        """What turns a live visits figure into the served one: each live visit log of a covered month
+        with −1, each approved one with +1 (``live``: at least the live rows of the covered months)."""
+        return ([(row, -1) for row in live if row.month in self.months and row.is_visit_log and contains(row)]
                 + [(row, +1) for row in self.approved_rows(contains)])
 
     def status(self, months: Iterable[date]) -> Literal["approved", "provisional"]:
         """``approved`` when every one of ``months`` is covered (and there is at least one)."""
         months = list(months)
         return APPROVED if months and all(m in self.months for m in months) else PROVISIONAL
+
+    def point_status(self, period: str, granularity: Granularity, start: date, end: date
+                     ) -> Literal["approved", "provisional"]:
+        """A series point's mark: ``approved`` when every month of it (within start–end) is covered."""
+        return self.status(m for m in periods.months_between(start, end) if label(m, granularity) == period
+                           or (granularity == "day" and m == date.fromisoformat(period).replace(day=1)))
 
     def approvals(self) -> list[Approval]:
         return list({a.approval_id: a for found in self.months.values() for a in found}.values())
@@ -325,8 +342,6 @@ def mark_series(series: list[dict[str, object]], granularity: Granularity, start
         point = points[period]
         if int(point["reports"]) <= 0:  # type: ignore[call-overload]
             continue
-        months = [m for m in periods.months_between(start, end) if label(m, granularity) == period
-                  or (granularity == "day" and m == date.fromisoformat(period).replace(day=1))]
-        point["status"] = covered.status(months)
+        point["status"] = covered.point_status(period, granularity, start, end)
         out.append(point)
     return out

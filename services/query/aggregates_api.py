@@ -15,13 +15,23 @@ from fastapi import APIRouter, Query, Response
 from services.clock import today_local
 from services.domain.approvals import PROVISIONAL
 from services.domain.errors import Reason
+from services.domain.forms import donation as donation_form
+from services.domain.forms import mobile_session as mobile_form
+from services.domain.forms import reading_promotion as reading_form
+from services.domain.forms import staff_training as training_form
 from services.domain.forms.donation import DonorKind, DonorOrigin
 from services.domain.forms.reading_promotion import Occasion
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.periods import ALL_TIME, Period
 from services.problems import RequestRefused
 from services.query import models
-from services.query.approvals_api import FigureApprovals, figure_approvals, marked_visits
+from services.query.approvals_api import (
+    FigureApprovals,
+    activity_approvals,
+    approval_briefs,
+    figure_approvals,
+    marked_visits,
+)
 from services.query.areas import ResolvedArea
 from services.query.deps import AggregatesDep, ApprovalsDep, AreaRequest, PlaceRequest, Series, series_body
 from services.query.formats import documented
@@ -33,11 +43,11 @@ from services.store.clickhouse import AreaFilter
 INDICATORS = ("K1", "K2", "K3", "K4", "completeness", "timeliness")
 INDICATOR_COLUMNS = ["indicator", "value", "numerator", "denominator", "target", "on_track", "status"]
 VISIT_COLUMNS = ["period", *COUNT_FIELDS, "reports", "status"]
-MOBILE_COLUMNS = ["period", "sessions", "visits_total", "visits_children", "visits_adults", "loans"]
+MOBILE_COLUMNS = ["period", "sessions", "visits_total", "visits_children", "visits_adults", "loans", "status"]
 READING_COLUMNS = ["period", "occasion", "events", "participants_total", "participants_children",
-                   "participants_adults", "co_organised"]
-TRAINING_COLUMNS = ["period", "records", "hours", "workers", "workers_passed"]
-DONATION_COLUMNS = ["period", "donor_kind", "donor_origin", "donations", "books", "money_vnd"]
+                   "participants_adults", "co_organised", "status"]
+TRAINING_COLUMNS = ["period", "records", "hours", "workers", "workers_passed", "status"]
+DONATION_COLUMNS = ["period", "donor_kind", "donor_origin", "donations", "books", "money_vnd", "status"]
 GROWTH_COLUMNS = ["year", "all.visits", "all.previous", "all.yoy", "like_for_like.visits", "like_for_like.previous",
                   "like_for_like.yoy", "like_for_like.libraries", "cagr.baseline_year", "cagr.value", "cagr.status",
                   "status"]
@@ -162,11 +172,28 @@ def growth(
     return asked.respond(body, [values], GROWTH_COLUMNS, asked.filename(f"growth-{body['year']}"))
 
 
+def activity_series(aggregates: Aggregates, approvals: ApprovalReader, area: AreaFilter, period: Period,
+                    event_type: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """An activity form's series (``ACTIVITY_READS``) of ``area`` over ``period``, each row ``approved`` or
+    ``provisional`` (approved months read from their approvals, as ``/v1/visits``), and the approvals
+    that make its approved rows."""
+    covered, approved = activity_approvals(approvals, aggregates.reference, area, period, event_type)
+    rows = ACTIVITY_READS[event_type](aggregates, area, period.start, period.end, period.granularity,
+                                      approved=approved)
+    return ([{**row, "status": covered.point_status(row["period"], period.granularity, period.start, period.end)}
+             for row in rows], approval_briefs(covered))
+
+
+ACTIVITY_READS = {mobile_form.EVENT_TYPE: Aggregates.mobile_sessions,
+                  reading_form.EVENT_TYPE: Aggregates.reading_promotion,
+                  training_form.EVENT_TYPE: Aggregates.training, donation_form.EVENT_TYPE: Aggregates.donations}
+
+
 @router.get("/mobile-sessions", summary="Mobile-library sessions, visits and loans (serving library's area)",
             responses=documented(models.MobileSessions))
-def mobile_sessions(q: Series, aggregates: AggregatesDep) -> Response:
-    rows = aggregates.mobile_sessions(q.filter, q.period.start, q.period.end, q.period.granularity)
-    return q.series("mobile-sessions", rows, MOBILE_COLUMNS)
+def mobile_sessions(q: Series, aggregates: AggregatesDep, approvals: ApprovalsDep) -> Response:
+    rows, used = activity_series(aggregates, approvals, q.filter, q.period, mobile_form.EVENT_TYPE)
+    return q.series("mobile-sessions", rows, MOBILE_COLUMNS, approvals=used)
 
 
 @router.get("/reading-promotion", summary="Reading-promotion events and participants, by occasion",
@@ -174,18 +201,19 @@ def mobile_sessions(q: Series, aggregates: AggregatesDep) -> Response:
 def reading_promotion(
     q: Series,
     aggregates: AggregatesDep,
+    approvals: ApprovalsDep,
     occasion: Annotated[Occasion | None, Query(description="Only this occasion.")] = None,
 ) -> Response:
-    rows = aggregates.reading_promotion(q.filter, q.period.start, q.period.end, q.period.granularity)
+    rows, used = activity_series(aggregates, approvals, q.filter, q.period, reading_form.EVENT_TYPE)
     rows = [row for row in rows if occasion is None or row["occasion"] == occasion]
-    return q.series("reading-promotion", rows, READING_COLUMNS, occasion=occasion)
+    return q.series("reading-promotion", rows, READING_COLUMNS, occasion=occasion, approvals=used)
 
 
 @router.get("/training", summary="Staff training: records, hours, workers trained and passed",
             responses=documented(models.Training))
-def training(q: Series, aggregates: AggregatesDep) -> Response:
-    rows = aggregates.training(q.filter, q.period.start, q.period.end, q.period.granularity)
-    return q.series("training", rows, TRAINING_COLUMNS)
+def training(q: Series, aggregates: AggregatesDep, approvals: ApprovalsDep) -> Response:
+    rows, used = activity_series(aggregates, approvals, q.filter, q.period, training_form.EVENT_TYPE)
+    return q.series("training", rows, TRAINING_COLUMNS, approvals=used)
 
 
 @router.get("/donations", summary="Donations: count, books and money, by donor kind and origin",
@@ -193,10 +221,12 @@ def training(q: Series, aggregates: AggregatesDep) -> Response:
 def donations(
     q: Series,
     aggregates: AggregatesDep,
+    approvals: ApprovalsDep,
     donor_kind: Annotated[DonorKind | None, Query(description="Only this kind of donor.")] = None,
     donor_origin: Annotated[DonorOrigin | None, Query(description="Only domestic or foreign donors.")] = None,
 ) -> Response:
-    rows = aggregates.donations(q.filter, q.period.start, q.period.end, q.period.granularity)
+    rows, used = activity_series(aggregates, approvals, q.filter, q.period, donation_form.EVENT_TYPE)
     rows = [row for row in rows if (donor_kind is None or row["donor_kind"] == donor_kind)
             and (donor_origin is None or row["donor_origin"] == donor_origin)]
-    return q.series("donations", rows, DONATION_COLUMNS, donor_kind=donor_kind, donor_origin=donor_origin)
+    return q.series("donations", rows, DONATION_COLUMNS, donor_kind=donor_kind, donor_origin=donor_origin,
+                    approvals=used)

@@ -12,6 +12,7 @@ by the fold in log order, so two approvals racing through two replicas cannot bo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -42,6 +43,7 @@ from services.query.access import Principal
 from services.query.deps import ApprovalsDep, CurrentKey, ReferenceDep, Services
 from services.query.formats import documented
 from services.query.params import NAMED_PERIOD, PROVINCE_CODE, asked_period
+from services.store.aggregates import ApprovedRows
 from services.store.approvals import ApprovalReader
 from services.store.clickhouse import AreaFilter
 from services.store.lineage import Approved
@@ -91,25 +93,41 @@ class FigureApprovals:
         return Approved(tuple(self.covered.months), tuple(row for row, sign in self.corrections if sign > 0))
 
     def briefs(self) -> list[dict[str, Any]]:
-        return [_brief(a) for a in self.covered.approvals()]
+        return approval_briefs(self.covered)
+
+
+def covered_months(reader: ApprovalReader, reference: Reference, area: AreaFilter, start: date, end: date
+                   ) -> Covered:
+    """The months between ``start`` and ``end`` approved for the whole of ``area``."""
+    approvals = reader.approvals()
+    province = _province_of(area, reference)
+    if not approvals.active() or (province is None and (area.library_id or area.commune_code)):
+        return Covered({})
+    return approvals.covered(area.scheme, province, start, end)
+
+
+def _in(area: AreaFilter, start: date, end: date) -> Callable[[ChainRow], bool]:
+    return lambda row: start <= row.day <= end and area.row_contains(row.model_dump())
 
 
 def figure_approvals(reader: ApprovalReader, reference: Reference, area: AreaFilter, start: date,
                      end: date) -> FigureApprovals:
     """The approvals of a visits figure of ``area`` (of the library type asked) between ``start`` and
     ``end``: every figure built from visit logs (``/v1/visits``, ``/v1/growth``, K4, lineage) asks here."""
-    approvals = reader.approvals()
-    province = _province_of(area, reference)
-    if not approvals.active() or (province is None and (area.library_id or area.commune_code)):
-        return FigureApprovals(Covered({}), [])
-    covered = approvals.covered(area.scheme, province, start, end)
+    covered = covered_months(reader, reference, area, start, end)
     if not covered.months:
         return FigureApprovals(covered, [])
+    live = reader.live_rows(area, list(covered.months))
+    return FigureApprovals(covered, covered.corrections(live, _in(area, start, end)))
 
-    def contains(row: ChainRow) -> bool:
-        return start <= row.day <= end and area.row_contains(row.model_dump())
 
-    return FigureApprovals(covered, covered.corrections(reader.live_rows(area, list(covered.months)), contains))
+def activity_approvals(reader: ApprovalReader, reference: Reference, area: AreaFilter, period: Period,
+                       event_type: str) -> tuple[Covered, ApprovedRows]:
+    """The approved months of an activity form's figure of ``area`` over ``period``, and their approved
+    rows of the form, which the store reads in place of the live ones (``Aggregates.mobile_sessions``…)."""
+    covered = covered_months(reader, reference, area, period.start, period.end)
+    rows = covered.approved_rows(_in(area, period.start, period.end), event_type) if covered.months else []
+    return covered, ApprovedRows(tuple(covered.months), tuple(rows))
 
 
 def marked_visits(reader: ApprovalReader, reference: Reference, area: AreaFilter, period: Period,
@@ -119,6 +137,11 @@ def marked_visits(reader: ApprovalReader, reference: Reference, area: AreaFilter
     found = figure_approvals(reader, reference, area, period.start, period.end)
     return mark_series(rows, period.granularity, period.start, period.end, found.covered,
                        found.corrections), found.briefs()
+
+
+def approval_briefs(covered: Covered) -> list[dict[str, Any]]:
+    """The approvals that make a figure's approved months, in brief (a figure's ``approvals``)."""
+    return [_brief(a) for a in covered.approvals()]
 
 
 def _brief(approval: Approval) -> dict[str, Any]:

@@ -6,7 +6,7 @@ document.
 """
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -91,6 +91,11 @@ VisitCounts = create_model("VisitCounts", reports=(int, ...),
                            **{name: (int, ...) for name in COUNT_FIELDS})  # type: ignore[call-overload]
 
 
+FigureStatus = Annotated[Literal["approved", "provisional"], Field(
+    description="`approved`: every month of the point is approved for the whole area, and the value is the approved "
+                "one (schemas/AGGREGATES.md, \"Approval\"); else `provisional` (live).")]
+
+
 class MobileRow(BaseModel):
     period: str
     sessions: int
@@ -98,6 +103,7 @@ class MobileRow(BaseModel):
     visits_children: int
     visits_adults: int
     loans: int
+    status: FigureStatus
 
 
 class ReadingRow(BaseModel):
@@ -108,6 +114,7 @@ class ReadingRow(BaseModel):
     participants_children: int
     participants_adults: int
     co_organised: int
+    status: FigureStatus
 
 
 class TrainingRow(BaseModel):
@@ -116,6 +123,7 @@ class TrainingRow(BaseModel):
     hours: float
     workers: int
     workers_passed: int
+    status: FigureStatus
 
 
 class DonationRow(BaseModel):
@@ -125,12 +133,11 @@ class DonationRow(BaseModel):
     donations: int
     books: int
     money_vnd: int
+    status: FigureStatus
 
 
 class VisitPoint(VisitRow):  # type: ignore[valid-type, misc]
-    status: Literal["approved", "provisional"] = Field(
-        description="`approved`: every month of the point is approved for the whole area, and the value is "
-                    "the approved one (schemas/AGGREGATES.md, \"Approval\"); else `provisional` (live).")
+    status: FigureStatus
 
 
 class ApprovalBrief(BaseModel):
@@ -188,9 +195,13 @@ class HeldChange(BaseModel):
     approval_id: str
     root_id: str = Field(description="The report chain (instanceID of its first version).")
     change: Literal["new", "edited", "withdrawn"]
+    form: str = Field(description="The report's form, as its event type (`visit_logged`, `mobile_session_held`, "
+                                  "`reading_promotion_held`, `staff_trained`, `donation_received`).")
     before: dict[str, Any] | None = Field(description="Its approved contribution (none: not in the approved figure).")
     after: dict[str, Any] | None = Field(description="Its live contribution (none: it no longer counts here).")
-    delta: VisitCounts = Field(description="What applying it changes in the approved figure (after − before).")
+    delta: dict[str, int | float] = Field(
+        description="What applying it changes in its form's approved figures (after − before), count by count: a "
+                    "visit log's visit counts and `reports`; an activity's measures and `reports`.")
 
 
 class HeldChanges(BaseModel):
@@ -200,21 +211,25 @@ class HeldChanges(BaseModel):
 
 class MobileSessions(_Series):
     series: list[MobileRow]
+    approvals: list[ApprovalBrief] = Field(description="The approvals making the approved points.")
 
 
 class ReadingPromotion(_Series):
     occasion: str | None
     series: list[ReadingRow]
+    approvals: list[ApprovalBrief] = Field(description="The approvals making the approved points.")
 
 
 class Training(_Series):
     series: list[TrainingRow]
+    approvals: list[ApprovalBrief] = Field(description="The approvals making the approved points.")
 
 
 class Donations(_Series):
     donor_kind: str | None
     donor_origin: str | None
     series: list[DonationRow]
+    approvals: list[ApprovalBrief] = Field(description="The approvals making the approved points.")
 
 
 class GrowthAll(BaseModel):

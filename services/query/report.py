@@ -9,8 +9,8 @@ API's own route calls for it, with the parameters that route would be given:
 - communes and their libraries in the model at D: ``/v1/areas?level=commune&in_programme=true`` and
   ``/v1/libraries?in_model=true&as_of=D``;
 - rotation: ``province_rows`` (``/v1/rotation/provinces?as_of=D``);
-- mobile sessions, reading promotion, training, donations: ``Aggregates``' methods as their routes
-  call them, by month and by year over the period (the totals);
+- mobile sessions, reading promotion, training, donations: ``activity_series``, as their routes
+  call it, by month and by year over the period (the totals);
 - approval of each month: ``approval_states``, the one seam to the approval of periods.
 
 Values stay raw (numbers, dates, booleans, codes); labels and formats are the writer's.
@@ -25,10 +25,11 @@ from typing import Any, Literal
 from services.clock import now_local, today_local
 from services.domain.approvals import APPROVED, PROVISIONAL, Approvals
 from services.domain.events import Scheme
+from services.domain.forms import donation, mobile_session, reading_promotion, staff_training
 from services.domain.indicators import change
-from services.domain.periods import Period, months_of, year_before
+from services.domain.periods import Granularity, Period, months_of, year_before
 from services.query.access import Principal
-from services.query.aggregates_api import indicators_body, visits_body
+from services.query.aggregates_api import activity_series, indicators_body, visits_body
 from services.query.areas import AreaResolver, ResolvedArea
 from services.query.params import AreaQuery
 from services.query.rotation_api import province_rows
@@ -119,7 +120,7 @@ def build_report(aggregates: Aggregates, approvals: ApprovalReader, areas: AreaR
             _visits(aggregates, approvals, area, period),
             _communes(areas, principal, scheme, province, day),
             _rotation(areas, store, scheme, province, day, loan_days),
-            *_activities(aggregates, area, period),
+            *_activities(aggregates, approvals, area, period),
             _summary(indicators, ("completeness", "timeliness"), "sheet.quality", "note.quality"),
             _approvals(approval_states(approvals.approvals(), scheme, province, months)),
         ]
@@ -128,8 +129,10 @@ def build_report(aggregates: Aggregates, approvals: ApprovalReader, areas: AreaR
 
 def _summary(indicators: dict[str, dict[str, Any]], names: tuple[str, ...], sheet: str, note: str) -> Table:
     columns = (Column("indicator", "label", "indicator"), Column("value", "pct"), Column("numerator", "int"),
-               Column("denominator", "int"), Column("target", "pct"), Column("on_track", "status"))
-    return Table(sheet, columns, [{"indicator": n, **indicators[n]} for n in names], note=note)
+               Column("denominator", "int"), Column("target", "pct"), Column("on_track", "status"),
+               Column("state", "approval"))
+    return Table(sheet, columns, [{"indicator": n, **indicators[n], "state": indicators[n]["status"]} for n in names],
+                 note=note)
 
 
 def _visits(aggregates: Aggregates, approvals: ApprovalReader, area: ResolvedArea, period: Period) -> Table:
@@ -200,34 +203,34 @@ def _rotation(areas: AreaResolver, store: Store, scheme: str, province: str, day
     return Table("sheet.rotation", columns, rows, note="note.rotation")
 
 
-def _activities(aggregates: Aggregates, area: ResolvedArea, period: Period) -> list[Table]:
+def _activities(aggregates: Aggregates, approvals: ApprovalReader, area: ResolvedArea, period: Period) -> list[Table]:
     """Mobile sessions, reading promotion, training and donations by month, with the period's totals
-    (the same call by year over the period)."""
+    (the same call by year over the period), each approved or provisional as their routes serve them."""
     where, start, end = area.filter, period.start, period.end
 
-    def month(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**row, "month": date(int(row["period"][:4]), int(row["period"][5:7]), 1)} for row in rows]
-
-    def whole(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**row, "month": None} for row in rows]
+    def read(event_type: str, granularity: Granularity) -> list[dict[str, Any]]:
+        rows, _ = activity_series(aggregates, approvals, where, Period(start, end, granularity), event_type)
+        return [{**row, "state": row["status"],
+                 "month": date(int(row["period"][:4]), int(row["period"][5:7]), 1) if granularity == "month"
+                 else None} for row in rows]
 
     tables = []
-    for sheet, read, columns in (
-            ("sheet.mobile", aggregates.mobile_sessions,
+    for sheet, event_type, columns in (
+            ("sheet.mobile", mobile_session.EVENT_TYPE,
              (Column("sessions", "int"), Column("visits_total", "int"), Column("visits_children", "int"),
               Column("visits_adults", "int"), Column("loans", "int"))),
-            ("sheet.reading", aggregates.reading_promotion,
+            ("sheet.reading", reading_promotion.EVENT_TYPE,
              (Column("occasion", "label", "occasion"), Column("events", "int"), Column("participants_total", "int"),
               Column("participants_children", "int"), Column("participants_adults", "int"),
               Column("co_organised", "int"))),
-            ("sheet.training", aggregates.training,
+            ("sheet.training", staff_training.EVENT_TYPE,
              (Column("records", "int"), Column("hours", "decimal"), Column("workers", "int"),
               Column("workers_passed", "int"))),
-            ("sheet.donations", aggregates.donations,
+            ("sheet.donations", donation.EVENT_TYPE,
              (Column("donor_kind", "label", "donor_kind"), Column("donor_origin", "label", "donor_origin"),
               Column("donations", "int"), Column("books", "int"), Column("money_vnd", "int")))):
-        tables.append(Table(sheet, (Column("month", "month"), *columns), month(read(where, start, end, "month")),
-                            whole(read(where, start, end, "year")), "note.activities"))
+        tables.append(Table(sheet, (Column("month", "month"), *columns, Column("state", "approval")),
+                            read(event_type, "month"), read(event_type, "year"), "note.activities"))
     return tables
 
 

@@ -81,7 +81,9 @@ LABELS: dict[str, dict[str, str]] = {
         "rotation.loss_rate": "Tỷ lệ mất", "status.true": "Đạt", "status.false": "Chưa đạt",
         "status.none": "Chưa có số liệu", "yes": "Có", "no": "Không",
         "approval.approved": "Đã phê duyệt", "approval.provisional": "Tạm tính",
-        "note.summary": "Chỉ số của năm, tính đến ngày số liệu; mục tiêu theo lộ trình của chương trình.",
+        "note.summary": "Chỉ số của năm, tính đến ngày số liệu; mục tiêu theo lộ trình của chương trình. K4 được "
+                        "phê duyệt khi mọi tháng của năm và năm trước đã phê duyệt; K1–K3 đếm sổ đăng ký và luôn "
+                        "tạm tính.",
         "note.visits": "Dòng «Cả kỳ»: tổng của kỳ và của cùng kỳ năm trước.",
         "note.communes": "Các xã thuộc chương trình và thư viện trong mô hình tại ngày số liệu.",
         "note.rotation": "Sách luân chuyển của tỉnh tại ngày số liệu.",
@@ -128,7 +130,9 @@ LABELS: dict[str, dict[str, str]] = {
         "rotation.loss_rate": "Loss rate", "status.true": "On track", "status.false": "Behind",
         "status.none": "No data yet", "yes": "Yes", "no": "No",
         "approval.approved": "Approved", "approval.provisional": "Provisional",
-        "note.summary": "The year's indicators as of the figures' date; targets from the programme's milestones.",
+        "note.summary": "The year's indicators as of the figures' date; targets from the programme's milestones. "
+                        "K4 is approved when every month of the year and the year before is; K1–K3 count the "
+                        "registry and stay provisional.",
         "note.visits": "Row “Whole period”: the period's total and the same period a year earlier.",
         "note.communes": "The programme's communes and the libraries in the model on the figures' date.",
         "note.rotation": "The province's rotation books on the figures' date.",

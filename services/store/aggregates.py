@@ -20,11 +20,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from services.domain.chain_rows import ChainRow
 from services.domain.events import AdminArea
+from services.domain.forms import donation, mobile_session, reading_promotion, staff_training
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
 from services.domain.periods import ALL_TIME, Granularity, month_end
 from services.domain.reference import Reference
@@ -34,6 +36,19 @@ from services.store.clickhouse import AreaFilter, Store, string_list
 
 # Visit-log chain rows to take out (−1) or put in (+1) of a live figure: approved months served as approved.
 Corrections = Sequence[tuple[ChainRow, int]]
+
+
+@dataclass(frozen=True)
+class ApprovedRows:
+    """The months of a figure approved for its whole area, and their approved chain rows: the activity
+    figures read these in place of the live rows of those months."""
+
+    months: tuple[date, ...]
+    rows: tuple[ChainRow, ...]
+
+    def as_json(self, event_type: str) -> str:
+        return json.dumps([row.model_dump(mode="json") for row in self.rows if row.event_type == event_type],
+                          ensure_ascii=False)
 
 RETRACTED = "submission_retracted"
 _COORDINATION_FORMS = ("rotation_moved", "mobile_session_held", "reading_promotion_held")
@@ -100,33 +115,39 @@ class Aggregates:
         return rollups.plan(area, start, end, granularity, libraries, table)
 
     def _activity(self, event_type: str, area: AreaFilter, start: date, end: date, granularity: Granularity,
-                  table: str | None) -> rollups.Plan:
-        return rollups.plan(area, start, end, granularity, table=table, family=rollups.ACTIVITIES,
-                            event_type=event_type)
+                  table: str | None, approved: ApprovedRows | None) -> rollups.Plan:
+        """Where an activity form's figures are read: the smallest table, or (``approved``) the chain rows
+        with the approved months' rows in place of the live ones."""
+        if approved is None or not approved.months:
+            return rollups.plan(area, start, end, granularity, table=table, family=rollups.ACTIVITIES,
+                                event_type=event_type)
+        plan = rollups.plan(area, start, end, granularity, table=rollups.ACTIVITIES.chains,
+                            family=rollups.ACTIVITIES, event_type=event_type)
+        return rollups.activities_with_approved(plan, approved.months, approved.as_json(event_type))
 
     def mobile_sessions(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
-                        table: str | None = None) -> list[dict[str, Any]]:
-        plan = self._activity("mobile_session_held", area, start, end, granularity, table)
+                        table: str | None = None, approved: ApprovedRows | None = None) -> list[dict[str, Any]]:
+        plan = self._activity(mobile_session.EVENT_TYPE, area, start, end, granularity, table, approved)
         columns = [("sessions", "reports"), *((c, c) for c in ("visits_total", "visits_children", "visits_adults",
                                                                 "loans"))]
         return self.store.select(rollups.grouped_sql(plan, granularity, columns), plan.params)
 
     def reading_promotion(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
-                          table: str | None = None) -> list[dict[str, Any]]:
-        plan = self._activity("reading_promotion_held", area, start, end, granularity, table)
+                          table: str | None = None, approved: ApprovedRows | None = None) -> list[dict[str, Any]]:
+        plan = self._activity(reading_promotion.EVENT_TYPE, area, start, end, granularity, table, approved)
         columns = [("events", "reports"), *((c, c) for c in ("participants_total", "participants_children",
                                                               "participants_adults", "co_organised"))]
         return self.store.select(rollups.grouped_sql(plan, granularity, columns, by=("occasion",)), plan.params)
 
     def training(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
-                 table: str | None = None) -> list[dict[str, Any]]:
-        plan = self._activity("staff_trained", area, start, end, granularity, table)
+                 table: str | None = None, approved: ApprovedRows | None = None) -> list[dict[str, Any]]:
+        plan = self._activity(staff_training.EVENT_TYPE, area, start, end, granularity, table, approved)
         rows = self.store.select(rollups.training_sql(plan, granularity), plan.params)
         return [{**row, "hours": round(row["hours"], 6)} for row in rows]
 
     def donations(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
-                  table: str | None = None) -> list[dict[str, Any]]:
-        plan = self._activity("donation_received", area, start, end, granularity, table)
+                  table: str | None = None, approved: ApprovedRows | None = None) -> list[dict[str, Any]]:
+        plan = self._activity(donation.EVENT_TYPE, area, start, end, granularity, table, approved)
         columns = [("donations", "reports"), ("books", "books"), ("money_vnd", "money_vnd")]
         return self.store.select(rollups.grouped_sql(plan, granularity, columns, by=("donor_kind", "donor_origin")),
                                  plan.params)

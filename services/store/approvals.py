@@ -12,7 +12,9 @@ from datetime import date
 from typing import Any, TypeVar, get_args
 
 from services.domain import flag_checks
+from services.domain.activity_chains import DIMENSIONS
 from services.domain.approvals import VALUES, Action, ApprovalAction, Approvals, ChainRow
+from services.domain.chain_rows import ACTIVITY_VALUES
 from services.domain.events import Scheme
 from services.domain.periods import month_end
 from services.store import rollups
@@ -74,23 +76,38 @@ class ApprovalReader:
 
     def live_rows(self, area: AreaFilter, months: Sequence[date]) -> list[ChainRow]:
         """The visit-log chains counted now in ``area`` in ``months``: each chain's current row."""
+        return self._current(rollups.VISITS, VALUES, (), area, months)
+
+    def activity_rows(self, area: AreaFilter, months: Sequence[date]) -> list[ChainRow]:
+        """The activity forms' chains counted now in ``area`` in ``months``: each chain's current row."""
+        return self._current(rollups.ACTIVITIES, ACTIVITY_VALUES, ("event_type", *DIMENSIONS), area, months)
+
+    def _current(self, family: rollups.Tables, values: tuple[str, ...], labels: tuple[str, ...], area: AreaFilter,
+                 months: Sequence[date]) -> list[ChainRow]:
         if not months:
             return []
         first, last = min(months), max(months)
-        plan = rollups.plan(area, first, month_end(last), "day", table=rollups.CHAINS)
+        plan = rollups.plan(area, first, month_end(last), "day", table=family.chains, family=family)
         newest = "(seq, sign)"
         # (aliases unlike the columns: the WHERE reads the columns)
         columns = ", ".join(f"argMax({c}, {newest}) AS now_{c}" for c in (
-            "event_id", "library_id", "day", "province_legacy", "commune_legacy", "province_2025", "commune_2025"))
-        sums = ", ".join(f"{plan.total(name)} AS {name}" for name in VALUES)
+            "event_id", "library_id", "day", *_PLACE, *labels))
+        sums = ", ".join(f"{plan.total(name)} AS {name}" for name in values)
         rows = self.store.select(f"SELECT root_id, {columns}, {sums} FROM {plan.table} WHERE {plan.where} "
                                  "GROUP BY root_id HAVING reports > 0 ORDER BY root_id", plan.params)
         wanted = set(months)
         return [ChainRow(root_id=r["root_id"], event_id=r["now_event_id"], day=r["now_day"],
-                         library_id=r["now_library_id"], province_legacy=r["now_province_legacy"],
-                         commune_legacy=r["now_commune_legacy"], province_2025=r["now_province_2025"],
-                         commune_2025=r["now_commune_2025"], counts={name: r[name] for name in VALUES})
+                         library_id=r["now_library_id"], **{c: r[f"now_{c}"] for c in _PLACE},
+                         **({"event_type": r["now_event_type"],
+                             "labels": {d: r[f"now_{d}"] for d in DIMENSIONS}} if labels else {}),
+                         counts={name: r[name] for name in values})
                 for r in rows if r["now_day"].replace(day=1) in wanted]
 
     def province_rows(self, scheme: Scheme, province: str, months: Sequence[date]) -> list[ChainRow]:
-        return self.live_rows(AreaFilter(scheme, province), months)
+        """Every report chain (visit logs and activity forms) counted now in the province and months:
+        what an approval snapshots and its queue compares with."""
+        area = AreaFilter(scheme, province)
+        return [*self.live_rows(area, months), *self.activity_rows(area, months)]
+
+
+_PLACE = ("province_legacy", "commune_legacy", "province_2025", "commune_2025")

@@ -20,10 +20,13 @@ period with no counted report has ``reports = 0`` and is left out, as it is from
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from services.domain.activity_chains import DIMENSIONS, MEASURES
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.periods import Granularity
 from services.store.clickhouse import AreaFilter
@@ -142,6 +145,31 @@ def plan(area: AreaFilter, start: date, end: date, granularity: Granularity,
         if chosen == family.chains:
             clauses.append("counted")
     return Plan(chosen, date_column, tuple(clauses), params, chosen == family.chains)
+
+
+def activities_with_approved(p: Plan, months: Sequence[date], rows_json: str) -> Plan:
+    """``p`` (a plan over the activity forms' chain rows) read with approved months replaced: the live chain
+    rows outside ``months``, and in them the approved rows (``rows_json``: a JSON array of chain rows as
+    the approval keeps them, each counted once). The figure's own SQL runs over both, so an approved
+    figure is summed, grouped and counted by the same rules as a live one."""
+    if not p.chains:
+        raise ValueError("approved rows replace chain rows: plan over the chain rows")
+    # UNION ALL matches columns by position: the measures in MEASURES' order, each of its type
+    measures = ", ".join(f"JSONExtract{'Float' if m == 'hours' else 'Int'}(approved_row, 'counts', '{m}') AS {m}"
+                         for m in MEASURES)
+    labels = ", ".join(f"JSONExtractString(approved_row, 'labels', '{d}') AS {d}" for d in DIMENSIONS)
+    places = ", ".join(f"JSONExtractString(approved_row, '{c}') AS {c}" for c in
+                       ("library_id", "province_legacy", "commune_legacy", "province_2025", "commune_2025"))
+    columns = ("event_type, day, library_id, province_legacy, commune_legacy, province_2025, commune_2025, "
+               f"counted, sign, {', '.join(DIMENSIONS)}, {', '.join(MEASURES)}")
+    table = (f"(SELECT {columns} FROM {ACTIVITIES.chains} "
+             "WHERE toStartOfMonth(day) NOT IN {approved_months:Array(Date)} "
+             "UNION ALL SELECT JSONExtractString(approved_row, 'event_type') AS event_type, "
+             f"toDate(JSONExtractString(approved_row, 'day')) AS day, {places}, toUInt8(1) AS counted, "
+             f"toInt8(1) AS sign, {labels}, {measures} "
+             "FROM (SELECT arrayJoin(JSONExtractArrayRaw({approved_rows:String})) AS approved_row))")
+    return dataclasses.replace(p, table=table, params={**p.params, "approved_months": list(months),
+                                                       "approved_rows": rows_json})
 
 
 def series_sql(p: Plan, granularity: Granularity) -> str:
