@@ -20,7 +20,7 @@ from bench.context import SCALES, Context
 from bench.results import Run, write
 
 # In the order they run: the cheap ones first, the whole-log replay last.
-BENCHMARKS = ("query", "embedded", "hostile", "intake", "worker", "replay", "soak")
+BENCHMARKS = ("query", "lineage", "embedded", "hostile", "intake", "worker", "replay", "soak")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,7 @@ from bench.dashboard import measure as measure_dashboard
 from bench.generate import FACT_LIBRARIES_TABLE, fact_libraries, fact_libraries_ddl, load_reference, visit_facts_sql
 from bench.measure import percentile, profile_pid
 from bench.results import Figure
+from services.bus.base import Publisher
 from services.domain.forms.library_registry import LibraryType
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.reference import Reference
@@ -92,6 +93,17 @@ def command(store: Store, sql: str) -> None:
     """A statement without rows (DDL, ``INSERT … SELECT``) on the store's client."""
     with store._lock:
         store._client.command(sql)
+
+
+def open_store(path: Path, reference: Reference, libraries: int, seed: int) -> tuple[Store, list[list[object]]]:
+    """A migrated chDB store at ``path`` with ``libraries`` rows of ``FACT_LIBRARIES_TABLE`` (what
+    ``fill`` draws the facts' libraries from), and those rows."""
+    store = Store(f"chdb://{path}")
+    store.migrate()
+    rows = fact_libraries(reference, libraries, seed)
+    command(store, fact_libraries_ddl())
+    store.insert_rows(FACT_LIBRARIES_TABLE, _LIB_COLUMNS, rows)
+    return store, rows
 
 
 def fill(store: Store, first: int, count: int, seed: int) -> dict[str, float]:
@@ -288,8 +300,8 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, store: Store, reference: Reference, keys_file: Path):
-        services = QueryServices.over(store, reference, ApiKeys(keys_file), LoginThrottle())
+    def __init__(self, store: Store, reference: Reference, keys_file: Path, publisher: Publisher | None = None):
+        services = QueryServices.over(store, reference, ApiKeys(keys_file), LoginThrottle(), publisher=publisher)
         app = create_app("bench query API", [query_api.router, dashboard_router()], state=services.state())
         self.port = _free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
@@ -386,11 +398,7 @@ def run(ctx: Context) -> list[Figure]:
     others = 60 if ctx.full else 30
     base = ctx.dir("query")
     reference = load_reference(ctx.registry)
-    store = Store(f"chdb://{base / 'store'}")
-    store.migrate()
-    libraries = fact_libraries(reference, math.ceil(stages[-1] / OPEN_DAYS), ctx.seed)
-    command(store, fact_libraries_ddl())
-    store.insert_rows(FACT_LIBRARIES_TABLE, _LIB_COLUMNS, libraries)
+    store, libraries = open_store(base / "store", reference, math.ceil(stages[-1] / OPEN_DAYS), ctx.seed)
     keys_file = base / "api-keys.json"
     key = add_key(keys_file, "bench", ["read:all"], reference)
     recorder = Recorder(store)
