@@ -10,7 +10,16 @@ from datetime import date, datetime
 
 import pytest
 
-from services.domain.approvals import VALUES, ApprovalAction, Approvals, ChainRow, held_changes, mark_series, months_of
+from services.domain.approvals import (
+    VALUES,
+    ApprovalAction,
+    Approvals,
+    ChainRow,
+    add_visit_rows,
+    held_changes,
+    mark_series,
+    months_of,
+)
 from services.domain.chain_rows import MAX_UNPACKED, pack_rows, unpack_rows
 from services.domain.periods import Granularity
 
@@ -62,12 +71,13 @@ def test_a_late_edit_is_held_with_its_delta_and_applying_moves_the_figure_by_it(
     assert [h.root_id for h in held_changes(approval, newer)] == ["r3"]  # a declined chain that changes again
 
 
-def served(series: list[dict[str, object]], granularity: Granularity, approvals: Approvals,
-           live: list[ChainRow]) -> list[dict[str, object]]:
-    """``series`` of legacy province 02 over 2026-Q1 as the API serves it."""
+def served(granularity: Granularity, approvals: Approvals, live: list[ChainRow]) -> list[dict[str, object]]:
+    """The visits of legacy province 02 over 2026-Q1 as the API serves them, the live chain rows being
+    ``live``: what the store sums outside the approved months, and their approved rows."""
     start, end = date(2026, 1, 1), date(2026, 3, 31)
     covered = approvals.covered("legacy", "02", start, end)
-    return mark_series(series, granularity, start, end, covered, covered.corrections(live, lambda r: True))
+    rows = [r for r in live if r.month not in covered.months] + covered.approved_rows(lambda r: True)
+    return mark_series(add_visit_rows([], rows, granularity), granularity, start, end, covered)
 
 
 def test_a_retraction_is_held_as_withdrawn_and_unapproving_returns_to_live():
@@ -75,11 +85,10 @@ def test_a_retraction_is_held_as_withdrawn_and_unapproving_returns_to_live():
     held = held_changes(approvals.by_id["A"], [SNAPSHOT[0]])
     assert [(h.root_id, h.as_dict()["change"], h.as_dict()["delta"]["visits_total"]) for h in held] == [
         ("r2", "withdrawn", -20)]
-    series = [{"period": "2026-03", **dict.fromkeys(VALUES, 0), "visits_total": 10, "reports": 1}]
-    marked = served(series, "month", approvals, [SNAPSHOT[0]])
+    marked = served("month", approvals, [SNAPSHOT[0]])
     assert [(p["period"], p["visits_total"], p["status"]) for p in marked] == [("2026-03", 30, "approved")]
     approvals.take(act(2, "unapprove"))
-    marked = served(series, "month", approvals, [SNAPSHOT[0]])
+    marked = served("month", approvals, [SNAPSHOT[0]])
     assert [(p["period"], p["visits_total"], p["status"]) for p in marked] == [("2026-03", 10, "provisional")]
 
 
@@ -95,9 +104,8 @@ def test_a_2025_province_approval_covers_its_legacy_provinces_and_the_log_decide
 
 def test_a_quarter_point_is_approved_only_when_all_its_months_are():
     approvals = Approvals.fold([act(1, "approve", rows=SNAPSHOT)], MAPPING)
-    series = [{"period": "2026-Q1", **dict.fromkeys(VALUES, 0), "visits_total": 31, "reports": 3}]
     live = [*SNAPSHOT, row("r9", "r9", date(2026, 2, 1), 1)]
-    marked = served(series, "quarter", approvals, [r for r in live if r.month.month == 3])
+    marked = served("quarter", approvals, live)
     assert [(p["visits_total"], p["status"]) for p in marked] == [(31, "provisional")]
 
 

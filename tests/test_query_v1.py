@@ -176,7 +176,7 @@ def test_library_type_filters_like_the_oracle(api: TestClient, oracle: Oracle):
                     into[k] += v
     body = ok(api.get("/v1/mobile-sessions", params={"scheme": "2025", "library_type": kind,
                                                      "start": START.isoformat(), "granularity": "year"}))
-    assert body["series"] == [{"period": p, **v} for p, v in sorted(expected.items())]
+    assert unmarked(body["series"]) == [{"period": p, **v} for p, v in sorted(expected.items())]
 
 
 @pytest.mark.parametrize("year", [2025, TODAY.year])

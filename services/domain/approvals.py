@@ -289,8 +289,8 @@ def held_changes(approval: Approval, live: Iterable[ChainRow]) -> list[HeldChang
 class Covered:
     """The months of a figure's dates that are approved for its whole area, each with the approvals that
     together cover the area then (``Approvals.covered``). A figure is served from these approvals in
-    those months, whatever else it draws on: live rows of a covered month are taken out, its approved
-    rows put in (``corrections``)."""
+    those months, whatever else it draws on: the live rows of a covered month are left out of what the
+    store sums, and its approved rows (``approved_rows``) are counted instead."""
 
     months: Mapping[date, tuple[Approval, ...]]
 
@@ -300,13 +300,6 @@ class Covered:
         return [row for month, found in self.months.items() for approval in found
                 for row in approval.rows.values()
                 if row.month == month and row.event_type == event_type and contains(row)]
-
-    def corrections(self, live: Iterable[ChainRow], contains: Callable[[ChainRow], bool]
-                    ) -> list[tuple[ChainRow, int]]:
-        """What turns a live visits figure into the served one: each live visit log of a covered month
-        with −1, each approved one with +1 (``live``: at least the live rows of the covered months)."""
-        return ([(row, -1) for row in live if row.month in self.months and row.is_visit_log and contains(row)]
-                + [(row, +1) for row in self.approved_rows(contains)])
 
     def status(self, months: Iterable[date]) -> Literal["approved", "provisional"]:
         """``approved`` when every one of ``months`` is covered (and there is at least one)."""
@@ -323,25 +316,22 @@ class Covered:
         return list({a.approval_id: a for found in self.months.values() for a in found}.values())
 
 
-def mark_series(series: list[dict[str, object]], granularity: Granularity, start: date, end: date,
-                covered: Covered, corrections: Iterable[tuple[ChainRow, int]]) -> list[dict[str, object]]:
-    """A visits series with each point marked ``approved`` or ``provisional``, the approved months
-    served from their approvals (``corrections``: ``Covered.corrections`` in the area asked).
-
-    A point is approved when every month of it (within start–end) is approved for the whole area."""
+def add_visit_rows(series: list[dict[str, object]], rows: Iterable[ChainRow], granularity: Granularity
+                   ) -> list[dict[str, object]]:
+    """A visits series (by period label, every count of ``VALUES``) with the visit-log ``rows`` added to
+    the points of their days (new points where there were none), in period order."""
     points = {str(row["period"]): dict(row) for row in series}
-    for row, sign in corrections:
-        if not (start <= row.day <= end):
-            continue
-        point = points.setdefault(label(row.day, granularity), {"period": label(row.day, granularity),
-                                                                **dict.fromkeys(VALUES, 0)})
+    for row in rows:
+        period = label(row.day, granularity)
+        point = points.setdefault(period, {"period": period, **dict.fromkeys(VALUES, 0)})
         for name in VALUES:
-            point[name] = int(point[name]) + sign * row.counts.get(name, 0)  # type: ignore[call-overload]
-    out = []
-    for period in sorted(points):
-        point = points[period]
-        if int(point["reports"]) <= 0:  # type: ignore[call-overload]
-            continue
-        point["status"] = covered.point_status(period, granularity, start, end)
-        out.append(point)
-    return out
+            point[name] = int(point[name]) + int(row.counts.get(name, 0))  # type: ignore[call-overload]
+    return [points[period] for period in sorted(points)]
+
+
+def mark_series(series: list[dict[str, object]], granularity: Granularity, start: date, end: date,
+                covered: Covered) -> list[dict[str, object]]:
+    """A series (served: approved months already from their approvals) with each point marked
+    ``approved`` (every month of it, within start–end, approved for the whole area) or ``provisional``."""
+    return [{**point, "status": covered.point_status(str(point["period"]), granularity, start, end)}
+            for point in series]

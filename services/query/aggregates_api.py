@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from services.clock import today_local
-from services.domain.approvals import PROVISIONAL
+from services.domain.approvals import PROVISIONAL, mark_series
 from services.domain.errors import Reason
 from services.domain.forms import donation as donation_form
 from services.domain.forms import mobile_session as mobile_form
@@ -27,8 +27,6 @@ from services.problems import RequestRefused
 from services.query import models
 from services.query.approvals_api import (
     FigureApprovals,
-    activity_approvals,
-    approval_briefs,
     figure_approvals,
     marked_visits,
 )
@@ -63,7 +61,7 @@ def indicators_body(aggregates: Aggregates, approvals: ApprovalReader, area: Res
     (``indicator_status``)."""
     year, day = indicator_day(year, as_of)
     found = growth_approvals(aggregates, approvals, area.filter)
-    values = aggregates.indicators(area.filter, year, day, growth_corrections=found.corrections)
+    values = aggregates.indicators(area.filter, year, day, approved_visits=found.approved)
     status = indicator_status(found, year)
     return {"area": area.area, "year": year, "as_of": day.isoformat(),
             "indicators": {name: {**value, "status": status[name]} for name, value in values.items()}}
@@ -110,8 +108,7 @@ def visits_body(aggregates: Aggregates, approvals: ApprovalReader, area: Resolve
                 where: AreaFilter) -> dict[str, Any]:
     """``/v1/visits``: the area's visits over the period (``where``: the area, of the library type asked),
     each point ``approved`` (and served as approved) or ``provisional``."""
-    rows = aggregates.visits(where, period.start, period.end, period.granularity)
-    marked, used = marked_visits(approvals, aggregates.reference, where, period, rows)
+    marked, used = marked_visits(aggregates, approvals, where, period)
     return series_body(area, period, marked, approvals=used)
 
 
@@ -126,7 +123,7 @@ def growth_body(aggregates: Aggregates, approvals: ApprovalReader, area: Resolve
             f"baseline_year {baseline_year} is not before {year}", "baseline_year"))
     where = growth_area(aggregates, area, year)
     found = growth_approvals(aggregates, approvals, where)
-    figure = aggregates.growth(where, year, baseline_year, found.corrections)
+    figure = aggregates.growth(where, year, baseline_year, found.approved)
     baseline = figure["cagr"]["baseline_year"]
     figure["cagr"]["status"] = found.status(*growth_dates(year, baseline)) if baseline is not None else PROVISIONAL
     return {"area": area.area, "library_type": area.query.library_type, **figure,
@@ -177,11 +174,10 @@ def activity_series(aggregates: Aggregates, approvals: ApprovalReader, area: Are
     """An activity form's series (``ACTIVITY_READS``) of ``area`` over ``period``, each row ``approved`` or
     ``provisional`` (approved months read from their approvals, as ``/v1/visits``), and the approvals
     that make its approved rows."""
-    covered, approved = activity_approvals(approvals, aggregates.reference, area, period, event_type)
+    found = figure_approvals(approvals, aggregates.reference, area, period.start, period.end, event_type)
     rows = ACTIVITY_READS[event_type](aggregates, area, period.start, period.end, period.granularity,
-                                      approved=approved)
-    return ([{**row, "status": covered.point_status(row["period"], period.granularity, period.start, period.end)}
-             for row in rows], approval_briefs(covered))
+                                      approved=found.approved)
+    return mark_series(rows, period.granularity, period.start, period.end, found.covered), found.briefs()
 
 
 ACTIVITY_READS = {mobile_form.EVENT_TYPE: Aggregates.mobile_sessions,

@@ -12,7 +12,6 @@ by the fold in log order, so two approvals racing through two replicas cannot bo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ from pydantic import BaseModel, Field
 from services.bus.base import PublishFailed
 from services.clock import now_local, today_local
 from services.domain.approvals import (
+    VISIT_LOGGED,
     Action,
     Approval,
     ApprovalAction,
@@ -43,10 +43,9 @@ from services.query.access import Principal
 from services.query.deps import ApprovalsDep, CurrentKey, ReferenceDep, Services
 from services.query.formats import documented
 from services.query.params import NAMED_PERIOD, PROVINCE_CODE, asked_period
-from services.store.aggregates import ApprovedRows
+from services.store.aggregates import Aggregates, ApprovedRows
 from services.store.approvals import ApprovalReader
 from services.store.clickhouse import AreaFilter
-from services.store.lineage import Approved
 
 router = APIRouter(tags=["Approval of periods"])
 
@@ -76,67 +75,47 @@ def _province_of(area: AreaFilter, reference: Reference) -> str | None:
 
 @dataclass(frozen=True)
 class FigureApprovals:
-    """What the approvals make of a visits figure of one area and dates: the months approved for the
-    whole area, and the corrections that serve them as approved (``Covered``)."""
+    """What the approvals make of a figure of one area, dates and form: the months approved for the
+    whole area (``Covered``) and their approved rows, which the store counts in place of the live ones."""
 
     covered: Covered
-    corrections: list[tuple[ChainRow, int]]
+    rows: ApprovedRows
 
     def status(self, start: date, end: date) -> Literal["approved", "provisional"]:
         """``approved`` when every month from ``start`` to ``end`` is approved for the whole area."""
         return self.covered.status(months_between(start, end))
 
-    def approved(self) -> Approved | None:
-        """The approved months and their approved rows (in the area and dates), for lineage; None: none."""
-        if not self.covered.months:
-            return None
-        return Approved(tuple(self.covered.months), tuple(row for row, sign in self.corrections if sign > 0))
+    @property
+    def approved(self) -> ApprovedRows | None:
+        """The approved months and their rows; None when no month is approved."""
+        return self.rows if self.rows.months else None
 
     def briefs(self) -> list[dict[str, Any]]:
         return approval_briefs(self.covered)
 
 
-def covered_months(reader: ApprovalReader, reference: Reference, area: AreaFilter, start: date, end: date
-                   ) -> Covered:
-    """The months between ``start`` and ``end`` approved for the whole of ``area``."""
+def figure_approvals(reader: ApprovalReader, reference: Reference, area: AreaFilter, start: date, end: date,
+                     event_type: str = VISIT_LOGGED) -> FigureApprovals:
+    """The approvals of a figure of the form ``event_type`` (visits by default) of ``area`` (of the library
+    type asked) between ``start`` and ``end``: every figure an approval holds asks here (``/v1/visits``,
+    ``/v1/growth``, K4, the activity series, lineage)."""
     approvals = reader.approvals()
     province = _province_of(area, reference)
     if not approvals.active() or (province is None and (area.library_id or area.commune_code)):
-        return Covered({})
-    return approvals.covered(area.scheme, province, start, end)
+        return FigureApprovals(Covered({}), ApprovedRows((), ()))
+    covered = approvals.covered(area.scheme, province, start, end)
+    rows = covered.approved_rows(lambda row: start <= row.day <= end and area.row_contains(row.model_dump()),
+                                 event_type)
+    return FigureApprovals(covered, ApprovedRows(tuple(covered.months), tuple(rows)))
 
 
-def _in(area: AreaFilter, start: date, end: date) -> Callable[[ChainRow], bool]:
-    return lambda row: start <= row.day <= end and area.row_contains(row.model_dump())
-
-
-def figure_approvals(reader: ApprovalReader, reference: Reference, area: AreaFilter, start: date,
-                     end: date) -> FigureApprovals:
-    """The approvals of a visits figure of ``area`` (of the library type asked) between ``start`` and
-    ``end``: every figure built from visit logs (``/v1/visits``, ``/v1/growth``, K4, lineage) asks here."""
-    covered = covered_months(reader, reference, area, start, end)
-    if not covered.months:
-        return FigureApprovals(covered, [])
-    live = reader.live_rows(area, list(covered.months))
-    return FigureApprovals(covered, covered.corrections(live, _in(area, start, end)))
-
-
-def activity_approvals(reader: ApprovalReader, reference: Reference, area: AreaFilter, period: Period,
-                       event_type: str) -> tuple[Covered, ApprovedRows]:
-    """The approved months of an activity form's figure of ``area`` over ``period``, and their approved
-    rows of the form, which the store reads in place of the live ones (``Aggregates.mobile_sessions``…)."""
-    covered = covered_months(reader, reference, area, period.start, period.end)
-    rows = covered.approved_rows(_in(area, period.start, period.end), event_type) if covered.months else []
-    return covered, ApprovedRows(tuple(covered.months), tuple(rows))
-
-
-def marked_visits(reader: ApprovalReader, reference: Reference, area: AreaFilter, period: Period,
-                  rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The visits series ``rows`` of ``area`` with each point ``approved`` or ``provisional`` (approved
-    months served as approved), and the approvals that make its approved points."""
-    found = figure_approvals(reader, reference, area, period.start, period.end)
-    return mark_series(rows, period.granularity, period.start, period.end, found.covered,
-                       found.corrections), found.briefs()
+def marked_visits(aggregates: Aggregates, reader: ApprovalReader, area: AreaFilter, period: Period
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The visits series of ``area`` over ``period`` with each point ``approved`` or ``provisional``
+    (approved months served as approved), and the approvals that make its approved points."""
+    found = figure_approvals(reader, aggregates.reference, area, period.start, period.end)
+    rows = aggregates.visits(area, period.start, period.end, period.granularity, approved=found.approved)
+    return mark_series(rows, period.granularity, period.start, period.end, found.covered), found.briefs()
 
 
 def approval_briefs(covered: Covered) -> list[dict[str, Any]]:

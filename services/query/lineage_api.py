@@ -65,7 +65,7 @@ def visits_lineage(q: Series, aggregates: AggregatesDep, lineage: LineageDep, ap
     # The figure as /v1/visits serves it (approved months from their approvals), and what makes it.
     body = visits_body(aggregates, approvals, q.area, p, q.filter)
     body["chains"] = sum(row["reports"] for row in body["series"])
-    approved = figure_approvals(approvals, aggregates.reference, q.filter, p.start, p.end).approved()
+    approved = figure_approvals(approvals, aggregates.reference, q.filter, p.start, p.end).approved
     return _answer(q, body, lambda after, limit: lineage.visits(q.filter, p.start, p.end, p.granularity,
                                                                 after=after, limit=limit, approved=approved),
                    "root_id", CHAIN_COLUMNS, q.filename("lineage-visits"), page_size, page_token)
@@ -81,7 +81,7 @@ def growth_lineage(asked: AreaRequest, aggregates: AggregatesDep, lineage: Linea
     figure = growth_body(aggregates, approvals, asked.area, year)
     where = growth_area(aggregates, asked.area, year)
     start, end = date(year - 1, 1, 1), date(year, 12, 31)
-    approved = figure_approvals(approvals, aggregates.reference, where, start, end).approved()
+    approved = figure_approvals(approvals, aggregates.reference, where, start, end).approved
     body = {"area": asked.area.area, "library_type": asked.area.query.library_type, "year": year,
             "all": figure["all"], "status": figure["status"],
             "chains": sum(row["reports"] for row in visits_body(aggregates, approvals, asked.area,

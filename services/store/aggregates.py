@@ -17,13 +17,14 @@ import hashlib
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from services.domain.approvals import add_visit_rows
 from services.domain.chain_rows import ChainRow
 from services.domain.events import AdminArea
 from services.domain.forms import donation, mobile_session, reading_promotion, staff_training
@@ -34,14 +35,12 @@ from services.domain.registry import LibraryAt, registry_at, registry_change
 from services.store import rollups
 from services.store.clickhouse import AreaFilter, Store, string_list
 
-# Visit-log chain rows to take out (−1) or put in (+1) of a live figure: approved months served as approved.
-Corrections = Sequence[tuple[ChainRow, int]]
-
 
 @dataclass(frozen=True)
 class ApprovedRows:
-    """The months of a figure approved for its whole area, and their approved chain rows: the activity
-    figures read these in place of the live rows of those months."""
+    """The months of a figure approved for its whole area, and their approved chain rows of the figure's
+    form in its area and dates: a figure reads these in place of the live rows of those months
+    (``services/query/approvals_api.py``, ``figure_approvals``)."""
 
     months: tuple[date, ...]
     rows: tuple[ChainRow, ...]
@@ -102,10 +101,16 @@ class Aggregates:
     # --- aggregates ---------------------------------------------------------------------------
 
     def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
-               library_type: str | None = None, table: str | None = None) -> list[dict[str, Any]]:
-        """Visits by period, from the smallest table that answers (``table``: one the planner allows)."""
+               library_type: str | None = None, table: str | None = None,
+               approved: ApprovedRows | None = None) -> list[dict[str, Any]]:
+        """Visits by period, from the smallest table that answers (``table``: one the planner allows);
+        the ``approved`` months from their approved rows."""
         plan = self.visits_plan(area, start, end, granularity, library_type, table)
-        return self.store.select(rollups.series_sql(plan, granularity), plan.params)
+        if approved is None or not approved.months:
+            return self.store.select(rollups.series_sql(plan, granularity), plan.params)
+        plan = plan.without_months(approved.months)
+        live = self.store.select(rollups.series_sql(plan, granularity), plan.params)
+        return add_visit_rows(live, approved.rows, granularity)  # type: ignore[arg-type,return-value]
 
     def visits_plan(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
                     library_type: str | None = None, table: str | None = None) -> rollups.Plan:
@@ -154,19 +159,25 @@ class Aggregates:
 
     # --- growth -------------------------------------------------------------------------------
 
-    def _yearly(self, area: AreaFilter) -> dict[int, int]:
-        """Year → visits in ``area``, for the years with a counted visit log."""
-        plan = self.visits_plan(area, *ALL_TIME, "year")
+    def _yearly(self, area: AreaFilter, approved: ApprovedRows | None) -> dict[int, int]:
+        """Year → visits in ``area``, for the years with a counted visit log (``approved``: as ``growth``)."""
+        plan = self.visits_plan(area, *ALL_TIME, "year").without_months(approved.months if approved else ())
         rows = self.store.select(f"SELECT toYear({plan.date_column}) AS year, {plan.total('visits_total')} AS visits, "
                                  f"{plan.total('reports')} AS reports FROM {plan.table} WHERE {plan.where} "
-                                 "GROUP BY year HAVING reports > 0", plan.params)
-        return {row["year"]: row["visits"] for row in rows}
+                                 "GROUP BY year", plan.params)
+        years = {row["year"]: [row["visits"], row["reports"]] for row in rows}
+        for chain in approved.rows if approved else ():
+            into = years.setdefault(chain.day.year, [0, 0])
+            into[0] += int(chain.counts.get("visits_total", 0))
+            into[1] += int(chain.counts.get("reports", 0))
+        return {year: visits for year, (visits, reports) in years.items() if reports > 0}
 
-    def _like_for_like(self, area: AreaFilter, year: int, corrections: Corrections = ()) -> dict[str, int]:
+    def _like_for_like(self, area: AreaFilter, year: int, approved: ApprovedRows | None) -> dict[str, int]:
         """Visits in ``year`` and the year before, over the libraries of ``area`` with a counted visit log
-        in both (summed per library in the library-month rollup, corrected as ``growth`` says, then over
-        the libraries)."""
+        in both (summed per library in the library-month rollup, with ``approved`` as ``growth`` says,
+        then over the libraries)."""
         plan = rollups.plan(area, date(year - 1, 1, 1), date(year, 12, 31), "year", table=rollups.LIBRARY_MONTH)
+        plan = plan.without_months(approved.months if approved else ())
         rows = self.store.select(
             "SELECT library_id, toInt64(sumIf(visits_total, toYear(month) = {year:UInt16})) AS now, "
             "toInt64(sumIf(visits_total, toYear(month) = {year:UInt16} - 1)) AS before, "
@@ -174,26 +185,23 @@ class Aggregates:
             "toInt64(sumIf(reports, toYear(month) = {year:UInt16} - 1)) AS reports_before "
             f"FROM {plan.table} WHERE {plan.where} GROUP BY library_id", {**plan.params, "year": year})
         libraries = {row["library_id"]: row for row in rows}
-        for chain, sign in corrections:
+        for chain in approved.rows if approved else ():
             if chain.day.year not in (year, year - 1):
                 continue
             into = libraries.setdefault(chain.library_id, {"now": 0, "before": 0, "reports_now": 0,
                                                            "reports_before": 0})
             which = "now" if chain.day.year == year else "before"
-            into[which] += sign * chain.counts.get("visits_total", 0)
-            into[f"reports_{which}"] += sign * chain.counts.get("reports", 0)
+            into[which] += int(chain.counts.get("visits_total", 0))
+            into[f"reports_{which}"] += int(chain.counts.get("reports", 0))
         both = [row for row in libraries.values() if row["reports_now"] > 0 and row["reports_before"] > 0]
         return {"visits": sum(row["now"] for row in both), "previous": sum(row["before"] for row in both),
                 "libraries": len(both)}
 
     def growth(self, area: AreaFilter, year: int, baseline_year: int | None = None,
-               corrections: Corrections = ()) -> dict[str, Any]:
-        """``/v1/growth``'s figures. ``corrections``: visit-log chain rows to take out (−1) or put in (+1),
-        so that approved months count as approved (``services/query/approvals_api.py``)."""
-        by_year = self._yearly(area)
-        for chain, sign in corrections:
-            by_year[chain.day.year] = by_year.get(chain.day.year, 0) + sign * chain.counts.get("visits_total", 0)
-        same = self._like_for_like(area, year, corrections)
+               approved: ApprovedRows | None = None) -> dict[str, Any]:
+        """``/v1/growth``'s figures; the ``approved`` months (over every year) from their approved rows."""
+        by_year = self._yearly(area, approved)
+        same = self._like_for_like(area, year, approved)
         now, before = by_year.get(year, 0), by_year.get(year - 1, 0)
         years_with_visits = sorted(y for y, visits in by_year.items() if visits > 0)
         baseline = baseline_year if baseline_year is not None else (years_with_visits[0] if years_with_visits
@@ -318,8 +326,8 @@ class Aggregates:
         return dict(covered), len(communes)
 
     def indicators(self, area: AreaFilter, year: int, as_of: date | None = None,
-                   growth_corrections: Corrections = ()) -> dict[str, dict[str, Any]]:
-        """K1–K4, completeness and timeliness (``growth_corrections``: ``growth``'s, for K4)."""
+                   approved_visits: ApprovedRows | None = None) -> dict[str, dict[str, Any]]:
+        """K1–K4, completeness and timeliness (``approved_visits``: ``growth``'s ``approved``, for K4)."""
         day = as_of or date(year, 12, 31)
         changes = self.registry_changes()
         registry = self.registry(day, changes)
@@ -336,7 +344,7 @@ class Aggregates:
         k2 = ratio(sum(lib.library_id in active for lib in operating), len(operating), "K2", year)
 
         k3 = self._trained_workers(area, day, year)
-        growth = self.growth(area, year, corrections=growth_corrections)
+        growth = self.growth(area, year, approved=approved_visits)
         k4 = growth_indicator(growth["like_for_like"]["visits"], growth["like_for_like"]["previous"], year)
         completeness, timeliness = self._reporting(area, year, day, changes)
         return {name: indicator.as_dict() for name, indicator in (

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.domain.chain_rows import ChainRow
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.periods import Granularity, label
 from services.store import rollups
-from services.store.aggregates import RETRACTED, Aggregates
+from services.store.aggregates import RETRACTED, Aggregates, ApprovedRows
 from services.store.clickhouse import AreaFilter, aware, string_list
 
 
@@ -42,7 +41,7 @@ class Lineage:
     # --- visits ---------------------------------------------------------------------------------
 
     def visits(self, area: AreaFilter, start: date, end: date, granularity: Granularity, *,
-               after: str | None = None, limit: int | None = None, approved: Approved | None = None) -> Page:
+               after: str | None = None, limit: int | None = None, approved: ApprovedRows | None = None) -> Page:
         """The counted visit-log chains of ``Aggregates.visits(area, start, end, granularity)``, by
         ``root_id`` after ``after`` (at most ``limit``): each with its period and its counts.
 
@@ -117,7 +116,7 @@ class Lineage:
     # --- growth --------------------------------------------------------------------------------
 
     def growth(self, area: AreaFilter, year: int, *, after: str | None = None, limit: int | None = None,
-               approved: Approved | None = None) -> Page:
+               approved: ApprovedRows | None = None) -> Page:
         """The chains of ``Aggregates.growth(area, year)``'s two years of visits (``all.visits`` and
         ``all.previous``), each with its year as its period (``approved``: as ``visits``)."""
         return self.visits(area, date(year - 1, 1, 1), date(year, 12, 31), "year", after=after, limit=limit,
@@ -147,16 +146,7 @@ class Lineage:
         return Page(items, len(communes) > len(page))
 
 
-@dataclass(frozen=True)
-class Approved:
-    """The approved months of a visits figure and the approved chain rows that make them (already in
-    the area and dates asked): ``FigureApprovals.approved`` (``services/query/approvals_api.py``)."""
-
-    months: tuple[date, ...]
-    rows: tuple[ChainRow, ...]
-
-
-def _approved_rows(approved: Approved, granularity: Granularity, after: str | None) -> list[dict[str, Any]]:
+def _approved_rows(approved: ApprovedRows, granularity: Granularity, after: str | None) -> list[dict[str, Any]]:
     return [{"root_id": row.root_id, "period": label(row.day, granularity), "instance_id": row.event_id,
              "current_library": row.library_id, "occurred_on": row.day, "last_accepted_at": None,
              "first_accepted_at": None, **{name: row.counts.get(name, 0) for name in (*COUNT_FIELDS, "reports")}}

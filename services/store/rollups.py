@@ -84,6 +84,15 @@ class Plan:
     def where(self) -> str:
         return " AND ".join(self.clauses) or "1"
 
+    def without_months(self, months: Sequence[date]) -> Plan:
+        """This plan with the rows of ``months`` (their first days) left out: approved months, which a
+        figure counts from their approvals instead."""
+        if not months:
+            return self
+        return dataclasses.replace(
+            self, clauses=(*self.clauses, f"toStartOfMonth({self.date_column}) NOT IN {{approved_months:Array(Date)}}"),
+            params={**self.params, "approved_months": list(months)})
+
 
 def _cast(column: str) -> str:
     return "toFloat64" if column == "hours" else "toInt64"
