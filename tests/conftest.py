@@ -7,7 +7,7 @@ import io
 import logging
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.request import parse_http_list, parse_keqv_list
 
@@ -16,9 +16,11 @@ from fastapi.testclient import TestClient
 
 from services import logs
 from services.bootstrap import EmbeddedStack, embedded_stack
+from services.clock import today_local
 from services.config import REPO_ROOT, Settings
 from services.domain.reference import Library, default_reference
 from services.intake.forms import build_all
+from services.tools.samples import all_sample_reports
 from tests import postgres
 from tests.caddy import Caddy
 from tests.clickhouse_http import ClickHouseServer
@@ -102,6 +104,22 @@ def visit_answers(library: Library, day: date, total: int = 40, loans: int = 25)
         "virtual_visits": 3, "loans": loans, "renewals": 2, "new_registrations": 1,
     }
     return {k: str(v) for k, v in values.items()}
+
+
+# the answer holding each form's event date
+DATE_FIELD = {"visit_log": "report_date", "library_registry": "effective_date", "rotation_movement": "movement_date",
+              "mobile_session": "session_date", "reading_promotion": "event_date", "staff_training": "completed_on",
+              "donation": "received_on"}
+
+
+def sample_answers(form_id: str, legacy_province: str, day: date, **changes: str) -> dict[str, str]:
+    """The answers of the first sample report of ``form_id`` by a library of ``legacy_province``,
+    dated ``day`` (and ``changes``)."""
+    until = today_local().replace(day=1) - timedelta(days=1)
+    reference = default_reference()
+    report = next(r for f, r in all_sample_reports(reference, until) if f == form_id
+                  and reference.libraries[r.answers["library_id"]].area("legacy").province_code == legacy_province)
+    return {**report.answers, DATE_FIELD[form_id]: day.isoformat(), **changes}
 
 
 @pytest.fixture

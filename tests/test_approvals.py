@@ -22,9 +22,8 @@ from services.config import Settings
 from services.domain.reference import Library, default_reference
 from services.intake.accounts import ANONYMOUS
 from services.query.access import add_key
-from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance, multipart
-from tests.conftest import OPENROSA, visit_answers
+from tests.conftest import OPENROSA, sample_answers, visit_answers
 from tests.oracle import Area, Oracle
 from tests.published import from_embedded_log
 from tests.query_clients import as_
@@ -302,20 +301,12 @@ def test_growth_and_k4_are_approved_when_both_years_are_and_hold_a_late_edit(app
     assert (growth["status"], indicators["K4"]["status"], growth["all"]["visits"]) == ("provisional", "provisional", 13)
 
 
-ACTIVITIES = {  # form → (its route, the answer holding its date, a count an edit raises)
-    "mobile_session": ("/v1/mobile-sessions", "session_date", ("visits_total", "visits_adults")),
-    "reading_promotion": ("/v1/reading-promotion", "event_date", ("participants_adults",)),
-    "staff_training": ("/v1/training", "completed_on", ("hours",)),
-    "donation": ("/v1/donations", "received_on", ("books",)),
+ACTIVITIES = {  # form → (its route, the counts an edit raises)
+    "mobile_session": ("/v1/mobile-sessions", ("visits_total", "visits_adults")),
+    "reading_promotion": ("/v1/reading-promotion", ("participants_adults",)),
+    "staff_training": ("/v1/training", ("hours",)),
+    "donation": ("/v1/donations", ("books",)),
 }
-
-
-def _activity_answers(form_id: str, day: date, **changes: str) -> dict[str, str]:
-    """A sample report of ``form_id`` by a Hà Giang library (legacy 02), dated ``day``."""
-    until = _first - timedelta(days=1)
-    report = next(r for f, r in all_sample_reports(REFERENCE, until) if f == form_id
-                  and REFERENCE.libraries[r.answers["library_id"]].area("legacy").province_code == "02")
-    return {**report.answers, ACTIVITIES[form_id][1]: day.isoformat(), **changes}
 
 
 def test_activity_figures_are_approved_with_the_period_and_hold_late_reports(app: EmbeddedStack, keys):
@@ -326,7 +317,8 @@ def test_activity_figures_are_approved_with_the_period_and_hold_late_reports(app
     xforms = {form: client.get(f"/forms/{form}.xml").content for form in ACTIVITIES}
 
     def send(form_id: str, instance: str, day: date, edits: str | None = None, **changes: str) -> None:
-        xml = fill_instance(xforms[form_id], _activity_answers(form_id, day, **changes), instance, deprecated_id=edits)
+        answers = sample_answers(form_id, "02", day, **changes)
+        xml = fill_instance(xforms[form_id], answers, instance, deprecated_id=edits)
         response = client.post("/submission", files=multipart(xml))
         assert response.status_code == 201, response.text
 
@@ -349,8 +341,8 @@ def test_activity_figures_are_approved_with_the_period_and_hold_late_reports(app
         assert [a["approval_id"] for a in body["approvals"]] == [approval]
 
     # Late: each activity report edited (a count raised), and a second report of each form.
-    for form_id, (_, _, raised) in ACTIVITIES.items():
-        original = _activity_answers(form_id, MONTH + timedelta(days=3))
+    for form_id, (_, raised) in ACTIVITIES.items():
+        original = sample_answers(form_id, "02", MONTH + timedelta(days=3))
         bigger = {name: str(int(float(original[name])) + 4) for name in raised}
         send(form_id, f"uuid:{form_id}-1-edit", MONTH + timedelta(days=3), edits=f"uuid:{form_id}-1", **bigger)
         send(form_id, f"uuid:{form_id}-2", MONTH + timedelta(days=5),
@@ -360,10 +352,8 @@ def test_activity_figures_are_approved_with_the_period_and_hold_late_reports(app
 
     held = queue(officer, approval)
     forms = {f"{item['form']}:{item['change']}" for item in held}
-    assert forms == {f"{event}:{change}" for event in ("mobile_session_held", "reading_promotion_held",
-                                                       "staff_trained", "donation_received")
-                     for change in ("edited", "new")}
-    edit = next(i for i in held if i["form"] == "mobile_session_held" and i["change"] == "edited")
+    assert forms == {f"{form}:{change}" for form in ACTIVITIES for change in ("edited", "new")}
+    edit = next(i for i in held if i["form"] == "mobile_session" and i["change"] == "edited")
     assert (edit["delta"]["visits_total"], edit["delta"]["reports"]) == (4, 0)
     for item in held:
         assert officer.post(f"/v1/approvals/{approval}/queue/{item['item_id']}/apply").status_code == 202

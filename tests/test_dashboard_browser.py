@@ -41,7 +41,7 @@ from services.query.report_xlsx import HEADER_ROW, LABELS
 from services.tools.load_samples import last_month_end
 from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance, multipart
-from tests.conftest import OPENROSA, visit_answers
+from tests.conftest import OPENROSA, sample_answers, visit_answers
 from tests.serving import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -450,15 +450,29 @@ def test_an_approver_approves_a_month_sees_its_badge_and_applies_a_late_report_f
     xform = httpx.get(f"{base_url}/forms/visit_log.xml", headers=OPENROSA).content
     late = fill_instance(xform, visit_answers(library, UNTIL.replace(day=3), total=33), "uuid:browser-late-1")
     assert httpx.post(f"{base_url}/submission", files=multipart(late), headers=OPENROSA).status_code == 201
+    # … and a late mobile session: the approval holds the activity forms' reports too.
+    mobile = sample_answers("mobile_session", "02", UNTIL.replace(day=4), visits_total="21", visits_children="10",
+                            visits_adults="11")
+    xform = httpx.get(f"{base_url}/forms/mobile_session.xml", headers=OPENROSA).content
+    late = fill_instance(xform, mobile, "uuid:browser-late-mobile")
+    assert httpx.post(f"{base_url}/submission", files=multipart(late), headers=OPENROSA).status_code == 201
 
     page.reload()
     _drawn(page, 1)
     held = page.locator("#approval-list tr[data-item]")
-    assert held.count() == 1 and "Báo cáo mới" in held.inner_text() and "+33" in held.inner_text()
+    visit_row = held.filter(has_text="Sổ ghi lượt phục vụ")
+    mobile_row = held.filter(has_text="Thư viện lưu động")
+    assert held.count() == 2 and "Báo cáo mới" in visit_row.inner_text()
+    assert "+33 lượt phục vụ" in visit_row.inner_text()
+    assert "+21 lượt phục vụ" in mobile_row.inner_text()
     assert _chart(page, "visits-chart")["datasets"][0]["data"][index] == bar  # held: the approved bar stays
-    held.locator("[data-action=apply]").click()
+    visit_row.locator("[data-action=apply]").click()
     page.wait_for_function("([i, v]) => Chart.getChart('visits-chart').data.datasets[0].data[i] === v",
                            arg=[index, bar + 33], timeout=30_000)
+    _ready(page)
+    assert held.count() == 1 and mark.get_attribute("data-status") == "approved"
+    mobile_row.locator("[data-action=decline]").click()
+    page.wait_for_selector("#approval-list tr[data-item]", state="detached")
     _ready(page)
     assert page.locator("#approval-list tr[data-item]").count() == 0 and mark.get_attribute("data-status") == "approved"
     page.click('[data-lang="en"]')

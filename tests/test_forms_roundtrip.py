@@ -22,11 +22,7 @@ from services.domain.submission import parse_submission
 from services.tools.load_samples import last_month_end
 from services.tools.samples import SampleReport, all_sample_reports
 from services.tools.submissions import fill_instance, multipart
-
-# the answer holding each form's event date
-DATE_FIELD = {"visit_log": "report_date", "library_registry": "effective_date", "rotation_movement": "movement_date",
-              "mobile_session": "session_date", "reading_promotion": "event_date", "staff_training": "completed_on",
-              "donation": "received_on"}
+from tests.conftest import DATE_FIELD
 
 
 @cache

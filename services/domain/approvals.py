@@ -37,9 +37,11 @@ from pydantic import BaseModel, field_serializer, field_validator
 from services.domain import periods
 from services.domain.chain_rows import VALUES, VISIT_LOGGED, ChainRow, pack_rows, unpack_rows
 from services.domain.events import Scheme
+from services.domain.forms import FORMS
 from services.domain.periods import Granularity, label, named_period
 
 Action = Literal["approve", "unapprove", "apply", "decline", "accept"]
+FORM_OF = {spec.event_type: form_id for form_id, spec in FORMS.items()}  # a chain's event type → its form
 APPROVED, PROVISIONAL = "approved", "provisional"
 
 
@@ -257,7 +259,7 @@ class HeldChange:
         kind = "new" if self.before is None else "withdrawn" if self.after is None else "edited"
         either = self.after or self.before
         return {"item_id": self.item_id, "approval_id": self.approval_id, "root_id": self.root_id, "change": kind,
-                "form": either.event_type if either else VISIT_LOGGED,
+                "form": FORM_OF[either.event_type if either else VISIT_LOGGED],
                 "before": _row(self.before), "after": _row(self.after), "delta": delta(self.before, self.after)}
 
 

@@ -195,8 +195,8 @@ class HeldChange(BaseModel):
     approval_id: str
     root_id: str = Field(description="The report chain (instanceID of its first version).")
     change: Literal["new", "edited", "withdrawn"]
-    form: str = Field(description="The report's form, as its event type (`visit_logged`, `mobile_session_held`, "
-                                  "`reading_promotion_held`, `staff_trained`, `donation_received`).")
+    form: str = Field(description="The report's form (`visit_log`, `mobile_session`, `reading_promotion`, "
+                                  "`staff_training`, `donation`).")
     before: dict[str, Any] | None = Field(description="Its approved contribution (none: not in the approved figure).")
     after: dict[str, Any] | None = Field(description="Its live contribution (none: it no longer counts here).")
     delta: dict[str, int | float] = Field(

@@ -103,7 +103,12 @@
       "approval.change.new": "Báo cáo mới",
       "approval.change.edited": "Báo cáo sửa",
       "approval.change.withdrawn": "Báo cáo rút lại",
-      "approval.delta": "Lượt thay đổi",
+      "approval.delta": "Số liệu thay đổi",
+      "approval.form": "Biểu mẫu",
+      "delta.visits_total": "lượt phục vụ",
+      "delta.participants_total": "người tham gia",
+      "delta.hours": "giờ đào tạo",
+      "delta.books": "cuốn sách",
       "approval.apply": "Áp dụng",
       "approval.decline": "Từ chối",
       "approval.failed": "Không thực hiện được: {detail}",
@@ -274,7 +279,12 @@
       "approval.change.new": "New report",
       "approval.change.edited": "Edited report",
       "approval.change.withdrawn": "Withdrawn report",
-      "approval.delta": "Change in visits",
+      "approval.delta": "Change in figures",
+      "approval.form": "Form",
+      "delta.visits_total": "visits",
+      "delta.participants_total": "participants",
+      "delta.hours": "training hours",
+      "delta.books": "books",
       "approval.apply": "Apply",
       "approval.decline": "Decline",
       "approval.failed": "Could not be done: {detail}",
@@ -1068,16 +1078,17 @@
       onclick: () => approvalAction("DELETE", `/v1/approvals/${id}`) }, t("approval.unapprove")) : null),
     element("h3", {}, t("approval.queue", { n: number(items.length) })),
     items.length ? element("table", { className: "data queue" },
-      element("thead", {}, element("tr", {}, ...["approval.change", "lineage.library", "lineage.day",
-        "approval.delta", null].map((key) => element("th", {}, key ? t(key) : "")))),
+      element("thead", {}, element("tr", {}, ...["approval.change", "approval.form", "lineage.library",
+        "lineage.day", "approval.delta", null].map((key) => element("th", {}, key ? t(key) : "")))),
       element("tbody", {}, ...items.map((item) => {
         const report = item.after ?? item.before;
         const path = `/v1/approvals/${id}/queue/${encodeURIComponent(item.item_id)}`;
         return element("tr", { dataset: { item: item.item_id } },
           element("td", {}, t(`approval.change.${item.change}`)),
+          element("td", { className: "form" }, t("forms")[item.form] || nfc(item.form)),
           element("td", {}, nfc(report?.library_id)),
           element("td", {}, nfc(report?.occurred_on)),
-          element("td", { className: "num" }, signedNumber(item.delta.visits_total)),
+          element("td", { className: "num" }, heldDelta(item)),
           // Applying or declining is the province's approver's (a region acceptor sees the deltas).
           canApprove() ? element("td", {},
             element("button", { className: "button", type: "button", dataset: { action: "apply" },
@@ -1087,6 +1098,15 @@
             : element("td", {}));
       })))
       : element("p", { className: "note" }, t("approval.queueEmpty")));
+  }
+
+  /** What applying a held change moves: its form's main count (a visit log's visits, a mobile session's
+   * visits, a reading event's participants, a training's hours, a donation's books), with its unit. */
+  const HELD_MEASURE = { visit_log: "visits_total", mobile_session: "visits_total",
+    reading_promotion: "participants_total", staff_training: "hours", donation: "books" };
+  function heldDelta(item) {
+    const measure = HELD_MEASURE[item.form] ?? "visits_total";
+    return `${signedNumber(item.delta[measure] ?? 0)} ${t(`delta.${measure}`)}`;
   }
 
   /** Who accepted the approval at the region level; else, for a key that may, the button to accept it. */
