@@ -125,14 +125,33 @@ def test_an_approval_s_snapshot_travels_packed_and_reads_back_the_same_rows():
     wire = approval.model_dump_json()
     assert '"rows":"z1:' in wire and "r3-v2" not in wire  # packed: no row readable as JSON
     back = ApprovalAction.model_validate_json(wire)
-    assert [r.model_dump(exclude={"counts"}) for r in back.rows] == [r.model_dump(exclude={"counts"}) for r in rows]
-    # the counts come back with every value (0 where a row had none): the same figures
-    assert [{k: v for k, v in r.counts.items() if v} for r in back.rows] == [
-        {k: v for k, v in r.counts.items() if v} for r in rows]
+    assert back.rows == rows  # each row with exactly its counts: a held change compares rows
     assert Approvals.fold([back], MAPPING).by_id["A"].figures == Approvals.fold([approval], MAPPING).by_id["A"].figures
     # an action written before packing (rows as a JSON list) is still read
     plain = {**approval.model_dump(mode="json"), "rows": [r.model_dump(mode="json") for r in rows]}
     assert ApprovalAction.model_validate(plain).rows == rows
+
+
+def test_activity_rows_travel_with_their_form_labels_and_fractional_hours():
+    visit = row("v1", "v1", MARCH, 12)
+    training = visit.model_copy(update={
+        "root_id": "t1", "event_id": "t1-v2", "event_type": "staff_trained",
+        "labels": {"occasion": "", "donor_kind": "", "donor_origin": "", "worker_id": "HG-0042", "result": "passed"},
+        "counts": {"hours": 7.5, "books": 0, "reports": 1}})
+    donation = visit.model_copy(update={
+        "root_id": "d1", "event_id": "d1", "event_type": "donation_received",
+        "labels": {"occasion": "", "donor_kind": "business", "donor_origin": "foreign", "worker_id": "", "result": ""},
+        "counts": {"books": 120, "money_vnd": 5_000_000, "reports": 1}})
+    rows = [visit, training, donation]
+    back = unpack_rows(pack_rows(rows))
+    assert back == rows and back[1].counts["hours"] == 7.5 and not back[0].labels
+    # the figures at approval are the visit logs' only; a held activity change has its form and counts
+    approvals = Approvals.fold([act(1, "approve", rows=rows)], MAPPING)
+    assert approvals.by_id["A"].figures == {"2026-03": {**dict.fromkeys(VALUES, 0), "visits_total": 12, "reports": 1}}
+    more = training.model_copy(update={"event_id": "t1-v3", "counts": {"hours": 9.0, "books": 0, "reports": 1}})
+    (held,) = held_changes(approvals.by_id["A"], [visit, more, donation])
+    assert (held.as_dict()["form"], held.as_dict()["delta"]["hours"], held.as_dict()["delta"]["reports"]) == (
+        "staff_training", 1.5, 0)
 
 
 def test_a_province_quarter_of_daily_logs_packs_to_about_fifty_bytes_a_chain():

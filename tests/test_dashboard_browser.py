@@ -443,6 +443,10 @@ def test_an_approver_approves_a_month_sees_its_badge_and_applies_a_late_report_f
     _ready(page)
     assert "Đã phê duyệt (demo)" in mark.inner_text()
     assert page.locator(f'#approval-list [data-period="{month}"]').count() == 1
+    # One month approved: K4 (two years of visits) and the registry's indicators stay provisional.
+    states = page.locator("#indicator-cards [data-status]")
+    assert states.count() == 6 and {states.nth(i).get_attribute("data-status") for i in range(6)} == {"provisional"}
+    assert "Tạm tính" in page.locator('#indicator-cards [data-indicator="K4"]').inner_text()
 
     # A late report of a Hà Giang library for that month reaches the intake.
     library = next(lib for lib in sorted(default_reference().libraries.values(), key=lambda lib: lib.library_id)

@@ -187,7 +187,8 @@ def _action(principal: Principal, approval: Approval, action: Action, **fields: 
 
 # --- the routes ----------------------------------------------------------------------------------------
 
-@router.post("/approvals", status_code=202, summary="Approve a month or a quarter of a province's visit figures",
+@router.post("/approvals", status_code=202,
+             summary="Approve a month or a quarter of a province's reports (visit logs and activity forms)",
              responses=documented(models.ApprovalActionTaken))
 def approve(request: Annotated[ApprovalRequest, Body()], principal: CurrentKey, services: Services,
             reference: ReferenceDep, reader: ApprovalsDep) -> dict[str, Any]:

@@ -86,8 +86,9 @@
       "lineage.hint": "Bấm vào một cột hoặc một điểm để xem các báo cáo tạo nên con số đó.",
       "approval.approvedBy": "Đã phê duyệt ({by})",
       "approval.provisional": "Tạm tính",
+      "approval.approved": "Đã phê duyệt",
       "approval.marks": "Trạng thái số liệu",
-      "approval.title": "Phê duyệt số liệu lượt sử dụng của tỉnh",
+      "approval.title": "Phê duyệt số liệu báo cáo của tỉnh",
       "approval.period": "Kỳ",
       "approval.month": "Tháng {month}/{year}",
       "approval.quarter": "Quý {quarter}/{year}",
@@ -262,8 +263,9 @@
       "lineage.hint": "Click a bar or a point to see the reports that make the figure.",
       "approval.approvedBy": "Approved ({by})",
       "approval.provisional": "Provisional",
+      "approval.approved": "Approved",
       "approval.marks": "Status of the figures",
-      "approval.title": "Approval of the province's visit figures",
+      "approval.title": "Approval of the province's reported figures",
       "approval.period": "Period",
       "approval.month": "{year}-{month}",
       "approval.quarter": "Q{quarter} {year}",
@@ -867,9 +869,18 @@
         meter(ind),
         element("p", { className: "fraction" }, ind && ind.denominator != null
           ? t(`ind.fraction.${name}`, { num: number(ind.numerator), den: number(ind.denominator) }) : "\u00a0"),
-        badge ? element("p", { className: `badge ${kind}` }, badge) : null);
+        badge ? element("p", { className: `badge ${kind}` }, badge) : null,
+        ind ? approvalState(ind.status) : null);
     }));
     drawTargets(indicators);
+  }
+
+  /** A figure's approval state (K4 approved with its two years; the other indicators stay provisional). */
+  function approvalState(status) {
+    const approved = status === "approved";
+    return element("p", { className: "state" }, element("span", {
+      className: `mark ${approved ? "approved" : "provisional"}`, dataset: { status: approved ? "approved" : "provisional" },
+    }, t(approved ? "approval.approved" : "approval.provisional")));
   }
 
   /** A bar from 0 to 100 % with the value filled and the target marked. */
