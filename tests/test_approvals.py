@@ -162,8 +162,10 @@ def test_scopes_a_province_officer_cannot_approve_another_province_or_accept_at_
     assert cb.post(f"/v1/approvals/{approval}/region-acceptance").status_code == 403
     assert region.post(f"/v1/approvals/{approval}/region-acceptance").status_code == 202
     assert region.post(f"/v1/approvals/{approval}/region-acceptance").status_code == 409  # once
-    assert cb.post("/v1/approvals", json={"scheme": "legacy", "province": "04", "period": PERIOD}
-                   ).status_code == 409  # approved already
+    twice = cb.post("/v1/approvals", json={"scheme": "legacy", "province": "04", "period": PERIOD})
+    assert twice.status_code == 409  # approved already, and it says so in both languages
+    assert twice.json()["detail_vi"] == (f"Kỳ {PERIOD} của tỉnh 04 (legacy) đã được phê duyệt ({approval}): "
+                                         "hãy bỏ phê duyệt kỳ đó trước.")
     bad = cb.post("/v1/approvals", json={"scheme": "legacy", "province": "04", "period": "2026-Q7"})
     assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
     (summary,) = region.get("/v1/approvals", params={"province": "04"}).json()["approvals"]

@@ -11,6 +11,7 @@ from datetime import date, datetime
 import pytest
 
 from services.domain.approvals import (
+    HELD_EVENT_TYPES,
     VALUES,
     ApprovalAction,
     Approvals,
@@ -37,10 +38,10 @@ def row(root: str, version: str, day: date, total: int, province: str = "02") ->
 
 def act(n: int, action: str, approval: str = "A", *, scheme: str = "legacy", province: str = "02",
         period: str = "2026-03", rows: list[ChainRow] | None = None, root: str = "",
-        target: str = "") -> ApprovalAction:
+        target: str = "", event_types: list[str] | None = None) -> ApprovalAction:
     return ApprovalAction(action_id=f"x{n}", action=action, approval_id=approval, scheme=scheme,  # type: ignore[arg-type]
                           province=province, period=period, by="officer", at=AT, rows=rows or [], root_id=root,
-                          target=target)
+                          target=target, event_types=event_types or list(HELD_EVENT_TYPES))
 
 
 MARCH = date(2026, 3, 5)
@@ -176,3 +177,20 @@ def test_a_bad_packed_snapshot_is_refused_not_half_read(bad: str):
         unpack_rows(bad)
     with pytest.raises(ValueError):
         ApprovalAction.model_validate({**act(1, "approve").model_dump(mode="json"), "rows": bad})
+
+
+def test_an_approval_made_before_activities_were_held_holds_visit_logs_only():
+    """An approval archived before approvals held the activity forms (no ``event_types``) keeps its
+    meaning on replay: its months' activity figures stay live, and activity reports are not queued."""
+    mobile = row("m1", "m1", MARCH, 0).model_copy(update={
+        "event_type": "mobile_session_held", "labels": {}, "counts": {"visits_total": 7, "reports": 1}})
+    old = act(1, "approve", rows=SNAPSHOT).model_dump(mode="json")
+    del old["event_types"]
+    approvals = Approvals.fold([ApprovalAction.model_validate(old)], MAPPING)
+    assert approvals.covered("legacy", "02", MARCH, MARCH, "visit_logged").months
+    assert not approvals.covered("legacy", "02", MARCH, MARCH, "mobile_session_held").months
+    assert held_changes(approvals.by_id["A"], [*SNAPSHOT, mobile]) == []
+    now = Approvals.fold([act(1, "approve", rows=[*SNAPSHOT, mobile])], MAPPING)
+    assert now.covered("legacy", "02", MARCH, MARCH, "mobile_session_held").months
+    assert now.by_id["A"].summary()["forms"] == ["visit_log", "mobile_session", "reading_promotion",
+                                                 "staff_training", "donation"]

@@ -609,8 +609,7 @@ def test_a_region_acceptor_accepts_a_provincial_approval_and_a_province_approver
         box.wait_for(state="visible")
         _ready(page)
         # The problem's detail_vi (Vietnamese first), after the panel's own words.
-        assert box.inner_text().startswith("Không thực hiện được: Không thực hiện được: ")
-        assert f"{approved[1]} was accepted at the region level already" in box.inner_text()
+        assert box.inner_text() == (f"Không thực hiện được: Phê duyệt {approved[1]} đã được cấp vùng chấp nhận.")
         page.reload()
         _drawn(page, 1)
         assert page.locator(f"{second} [data-mark=region]").inner_text() == "Cấp vùng đã chấp nhận (demo)"

@@ -35,13 +35,18 @@ from typing import Literal
 from pydantic import BaseModel, field_serializer, field_validator
 
 from services.domain import periods
+from services.domain.activity_chains import ACTIVITY_CHAINS
 from services.domain.chain_rows import VALUES, VISIT_LOGGED, ChainRow, pack_rows, unpack_rows
+from services.domain.errors import Reason
 from services.domain.events import Scheme
 from services.domain.forms import FORMS
 from services.domain.periods import Granularity, label, named_period
 
 Action = Literal["approve", "unapprove", "apply", "decline", "accept"]
 FORM_OF = {spec.event_type: form_id for form_id, spec in FORMS.items()}  # a chain's event type → its form
+# The forms an approval made now holds: the visit logs and the activity forms (the registry and the
+# rotation are not reports of a period).
+HELD_EVENT_TYPES: tuple[str, ...] = (VISIT_LOGGED, *ACTIVITY_CHAINS.event_types)
 APPROVED, PROVISIONAL = "approved", "provisional"
 
 
@@ -65,6 +70,9 @@ class ApprovalAction(BaseModel):
     rows: list[ChainRow] = []  # approve: what the approver saw; apply: the live row applied (none: it left)
     root_id: str = ""  # apply/decline: the chain decided on
     target: str = ""  # apply/decline: the live version decided on ("" : the chain no longer counts here)
+    # approve: the forms (event types) whose reports the approval holds. An approval made before the
+    # activity forms were held (no such field) holds the visit logs only: its snapshot has no others.
+    event_types: list[str] = [VISIT_LOGGED]
 
     # On the wire and in the archive the rows are packed (``chain_rows``: a province-quarter's
     # snapshot must fit a Kafka message); read back, they are rows again. The plain list is read too.
@@ -96,14 +104,17 @@ class Approval:
     accepted_at: datetime | None = None
     declined: set[tuple[str, str]] = field(default_factory=set)  # (root_id, target)
     history: list[dict[str, object]] = field(default_factory=list)
+    event_types: frozenset[str] = frozenset({VISIT_LOGGED})  # the forms whose reports it holds
 
     def covers(self, row: ChainRow) -> bool:
-        """Whether a chain row lies in the approval's province and months."""
-        return row.province(self.scheme) == self.province and row.month in self.months
+        """Whether a chain row lies in the approval's province, months and forms."""
+        return (row.province(self.scheme) == self.province and row.month in self.months
+                and row.event_type in self.event_types)
 
     def summary(self) -> dict[str, object]:
         return {"approval_id": self.approval_id, "scheme": self.scheme, "province": self.province,
                 "period": self.period, "months": [label(m, "month") for m in self.months],
+                "forms": [FORM_OF[e] for e in HELD_EVENT_TYPES if e in self.event_types],
                 "status": "active" if self.active else "unapproved", "approved_by": self.by,
                 "approved_at": self.at.isoformat(), "figures": self.figures,
                 "unapproved_by": self.unapproved_by,
@@ -111,6 +122,10 @@ class Approval:
                 "region_accepted_by": self.accepted_by,
                 "region_accepted_at": self.accepted_at.isoformat() if self.accepted_at else None,
                 "history": self.history}
+
+
+def _conflict(vi: str, en: str) -> Reason:
+    return Reason("approval_conflict", f"{vi[0].upper()}{vi[1:]}.", f"{en[0].upper()}{en[1:]}.", "approval_id")
 
 
 def legacy_set(scheme: Scheme, province: str | None, mapping: Mapping[str, str]) -> frozenset[str]:
@@ -152,26 +167,32 @@ class Approvals:
     def active(self) -> list[Approval]:
         return [a for a in self.by_id.values() if a.active]
 
-    def why_not(self, action: ApprovalAction) -> str | None:
-        """Why ``action`` cannot be taken now (English; None: it can). The API asks before publishing;
-        the fold asks again in log order, which decides between two that raced."""
+    def why_not(self, action: ApprovalAction) -> Reason | None:
+        """Why ``action`` cannot be taken now (None: it can), in Vietnamese and English. The API asks
+        before publishing; the fold asks again in log order, which decides between two that raced."""
         if action.action == "approve":
             if action.approval_id in self.by_id:
-                return f"approval {action.approval_id} exists already"
+                return _conflict(f"phê duyệt {action.approval_id} đã có",
+                                 f"approval {action.approval_id} exists already")
             area = legacy_set(action.scheme, action.province, self.mapping)
             months = set(months_of(action.period))
             for other in self.active():
                 if months & set(other.months) and area & legacy_set(other.scheme, other.province, self.mapping):
-                    return (f"{other.period} of {other.scheme} province {other.province} is approved already "
-                            f"({other.approval_id}): un-approve it first")
+                    return _conflict(
+                        f"kỳ {other.period} của tỉnh {other.province} ({other.scheme}) đã được phê duyệt "
+                        f"({other.approval_id}): hãy bỏ phê duyệt kỳ đó trước",
+                        f"{other.period} of {other.scheme} province {other.province} is approved already "
+                        f"({other.approval_id}): un-approve it first")
             return None
         approval = self.by_id.get(action.approval_id)
         if approval is None:
-            return f"no approval {action.approval_id}"
+            return _conflict(f"không có phê duyệt {action.approval_id}", f"no approval {action.approval_id}")
         if not approval.active:
-            return f"approval {action.approval_id} was un-approved"
+            return _conflict(f"phê duyệt {action.approval_id} đã bị bỏ",
+                             f"approval {action.approval_id} was un-approved")
         if action.action == "accept" and approval.accepted_by is not None:
-            return f"approval {action.approval_id} was accepted at the region level already"
+            return _conflict(f"phê duyệt {action.approval_id} đã được cấp vùng chấp nhận",
+                             f"approval {action.approval_id} was accepted at the region level already")
         return None
 
     def take(self, action: ApprovalAction) -> bool:
@@ -181,14 +202,15 @@ class Approvals:
                                     "at": action.at.isoformat(), "root_id": action.root_id or None,
                                     "target": action.target or None}
         if why is not None:
-            self.ignored.append({**entry, "approval_id": action.approval_id, "ignored": why})
+            self.ignored.append({**entry, "approval_id": action.approval_id, "ignored": why.message_en})
             if action.approval_id in self.by_id:
-                self.by_id[action.approval_id].history.append({**entry, "ignored": why})
+                self.by_id[action.approval_id].history.append({**entry, "ignored": why.message_en})
             return False
         if action.action == "approve":
             rows = {row.root_id: row for row in action.rows}
             approval = Approval(action.approval_id, action.scheme, action.province, action.period,
-                                months_of(action.period), action.by, action.at, sums(rows.values()), rows)
+                                months_of(action.period), action.by, action.at, sums(rows.values()), rows,
+                                event_types=frozenset(action.event_types))
             self.by_id[approval.approval_id] = approval
             approval.history.append({**entry, "figures": approval.figures})
             return True
@@ -209,20 +231,23 @@ class Approvals:
         approval.history.append(entry)
         return True
 
-    def covering(self, scheme: Scheme, province: str | None, month: date) -> list[Approval] | None:
-        """The active approvals that together cover the area (its legacy provinces) in ``month``; None
-        if they do not cover all of it."""
+    def covering(self, scheme: Scheme, province: str | None, month: date, event_type: str = VISIT_LOGGED
+                 ) -> list[Approval] | None:
+        """The active approvals holding the form ``event_type`` that together cover the area (its
+        legacy provinces) in ``month``; None if they do not cover all of it."""
         wanted = legacy_set(scheme, province, self.mapping)
-        found = [a for a in self.active() if month in a.months
+        found = [a for a in self.active() if month in a.months and event_type in a.event_types
                  and legacy_set(a.scheme, a.province, self.mapping) & wanted]
         covered = frozenset().union(*(legacy_set(a.scheme, a.province, self.mapping) for a in found))
         return found if wanted and wanted <= covered else None
 
-    def covered(self, scheme: Scheme, province: str | None, start: date, end: date) -> Covered:
-        """The months between ``start`` and ``end`` approved for the whole area (``covering``)."""
+    def covered(self, scheme: Scheme, province: str | None, start: date, end: date,
+                event_type: str = VISIT_LOGGED) -> Covered:
+        """The months between ``start`` and ``end`` whose reports of the form ``event_type`` are approved
+        for the whole area (``covering``)."""
         candidates = sorted({m for a in self.active() for m in a.months if start.replace(day=1) <= m <= end})
         return Covered({m: tuple(found) for m in candidates
-                        if (found := self.covering(scheme, province, m)) is not None})
+                        if (found := self.covering(scheme, province, m, event_type)) is not None})
 
 
 def delta(before: ChainRow | None, after: ChainRow | None) -> dict[str, int | float]:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from services.bus.base import PublishFailed
 from services.clock import now_local, today_local
 from services.domain.approvals import (
+    HELD_EVENT_TYPES,
     VISIT_LOGGED,
     Action,
     Approval,
@@ -103,7 +104,7 @@ def figure_approvals(reader: ApprovalReader, reference: Reference, area: AreaFil
     province = _province_of(area, reference)
     if not approvals.active() or (province is None and (area.library_id or area.commune_code)):
         return FigureApprovals(Covered({}), ApprovedRows((), ()))
-    covered = approvals.covered(area.scheme, province, start, end)
+    covered = approvals.covered(area.scheme, province, start, end, event_type)
     rows = covered.approved_rows(lambda row: start <= row.day <= end and area.row_contains(row.model_dump()),
                                  event_type)
     return FigureApprovals(covered, ApprovedRows(tuple(covered.months), tuple(rows)))
@@ -157,8 +158,7 @@ def _publish(services: Services, approvals: Approvals, action: ApprovalAction) -
     not take it)."""
     why = approvals.why_not(action)
     if why is not None:
-        raise RequestRefused(409, "Conflict", Reason("approval_conflict", f"Không thực hiện được: {why}.",
-                                                     f"Cannot be done: {why}.", "approval_id"))
+        raise RequestRefused(409, "Conflict", why)
     publish(services, action)
     return {"action_id": action.action_id, "approval_id": action.approval_id, "action": action.action,
             "scheme": action.scheme, "province": action.province, "period": action.period, "by": action.by,
@@ -204,7 +204,7 @@ def approve(request: Annotated[ApprovalRequest, Body()], principal: CurrentKey, 
     rows = reader.province_rows(request.scheme, request.province, months)
     action = ApprovalAction(action_id=str(uuid.uuid4()), action="approve", approval_id=str(uuid.uuid4()),
                             scheme=request.scheme, province=request.province, period=request.period,
-                            by=principal.name, at=now_local(), rows=rows)
+                            by=principal.name, at=now_local(), rows=rows, event_types=list(HELD_EVENT_TYPES))
     return _publish(services, reader.approvals(), action)
 
 

@@ -174,10 +174,12 @@ class ApprovalSummary(BaseModel):
     province: str
     period: str
     months: list[str]
+    forms: list[str] = Field(description="The forms whose reports it holds (an approval made before the activity "
+                                         "forms were held: `visit_log` only).")
     status: Literal["active", "unapproved"]
     approved_by: str
     approved_at: datetime
-    figures: dict[str, VisitCounts] = Field(description="Month → the figures as approved.")
+    figures: dict[str, VisitCounts] = Field(description="Month → the visit figures as approved.")
     unapproved_by: str | None
     unapproved_at: datetime | None
     region_accepted_by: str | None
