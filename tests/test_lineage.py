@@ -241,6 +241,26 @@ def test_a_page_token_belongs_to_its_figure(api: TestClient):
     assert response.status_code == 400 and response.json()["invalid_params"][0]["name"] == "granularity"
 
 
+def test_a_report_moved_to_another_year_by_its_edit_shows_every_version(loaded: EmbeddedStack, api: TestClient):
+    """The archive is read by the years of the listed reports' days first (its partitions); a report
+    whose edit moved it from December 2020 to January 2021 still shows its first version and edit."""
+    phone = TestClient(loaded.app, headers=OPENROSA)
+    xform = phone.get("/forms/visit_log.xml").content
+    hg = min((lib for lib in REFERENCE.libraries.values() if lib.area("legacy").province_code == "02"),
+             key=lambda lib: lib.library_id)
+    for day, total, instance, edits in ((date(2020, 12, 30), 5, "uuid:lineage-year-0", None),
+                                        (date(2021, 1, 2), 6, "uuid:lineage-year-1", "uuid:lineage-year-0")):
+        xml = fill_instance(xform, visit_answers(hg, day, total=total), instance, deprecated_id=edits)
+        assert phone.post("/submission", files=multipart(xml)).status_code == 201
+    params = {"scheme": "legacy", "province": "02", "start": "2021-01-01", "end": "2021-01-31", "granularity": "month"}
+    _, items = walk(api, "/v1/lineage/visits", params, page_size=50)
+    (item,) = [i for i in items if i["root_id"] == "uuid:lineage-year-0"]
+    assert (item["instance_id"], item["versions"], item["contribution"]["visits_total"]) == (
+        "uuid:lineage-year-1", 2, 6)
+    assert [edit["instance_id"] for edit in item["edits"]] == ["uuid:lineage-year-1"]
+    assert item["first_accepted_at"] < item["last_accepted_at"]
+
+
 def test_the_chains_of_an_approved_figure_are_the_approved_ones_and_sum_to_it(loaded: EmbeddedStack, api: TestClient):
     """A quarter of Hà Giang approved, then a late report and an edit of one of its reports arrive (held):
     the approved figure's lineage lists the approved versions (not the edit, not the late report) and

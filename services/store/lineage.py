@@ -13,7 +13,7 @@ read for one page of chains at a time.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -64,7 +64,8 @@ class Lineage:
             f"SELECT root_id, {period} AS period, "
             f"argMax(event_id, {newest}) AS instance_id, argMax(library_id, {newest}) AS current_library, "
             f"argMax(day, {newest}) AS occurred_on, argMax(submitted_at, {newest}) AS last_accepted_at, "
-            f"argMax(first_reported_at, {newest}) AS first_accepted_at, {sums} "
+            f"argMax(first_reported_at, {newest}) AS first_accepted_at, "
+            f"argMax(length(version_ids), {newest}) AS version_count, {sums} "
             f"FROM {plan.table} WHERE {plan.where}{outside} AND root_id IN ({page}) "
             # reports is 1 for the chain's current state in the question, 0 where a change took it out
             f"GROUP BY root_id, period HAVING reports > 0{paged}",
@@ -74,7 +75,7 @@ class Lineage:
             rows = sorted([*rows, *_approved_rows(approved, granularity, after)], key=lambda row: row["root_id"])
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if limit is not None else rows
-        history = self._history(["visit_logged"], [row["root_id"] for row in rows])
+        history = self._history(["visit_logged"], rows)
         items = []
         for row in rows:
             versions = history.get(row["root_id"], [])
@@ -93,25 +94,58 @@ class Lineage:
                 "contribution": {name: row[name] for name in (*COUNT_FIELDS, "reports")}})
         return Page(items, more)
 
-    def _history(self, event_types: list[str], root_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Every version and retraction of the chains ``root_ids``, in acceptance order."""
-        if not root_ids:
+    def _history(self, event_types: list[str], rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Every version and retraction of the chains of ``rows`` (each with its ``root_id``, the version
+        listed as ``instance_id`` and the day it reports as ``occurred_on``), in acceptance order."""
+        if not rows:
             return {}
-        roots, params = string_list("roots", root_ids)
-        # Each event's highest version, as FINAL would keep it, but of these chains' rows only: FINAL
-        # merges the whole table's parts first (seconds at millions of events).
-        rows = self.store.select(
-            "SELECT * FROM (SELECT root_id, event_id, event_type, submitted_at, submitter, source, version, "
-            f"if(event_type = '{RETRACTED}', JSONExtractString(payload, 'reason_code'), '') AS reason_code, "
-            f"if(event_type = '{RETRACTED}', JSONExtractString(payload, 'reason'), '') AS reason "
-            "FROM events WHERE event_type IN {types:Array(String)} "
-            f"AND root_id IN (SELECT arrayJoin({roots})) ORDER BY version DESC LIMIT 1 BY event_type, event_id) "
-            "ORDER BY root_id, submitted_at, version",
-            {**params, "types": [*event_types, RETRACTED]})
+        roots = [row["root_id"] for row in rows]
+        # The events are partitioned by year of the day reported: the versions of a page's chains almost
+        # always lie in the years of their days, so those partitions are read first. A chain with
+        # fewer versions there than its chain row has seen (an edit moved it to another year) is read
+        # again from them all.
+        years = (date(min(r["occurred_on"] for r in rows).year, 1, 1),
+                 date(max(r["occurred_on"] for r in rows).year, 12, 31))
+        found = self._events(event_types, roots, years)
+        seen = Counter(e["root_id"] for e in found if e["event_type"] != RETRACTED)
+        counts = self._version_counts(rows)
+        elsewhere = {root for root in roots if seen[root] < counts.get(root, 1)}
+        if elsewhere:
+            found = [e for e in found if e["root_id"] not in elsewhere] + self._events(event_types, sorted(elsewhere))
         chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
-            chains[row["root_id"]].append(row)
+        for event in sorted(found, key=lambda e: (e["root_id"], e["submitted_at"], e["version"])):
+            chains[event["root_id"]].append(event)
         return chains
+
+    def _version_counts(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Root → how many versions its chain row has seen: the chain query reads it; an approved row
+        (from its approval's snapshot) reads it from the chain rows by root, their sort key."""
+        counts = {row["root_id"]: row["version_count"] for row in rows if row.get("version_count") is not None}
+        missing = [row["root_id"] for row in rows if row["root_id"] not in counts]
+        if missing:
+            roots, params = string_list("roots", missing)
+            counts |= {r["root_id"]: r["versions"] for r in self.store.select(
+                f"SELECT root_id, argMax(length(version_ids), (seq, sign)) AS versions FROM {rollups.CHAINS} "
+                f"WHERE root_id IN (SELECT arrayJoin({roots})) GROUP BY root_id", params)}
+        return counts
+
+    def _events(self, event_types: list[str], root_ids: list[str], days: tuple[date, date] | None = None
+                ) -> list[dict[str, Any]]:
+        """The versions (of ``event_types``, reporting a day within ``days`` when given) and the
+        retractions of the chains ``root_ids``: each event's highest version, as FINAL would keep it,
+        of these chains' rows only (FINAL merges the whole table's parts first: seconds at millions of
+        events). Retractions are few and sorted apart (by event type): read by chain, never by day."""
+        roots, params = string_list("roots", root_ids)
+        columns = "root_id, event_id, event_type, submitted_at, submitter, source, version"
+        within = " AND occurred_on BETWEEN {first:Date} AND {last:Date}" if days else ""
+        return self.store.select(
+            f"SELECT {columns}, '' AS reason_code, '' AS reason FROM events "
+            f"WHERE event_type IN {{types:Array(String)}}{within} AND root_id IN (SELECT arrayJoin({roots})) "
+            "ORDER BY version DESC LIMIT 1 BY event_type, event_id "
+            f"UNION ALL SELECT {columns}, JSONExtractString(payload, 'reason_code') AS reason_code, "
+            f"JSONExtractString(payload, 'reason') AS reason FROM events WHERE event_type = '{RETRACTED}' "
+            f"AND root_id IN (SELECT arrayJoin({roots})) ORDER BY version DESC LIMIT 1 BY event_type, event_id",
+            {**params, "types": event_types, **({"first": days[0], "last": days[1]} if days else {})})
 
     # --- growth --------------------------------------------------------------------------------
 
