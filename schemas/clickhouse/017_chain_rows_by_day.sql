@@ -6,13 +6,14 @@
 -- every granule of the table, since a month's chains are scattered over the random ids. A
 -- projection keeps a copy of each part sorted by (day, root_id); ClickHouse reads it when a query's
 -- days are narrow, and keeps it exact through the collapsing merges ('rebuild'). It holds every
--- column but the versions' arrays, which no such question reads.
+-- column but the versions' content hashes, which no such question reads (lineage counts a chain's
+-- versions from `version_ids`).
 ALTER TABLE visit_chain_rows MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
 ALTER TABLE visit_chain_rows ADD PROJECTION IF NOT EXISTS by_day (
     SELECT root_id, event_id, submitted_at, position, counted, library_id, day, province_legacy, commune_legacy,
            province_2025, commune_2025, visits_total, visits_children, visits_adults, visits_female, visits_male,
            visits_ethnic_minority, visits_learning, visits_information, visits_reading, visits_events,
-           virtual_visits, loans, renewals, new_registrations, first_reported_at, seq, sign
+           virtual_visits, loans, renewals, new_registrations, first_reported_at, version_ids, seq, sign
     ORDER BY day, root_id
 );
 ALTER TABLE visit_chain_rows MATERIALIZE PROJECTION by_day;

@@ -347,12 +347,17 @@ def add_visit_rows(series: list[dict[str, object]], rows: Iterable[ChainRow], gr
                    ) -> list[dict[str, object]]:
     """A visits series (by period label, every count of ``VALUES``) with the visit-log ``rows`` added to
     the points of their days (new points where there were none), in period order."""
-    points = {str(row["period"]): dict(row) for row in series}
+    added: dict[str, list[int]] = {}  # period → the rows' sums, in VALUES' order (summed apart: ~10,000 rows)
     for row in rows:
-        period = label(row.day, granularity)
+        into = added.setdefault(label(row.day, granularity), [0] * len(VALUES))
+        counts = row.counts
+        for i, name in enumerate(VALUES):
+            into[i] += int(counts.get(name, 0))
+    points = {str(row["period"]): dict(row) for row in series}
+    for period, sums in added.items():
         point = points.setdefault(period, {"period": period, **dict.fromkeys(VALUES, 0)})
-        for name in VALUES:
-            point[name] = int(point[name]) + int(row.counts.get(name, 0))  # type: ignore[call-overload]
+        for name, value in zip(VALUES, sums, strict=True):
+            point[name] = int(point[name]) + value  # type: ignore[call-overload]
     return [points[period] for period in sorted(points)]
 
 

@@ -13,6 +13,7 @@ read for one page of chains at a time.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -72,7 +73,7 @@ class Lineage:
             {**plan.params, "after": after or "", **({"limit": limit + 1} if limit is not None else {}),
              **({"approved_months": list(approved.months)} if approved else {})})
         if approved:
-            rows = sorted([*rows, *_approved_rows(approved, granularity, after)], key=lambda row: row["root_id"])
+            rows = sorted([*rows, *_approved_rows(approved, granularity, after, limit)], key=lambda row: row["root_id"])
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if limit is not None else rows
         history = self._history(["visit_logged"], rows)
@@ -180,11 +181,16 @@ class Lineage:
         return Page(items, len(communes) > len(page))
 
 
-def _approved_rows(approved: ApprovedRows, granularity: Granularity, after: str | None) -> list[dict[str, Any]]:
+def _approved_rows(approved: ApprovedRows, granularity: Granularity, after: str | None,
+                   limit: int | None) -> list[dict[str, Any]]:
+    """The approved rows after ``after`` as the chain query's rows, the first ``limit`` + 1 of them (a
+    page and whether more follow): a page is built of those only."""
+    later = [row for row in approved.rows if row.root_id > (after or "")]
+    first = later if limit is None else heapq.nsmallest(limit + 1, later, key=lambda row: row.root_id)
     return [{"root_id": row.root_id, "period": label(row.day, granularity), "instance_id": row.event_id,
              "current_library": row.library_id, "occurred_on": row.day, "last_accepted_at": None,
              "first_accepted_at": None, **{name: row.counts.get(name, 0) for name in (*COUNT_FIELDS, "reports")}}
-            for row in approved.rows if row.root_id > (after or "")]
+            for row in first]
 
 
 def _versions(events: list[dict[str, Any]]) -> dict[str, Any]:
