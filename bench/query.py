@@ -120,12 +120,13 @@ def fill(store: Store, first: int, count: int, seed: int) -> dict[str, float]:
     edit = f"if({edited}, {edit_id}, event_id)"
     command(store, "INSERT INTO visit_chain_rows (root_id, event_id, submitted_at, position, counted, library_id, "
                    f"day, province_legacy, commune_legacy, province_2025, commune_2025, {counts}, first_reported_at, "
-                   "version_ids, version_hashes, seq, sign) "
+                   "version_ids, version_hashes, seq, submitter, source, sign) "
                    f"SELECT event_id, {edit}, if({edited}, submitted_at + toIntervalDay(3), submitted_at), "
                    "2 * n + 1, 1, "
                    f"library_id, day, province_legacy, commune_legacy, province_2025, commune_2025, {counts}, "
                    f"submitted_at, if({edited}, [event_id, {edit}], [event_id]), "
-                   f"if({edited}, ['a', 'b'], ['a']), if({edited}, 2, 1), 1 FROM ({facts}) {settings}")
+                   f"if({edited}, ['a', 'b'], ['a']), if({edited}, 2, 1), 'bench', 'openrosa', 1 "
+                   f"FROM ({facts}) {settings}")
     t1 = time.perf_counter()
     # Every fact's current version: the edit (accepted 3 days later) for 1 % of them, else the original.
     command(

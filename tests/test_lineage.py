@@ -201,6 +201,16 @@ def test_an_edited_chain_shows_its_edits_and_counts_once_with_its_current_versio
         current.submitter, current.source, current.library_id, current.occurred_on.isoformat())
 
 
+def test_a_chain_of_one_version_is_told_by_its_chain_row_as_the_archive_has_it(api: TestClient, oracle: Oracle):
+    """A report never edited nor retracted is listed from its chain row (not the archive): the same
+    sender, channel and acceptance time as its event."""
+    root_id, (event,) = _chain_with(oracle, lambda es: len(es) == 1 and es[0].event_type == "visit_logged")
+    (item,) = [item for item in _listing(api, event) if item["root_id"] == root_id]
+    assert (item["instance_id"], item["versions"], item["edits"], item["retractions"]) == (root_id, 1, [], [])
+    assert (item["submitter"], item["source"]) == (event.submitter, event.source)
+    assert _local(item["first_accepted_at"]) == _local(item["last_accepted_at"]) == _ms(event.submitted_at)
+
+
 def test_a_retracted_chain_does_not_contribute_and_a_reinstated_one_shows_its_retraction(api: TestClient,
                                                                                         oracle: Oracle):
     root_id, events = _chain_with(oracle, lambda es: es[-1].event_type == RETRACTED)

@@ -8,12 +8,20 @@
 -- days are narrow, and keeps it exact through the collapsing merges ('rebuild'). It holds every
 -- column but the versions' content hashes, which no such question reads (lineage counts a chain's
 -- versions from `version_ids`).
+-- Each chain row also names who sent its current version and through what (the envelope's
+-- `submitter` and `source`): lineage lists them from the row, and reads the archive only for a chain
+-- with more than one version or a retraction (rows made before: empty, read from the archive).
+ALTER TABLE visit_chain_rows ADD COLUMN IF NOT EXISTS submitter LowCardinality(String) DEFAULT '';
+ALTER TABLE visit_chain_rows ADD COLUMN IF NOT EXISTS source LowCardinality(String) DEFAULT '';
+ALTER TABLE activity_chain_rows ADD COLUMN IF NOT EXISTS submitter LowCardinality(String) DEFAULT '';
+ALTER TABLE activity_chain_rows ADD COLUMN IF NOT EXISTS source LowCardinality(String) DEFAULT '';
 ALTER TABLE visit_chain_rows MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
 ALTER TABLE visit_chain_rows ADD PROJECTION IF NOT EXISTS by_day (
     SELECT root_id, event_id, submitted_at, position, counted, library_id, day, province_legacy, commune_legacy,
            province_2025, commune_2025, visits_total, visits_children, visits_adults, visits_female, visits_male,
            visits_ethnic_minority, visits_learning, visits_information, visits_reading, visits_events,
-           virtual_visits, loans, renewals, new_registrations, first_reported_at, version_ids, seq, sign
+           virtual_visits, loans, renewals, new_registrations, first_reported_at, version_ids, seq, submitter,
+           source, sign
     ORDER BY day, root_id
 );
 ALTER TABLE visit_chain_rows MATERIALIZE PROJECTION by_day;
@@ -22,7 +30,8 @@ ALTER TABLE activity_chain_rows ADD PROJECTION IF NOT EXISTS by_day (
     SELECT root_id, event_id, event_type, submitted_at, position, counted, library_id, day, province_legacy,
            commune_legacy, province_2025, commune_2025, occasion, donor_kind, donor_origin, worker_id, result,
            visits_total, visits_children, visits_adults, loans, participants_total, participants_children,
-           participants_adults, co_organised, hours, books, money_vnd, first_reported_at, seq, sign
+           participants_adults, co_organised, hours, books, money_vnd, first_reported_at, version_ids, seq,
+           submitter, source, sign
     ORDER BY day, root_id
 );
 ALTER TABLE activity_chain_rows MATERIALIZE PROJECTION by_day;

@@ -67,6 +67,10 @@ class ReportChain:
     first_reported_at: datetime | None  # the chain's first version's acceptance (reporting timeliness)
     versions: dict[str, str] = field(default_factory=dict)  # every version seen: event_id → content hash
     seq: int = 1  # bumped on every change: the row's version in the store
+    # Who sent the current version, and through what (an envelope's ``submitter`` and ``source``): a
+    # figure's lineage lists them without reading the archive for a chain of one version.
+    submitter: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ def _new_version(chain: ReportChain | None, event: Envelope, position: int, kind
     return ReportChain(root_id=event.root_id, event_id=event.event_id, submitted_at=event.submitted_at,
                        position=position, counted=True, library_id=event.library_id, day=event.occurred_on,
                        values=kind.measure(event), event_type=event.event_type, first_reported_at=first,
-                       versions=versions, seq=chain.seq + 1 if chain else 1, **_areas(event))
+                       versions=versions, seq=chain.seq + 1 if chain else 1, submitter=event.submitter,
+                       source=event.source, **_areas(event))
 
 
 def _later(event: object, position: int, chain: ReportChain) -> bool:

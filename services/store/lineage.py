@@ -14,7 +14,7 @@ read for one page of chains at a time.
 from __future__ import annotations
 
 import heapq
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -65,8 +65,7 @@ class Lineage:
             f"SELECT root_id, {period} AS period, "
             f"argMax(event_id, {newest}) AS instance_id, argMax(library_id, {newest}) AS current_library, "
             f"argMax(day, {newest}) AS occurred_on, argMax(submitted_at, {newest}) AS last_accepted_at, "
-            f"argMax(first_reported_at, {newest}) AS first_accepted_at, "
-            f"argMax(length(version_ids), {newest}) AS version_count, {sums} "
+            f"argMax(first_reported_at, {newest}) AS first_accepted_at, {_HEAD.format(newest=newest)}, {sums} "
             f"FROM {plan.table} WHERE {plan.where}{outside} AND root_id IN ({page}) "
             # reports is 1 for the chain's current state in the question, 0 where a change took it out
             f"GROUP BY root_id, period HAVING reports > 0{paged}",
@@ -79,9 +78,9 @@ class Lineage:
         history = self._history(["visit_logged"], rows)
         items = []
         for row in rows:
-            versions = history.get(row["root_id"], [])
+            versions = history.get(row["root_id"]) or [_only_version(row)]
             current = next((v for v in versions if v["event_id"] == row["instance_id"]), None)
-            if row["last_accepted_at"] is None:  # an approved row: its version's acceptance, from the archive
+            if row["last_accepted_at"] is None:  # an approved row no longer current: from the archive
                 row["last_accepted_at"] = current["submitted_at"] if current else None
                 row["first_accepted_at"] = versions[0]["submitted_at"] if versions else None
             items.append({
@@ -96,57 +95,58 @@ class Lineage:
         return Page(items, more)
 
     def _history(self, event_types: list[str], rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        """Every version and retraction of the chains of ``rows`` (each with its ``root_id``, the version
-        listed as ``instance_id`` and the day it reports as ``occurred_on``), in acceptance order."""
-        if not rows:
+        """Root → every version and retraction of the chains of ``rows`` that had more than their one
+        version (in acceptance order). A chain of one version, never retracted, is told by its chain
+        row (``_only_version``) and not read from the archive; an approved row (from its approval's
+        snapshot) is looked up by root in the chain rows (their sort key) first."""
+        approved = [row for row in rows if "chain_versions" not in row]
+        if approved:
+            heads = self._heads([row["root_id"] for row in approved])
+            for row in approved:
+                head = heads.get(row["root_id"])
+                if head is not None and head["event_id"] == row["instance_id"]:
+                    row.update(head)  # the chain row tells the approved version while it is still the current one
+                else:  # read from the archive: every version the chain has seen, the approved one among them
+                    row.update({"chain_versions": head["chain_versions"] if head else [], "chain_changes": 0,
+                                "sent_by": "", "sent_via": ""})
+        wanted = [row for row in rows
+                  if len(row["chain_versions"]) != 1 or row["chain_changes"] != 1 or not row["sent_by"]]
+        if not wanted:
             return {}
-        roots = [row["root_id"] for row in rows]
-        # The events are partitioned by year of the day reported: the versions of a page's chains almost
-        # always lie in the years of their days, so those partitions are read first. A chain with
-        # fewer versions there than its chain row has seen (an edit moved it to another year) is read
-        # again from them all.
-        years = (date(min(r["occurred_on"] for r in rows).year, 1, 1),
-                 date(max(r["occurred_on"] for r in rows).year, 12, 31))
-        found = self._events(event_types, roots, years)
-        seen = Counter(e["root_id"] for e in found if e["event_type"] != RETRACTED)
-        counts = self._version_counts(rows)
-        elsewhere = {root for root in roots if seen[root] < counts.get(root, 1)}
-        if elsewhere:
-            found = [e for e in found if e["root_id"] not in elsewhere] + self._events(event_types, sorted(elsewhere))
         chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for event in sorted(found, key=lambda e: (e["root_id"], e["submitted_at"], e["version"])):
+        for event in sorted(self._events(event_types, wanted), key=lambda e: (e["root_id"], e["submitted_at"],
+                                                                              e["version"])):
             chains[event["root_id"]].append(event)
         return chains
 
-    def _version_counts(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """Root → how many versions its chain row has seen: the chain query reads it; an approved row
-        (from its approval's snapshot) reads it from the chain rows by root, their sort key."""
-        counts = {row["root_id"]: row["version_count"] for row in rows if row.get("version_count") is not None}
-        missing = [row["root_id"] for row in rows if row["root_id"] not in counts]
-        if missing:
-            roots, params = string_list("roots", missing)
-            counts |= {r["root_id"]: r["versions"] for r in self.store.select(
-                f"SELECT root_id, argMax(length(version_ids), (seq, sign)) AS versions FROM {rollups.CHAINS} "
-                f"WHERE root_id IN (SELECT arrayJoin({roots})) GROUP BY root_id", params)}
-        return counts
-
-    def _events(self, event_types: list[str], root_ids: list[str], days: tuple[date, date] | None = None
-                ) -> list[dict[str, Any]]:
-        """The versions (of ``event_types``, reporting a day within ``days`` when given) and the
-        retractions of the chains ``root_ids``: each event's highest version, as FINAL would keep it,
-        of these chains' rows only (FINAL merges the whole table's parts first: seconds at millions of
-        events). Retractions are few and sorted apart (by event type): read by chain, never by day."""
+    def _heads(self, root_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Root → its chain row's current version, version ids, changes and sender (by root: the sort key)."""
         roots, params = string_list("roots", root_ids)
+        newest = "(seq, sign)"
+        return {r["root_id"]: r for r in self.store.select(
+            f"SELECT root_id, argMax(event_id, {newest}) AS event_id, "
+            f"argMax(submitted_at, {newest}) AS last_accepted_at, "
+            f"argMax(first_reported_at, {newest}) AS first_accepted_at, {_HEAD.format(newest=newest)} "
+            f"FROM {rollups.CHAINS} WHERE root_id IN (SELECT arrayJoin({roots})) GROUP BY root_id", params)}
+
+    def _events(self, event_types: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The versions (of ``event_types``) and the retractions of the chains of ``rows``: each event's
+        highest version, as FINAL would keep it, of these events only (FINAL merges the whole table's
+        parts first: seconds at millions of events). Versions are read by their ids, the archive's
+        sort key (a chain row keeps every version's id: an approved row's chain may have none yet);
+        retractions, few and sorted apart by their event type, by chain."""
+        roots, params = string_list("roots", [row["root_id"] for row in rows])
+        ids, id_params = string_list("ids", sorted({i for row in rows for i in (*row["chain_versions"],
+                                                                                  row["instance_id"])}))
         columns = "root_id, event_id, event_type, submitted_at, submitter, source, version"
-        within = " AND occurred_on BETWEEN {first:Date} AND {last:Date}" if days else ""
         return self.store.select(
             f"SELECT {columns}, '' AS reason_code, '' AS reason FROM events "
-            f"WHERE event_type IN {{types:Array(String)}}{within} AND root_id IN (SELECT arrayJoin({roots})) "
-            "ORDER BY version DESC LIMIT 1 BY event_type, event_id "
+            f"WHERE event_type IN {{types:Array(String)}} AND event_id IN (SELECT arrayJoin({ids})) "
+            f"AND root_id IN (SELECT arrayJoin({roots})) ORDER BY version DESC LIMIT 1 BY event_type, event_id "
             f"UNION ALL SELECT {columns}, JSONExtractString(payload, 'reason_code') AS reason_code, "
             f"JSONExtractString(payload, 'reason') AS reason FROM events WHERE event_type = '{RETRACTED}' "
             f"AND root_id IN (SELECT arrayJoin({roots})) ORDER BY version DESC LIMIT 1 BY event_type, event_id",
-            {**params, "types": event_types, **({"first": days[0], "last": days[1]} if days else {})})
+            {**params, **id_params, "types": event_types})
 
     # --- growth --------------------------------------------------------------------------------
 
@@ -191,6 +191,20 @@ def _approved_rows(approved: ApprovedRows, granularity: Granularity, after: str 
              "current_library": row.library_id, "occurred_on": row.day, "last_accepted_at": None,
              "first_accepted_at": None, **{name: row.counts.get(name, 0) for name in (*COUNT_FIELDS, "reports")}}
             for row in first]
+
+
+# What a chain row tells of its chain's history: every version's id, how many changes it has had (one
+# per version, and per retraction or reinstatement), and who sent its current version through what.
+# (aliases unlike the columns: the other aggregates and the WHERE read the columns)
+_HEAD = ("argMax(version_ids, {newest}) AS chain_versions, argMax(seq, {newest}) AS chain_changes, "
+         "argMax(submitter, {newest}) AS sent_by, argMax(source, {newest}) AS sent_via")
+
+
+def _only_version(row: dict[str, Any]) -> dict[str, Any]:
+    """The one version of a chain that never changed, as its chain row tells it."""
+    return {"root_id": row["root_id"], "event_id": row["instance_id"], "event_type": "visit_logged",
+            "submitted_at": row["last_accepted_at"], "submitter": row["sent_by"], "source": row["sent_via"],
+            "version": 0, "reason_code": "", "reason": ""}
 
 
 def _versions(events: list[dict[str, Any]]) -> dict[str, Any]:
