@@ -89,6 +89,12 @@ def library() -> Library:
     return next(lib for lib in default_reference().libraries.values() if lib.area("legacy").province_code == "02")
 
 
+def library_of(legacy_province: str) -> Library:
+    """The first library (by id) of a legacy province: a test's stable pick."""
+    return min((lib for lib in default_reference().libraries.values()
+                if lib.area("legacy").province_code == legacy_province), key=lambda lib: lib.library_id)
+
+
 def visit_answers(library: Library, day: date, total: int = 40, loans: int = 25) -> dict[str, str]:
     """A consistent visit log: the breakdowns add up to ``total``."""
     children = total // 2

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from services.bootstrap import EmbeddedStack, embedded_stack, query_app
 from services.clock import today_local
 from services.config import Settings
-from services.domain.reference import Library, default_reference
+from services.domain.reference import default_reference
 from services.query.access import add_key, hash_key, main, revoke_key
 from services.tools.submissions import fill_instance, multipart
-from tests.conftest import OPENROSA, visit_answers
+from tests.conftest import OPENROSA, library_of, visit_answers
 
 REFERENCE = default_reference()
 ADMIN_PATHS = {"/v1/dead-letters", "/v1/dead-letters/{dead_letter_id}", "/v1/rejections", "/v1/central-pull"}
@@ -34,12 +34,7 @@ REQUIRED = {"/v1/reports/province": {"period": f"{today_local():%Y-%m}"}}
 FILES = {"/v1/reports/province"}
 
 
-def _library(legacy_province: str) -> Library:
-    return next(lib for lib in sorted(REFERENCE.libraries.values(), key=lambda lib: lib.library_id)
-                if lib.area("legacy").province_code == legacy_province)
-
-
-HG, CB = _library("02"), _library("04")  # Hà Giang (now in Tuyên Quang 08), Cao Bằng
+HG, CB = library_of("02"), library_of("04")  # Hà Giang (now in Tuyên Quang 08), Cao Bằng
 # 2025 communes of Tuyên Quang (08): one made only of former Hà Giang communes, one holding former Tuyên Quang.
 _TQ = [(c.code, {p.province_code for p in REFERENCE.legacy_communes_of(c.code)})
        for c in REFERENCE.communes_in("2025", "08")]

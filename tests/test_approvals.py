@@ -23,7 +23,7 @@ from services.domain.reference import Library, default_reference
 from services.intake.accounts import ANONYMOUS
 from services.query.access import add_key
 from services.tools.submissions import fill_instance, multipart
-from tests.conftest import OPENROSA, sample_answers, visit_answers
+from tests.conftest import OPENROSA, library_of, sample_answers, visit_answers
 from tests.oracle import Area, Oracle
 from tests.published import from_embedded_log
 from tests.query_clients import as_
@@ -31,12 +31,7 @@ from tests.query_clients import as_
 REFERENCE = default_reference()
 
 
-def _library(legacy: str) -> Library:
-    return next(lib for lib in sorted(REFERENCE.libraries.values(), key=lambda lib: lib.library_id)
-                if lib.area("legacy").province_code == legacy)
-
-
-HG, TQ, CB = _library("02"), _library("08"), _library("04")  # HG and TQ make 2025 Tuyên Quang (08)
+HG, TQ, CB = library_of("02"), library_of("08"), library_of("04")  # HG and TQ make 2025 Tuyên Quang (08)
 _first = today_local().replace(day=1)
 MONTH = (_first - timedelta(days=1)).replace(day=1)  # last month: begun, and the intake takes its reports
 PERIOD = f"{MONTH:%Y-%m}"

@@ -41,7 +41,7 @@ from services.query.report_xlsx import HEADER_ROW, LABELS
 from services.tools.load_samples import last_month_end
 from services.tools.samples import all_sample_reports
 from services.tools.submissions import fill_instance, multipart
-from tests.conftest import OPENROSA, sample_answers, visit_answers
+from tests.conftest import OPENROSA, library_of, sample_answers, visit_answers
 from tests.serving import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -449,8 +449,7 @@ def test_an_approver_approves_a_month_sees_its_badge_and_applies_a_late_report_f
     assert "Tạm tính" in page.locator('#indicator-cards [data-indicator="K4"]').inner_text()
 
     # A late report of a Hà Giang library for that month reaches the intake.
-    library = next(lib for lib in sorted(default_reference().libraries.values(), key=lambda lib: lib.library_id)
-                   if lib.area("legacy").province_code == "02")
+    library = library_of("02")
     xform = httpx.get(f"{base_url}/forms/visit_log.xml", headers=OPENROSA).content
     late = fill_instance(xform, visit_answers(library, UNTIL.replace(day=3), total=33), "uuid:browser-late-1")
     assert httpx.post(f"{base_url}/submission", files=multipart(late), headers=OPENROSA).status_code == 201

@@ -26,19 +26,14 @@ from services.domain.periods import add_months
 from services.domain.reference import Library, default_reference
 from services.query.access import add_key
 from services.tools.submissions import fill_instance, multipart
-from tests.conftest import OPENROSA, visit_answers
+from tests.conftest import OPENROSA, library_of, visit_answers
 from tests.query_clients import as_
 
 REFERENCE = default_reference()
 CLOSED: list[EmbeddedStack] = []  # closed by the replay test (one chDB engine per process: one store open)
 
 
-def _library(legacy: str) -> Library:
-    return next(lib for lib in sorted(REFERENCE.libraries.values(), key=lambda lib: lib.library_id)
-                if lib.area("legacy").province_code == legacy)
-
-
-HG, CB = _library("02"), _library("04")  # Hà Giang (now in 2025 Tuyên Quang, 08), Cao Bằng
+HG, CB = library_of("02"), library_of("04")  # Hà Giang (now in 2025 Tuyên Quang, 08), Cao Bằng
 THIS_MONTH = today_local().replace(day=1)
 MARKED, CHANGED = add_months(THIS_MONTH, -3), add_months(THIS_MONTH, -4)  # both long past their deadline
 PERIOD = {"start": add_months(THIS_MONTH, -6).isoformat(), "end": today_local().isoformat()}

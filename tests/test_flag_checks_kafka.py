@@ -29,7 +29,7 @@ from services.domain.reference import Library, default_reference
 from services.ops.replay import distributed_replay
 from services.query.access import add_key
 from services.tools.submissions import fill_instance, multipart
-from tests.conftest import OPENROSA, visit_answers
+from tests.conftest import OPENROSA, library_of, visit_answers
 from tests.workers import WorkerProcess, wait_until_caught_up, worker_settings
 
 pytestmark = pytest.mark.kafka
@@ -37,12 +37,7 @@ pytestmark = pytest.mark.kafka
 REFERENCE = default_reference()
 
 
-def _library(legacy: str) -> Library:
-    return next(lib for lib in sorted(REFERENCE.libraries.values(), key=lambda lib: lib.library_id)
-                if lib.area("legacy").province_code == legacy)
-
-
-HG, CB = _library("02"), _library("04")  # Hà Giang (now in 2025 Tuyên Quang, 08), Cao Bằng
+HG, CB = library_of("02"), library_of("04")  # Hà Giang (now in 2025 Tuyên Quang, 08), Cao Bằng
 THIS_MONTH = today_local().replace(day=1)
 ZERO, LATE = add_months(THIS_MONTH, -3), add_months(THIS_MONTH, -4)  # both long past their deadline
 PERIOD = {"start": add_months(THIS_MONTH, -6).isoformat(), "end": today_local().isoformat()}

@@ -25,7 +25,7 @@ from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.reference import default_reference
 from services.tools.submissions import fill_instance, multipart
 from tests.compare import TODAY, UNTIL
-from tests.conftest import OPENROSA, visit_answers
+from tests.conftest import OPENROSA, library_of, visit_answers
 from tests.oracle import RETRACTED, Area, Oracle, _payload
 from tests.published import from_embedded_log
 from tests.test_query_v1 import AREAS, ok, params_of
@@ -256,8 +256,7 @@ def test_a_report_moved_to_another_year_by_its_edit_shows_every_version(loaded: 
     whose edit moved it from December 2020 to January 2021 still shows its first version and edit."""
     phone = TestClient(loaded.app, headers=OPENROSA)
     xform = phone.get("/forms/visit_log.xml").content
-    hg = min((lib for lib in REFERENCE.libraries.values() if lib.area("legacy").province_code == "02"),
-             key=lambda lib: lib.library_id)
+    hg = library_of("02")
     for day, total, instance, edits in ((date(2020, 12, 30), 5, "uuid:lineage-year-0", None),
                                         (date(2021, 1, 2), 6, "uuid:lineage-year-1", "uuid:lineage-year-0")):
         xml = fill_instance(xform, visit_answers(hg, day, total=total), instance, deprecated_id=edits)
