@@ -28,7 +28,6 @@ from services.query import models
 from services.query.approvals_api import (
     FigureApprovals,
     figure_approvals,
-    marked_visits,
 )
 from services.query.areas import ResolvedArea
 from services.query.deps import AggregatesDep, ApprovalsDep, AreaRequest, PlaceRequest, Series, series_body
@@ -105,11 +104,15 @@ def growth_area(aggregates: Aggregates, area: ResolvedArea, year: int) -> AreaFi
 
 
 def visits_body(aggregates: Aggregates, approvals: ApprovalReader, area: ResolvedArea, period: Period,
-                where: AreaFilter) -> dict[str, Any]:
+                where: AreaFilter, found: FigureApprovals | None = None) -> dict[str, Any]:
     """``/v1/visits``: the area's visits over the period (``where``: the area, of the library type asked),
-    each point ``approved`` (and served as approved) or ``provisional``."""
-    marked, used = marked_visits(aggregates, approvals, where, period)
-    return series_body(area, period, marked, approvals=used)
+    each point ``approved`` (and served as approved) or ``provisional``, with the approvals that make
+    the approved points (``found``: the figure's approvals, when the caller has read them already)."""
+    if found is None:
+        found = figure_approvals(approvals, aggregates.reference, where, period.start, period.end)
+    rows = aggregates.visits(where, period.start, period.end, period.granularity, approved=found.approved)
+    return series_body(area, period, mark_series(rows, period.granularity, period.start, period.end, found.covered),
+                       approvals=found.briefs())
 
 
 def growth_body(aggregates: Aggregates, approvals: ApprovalReader, area: ResolvedArea, year: int | None,

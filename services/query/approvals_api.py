@@ -31,12 +31,11 @@ from services.domain.approvals import (
     ChainRow,
     Covered,
     held_changes,
-    mark_series,
 )
 from services.domain.errors import Reason
 from services.domain.events import Scheme
 from services.domain.flag_checks import FlagCheck
-from services.domain.periods import Period, months_between, months_of
+from services.domain.periods import months_between, months_of
 from services.domain.reference import Reference
 from services.problems import RequestRefused
 from services.query import models
@@ -44,7 +43,7 @@ from services.query.access import Principal
 from services.query.deps import ApprovalsDep, CurrentKey, ReferenceDep, Services
 from services.query.formats import documented
 from services.query.params import NAMED_PERIOD, PROVINCE_CODE, asked_period
-from services.store.aggregates import Aggregates, ApprovedRows
+from services.store.aggregates import ApprovedRows
 from services.store.approvals import ApprovalReader
 from services.store.clickhouse import AreaFilter
 
@@ -108,15 +107,6 @@ def figure_approvals(reader: ApprovalReader, reference: Reference, area: AreaFil
     # (a row's fields as they are: model_dump would copy each of a province-quarter's ~10,000 rows)
     rows = covered.approved_rows(lambda row: start <= row.day <= end and area.row_contains(vars(row)), event_type)
     return FigureApprovals(covered, ApprovedRows(tuple(covered.months), tuple(rows)))
-
-
-def marked_visits(aggregates: Aggregates, reader: ApprovalReader, area: AreaFilter, period: Period
-                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The visits series of ``area`` over ``period`` with each point ``approved`` or ``provisional``
-    (approved months served as approved), and the approvals that make its approved points."""
-    found = figure_approvals(reader, aggregates.reference, area, period.start, period.end)
-    rows = aggregates.visits(area, period.start, period.end, period.granularity, approved=found.approved)
-    return mark_series(rows, period.granularity, period.start, period.end, found.covered), found.briefs()
 
 
 def approval_briefs(covered: Covered) -> list[dict[str, Any]]:

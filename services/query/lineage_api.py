@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from services.domain.forms.visit_log import COUNT_FIELDS
-from services.domain.periods import Period
 from services.query import models
 from services.query.aggregates_api import growth_area, growth_body, indicator_day, indicators_body, visits_body
 from services.query.approvals_api import figure_approvals
@@ -63,11 +62,11 @@ def visits_lineage(q: Series, aggregates: AggregatesDep, lineage: LineageDep, ap
     serves it."""
     p = q.period
     # The figure as /v1/visits serves it (approved months from their approvals), and what makes it.
-    body = visits_body(aggregates, approvals, q.area, p, q.filter)
+    found = figure_approvals(approvals, aggregates.reference, q.filter, p.start, p.end)
+    body = visits_body(aggregates, approvals, q.area, p, q.filter, found)
     body["chains"] = sum(row["reports"] for row in body["series"])
-    approved = figure_approvals(approvals, aggregates.reference, q.filter, p.start, p.end).approved
     return _answer(q, body, lambda after, limit: lineage.visits(q.filter, p.start, p.end, p.granularity,
-                                                                after=after, limit=limit, approved=approved),
+                                                                after=after, limit=limit, approved=found.approved),
                    "root_id", CHAIN_COLUMNS, q.filename("lineage-visits"), page_size, page_token)
 
 
@@ -84,8 +83,7 @@ def growth_lineage(asked: AreaRequest, aggregates: AggregatesDep, lineage: Linea
     approved = figure_approvals(approvals, aggregates.reference, where, start, end).approved
     body = {"area": asked.area.area, "library_type": asked.area.query.library_type, "year": year,
             "all": figure["all"], "status": figure["status"],
-            "chains": sum(row["reports"] for row in visits_body(aggregates, approvals, asked.area,
-                                                                 Period(start, end, "year"), where)["series"])}
+            "chains": sum(row["reports"] for row in aggregates.visits(where, start, end, "year", approved=approved))}
     return _answer(asked, body, lambda after, limit: lineage.growth(where, year, after=after, limit=limit,
                                                                     approved=approved),
                    "root_id", CHAIN_COLUMNS, asked.filename(f"lineage-growth-{year}"), page_size, page_token)
