@@ -9,7 +9,6 @@ tests/test_store_vs_oracle.py), rotation batches included; keys from a file.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,11 @@ import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
-from services.bootstrap import EmbeddedStack, embedded_stack
+from services.bootstrap import EmbeddedStack
 from services.query.access import add_key
 from tests.compare import UNTIL
 from tests.query_clients import as_, every, ok
-from tests.test_store_vs_oracle import _post_all, _settings
+from tests.test_store_vs_oracle import loaded_stack
 
 YEAR = UNTIL.year
 
@@ -43,13 +42,9 @@ def keys(keys_file: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path, keys_file: Path,
            keys: dict[str, str]) -> Iterator[EmbeddedStack]:
-    stack = embedded_stack(_settings(tmp_path_factory.mktemp("dashboard-api"), forms_dir,
-                                     api_keys_file=str(keys_file)))
-    try:
-        _post_all(stack.app, stack.service, random.Random(13))
+    with loaded_stack(tmp_path_factory.mktemp("dashboard-api"), forms_dir, 13,
+                      api_keys_file=str(keys_file)) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def separately(client: TestClient, scheme: str, province: str | None, year: int) -> dict[str, Any]:

@@ -137,6 +137,16 @@ def browser(served) -> Iterator[object]:
             launched.close()
 
 
+VIETNAM = {"locale": "vi-VN", "timezone_id": "Asia/Ho_Chi_Minh"}  # a page as an officer in Vietnam opens it
+
+
+def _page(browser, errors: list[str], **options: Any):
+    """A 1400×900 page (``options``: Playwright's) whose script errors are collected in ``errors``."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, **options)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page
+
+
 def _ready(page) -> None:
     page.wait_for_function("document.body.dataset.state === 'ready'", timeout=60_000)
 
@@ -173,9 +183,8 @@ def test_the_dashboard_shows_indicators_charts_and_rejections_and_follows_its_co
                      last_poll_started="2026-03-02T09:00:00.000+07:00", last_poll_ended="2026-03-02T09:00:01.000+07:00",
                      last_error="ODK Central (submissionDate): GET … answered 503")
     down.save(served[2].app.state.query.central_dir / "7-visit_log.state.json")
-    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page = _page(browser, errors, **VIETNAM)
 
     # `/` leads to the page; the key is taken from the URL's fragment (never sent to the server) once, kept
     # for the tab, and removed from the URL.
@@ -260,9 +269,8 @@ def test_the_dashboard_shows_indicators_charts_and_rejections_and_follows_its_co
 
 def test_one_request_draws_every_chart_and_the_browser_revalidates_it(served, browser):
     base_url, key, _stack, answered = served
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page = _page(browser, errors)
     answered.statuses.clear()
 
     page.goto(f"{base_url}/dashboard?year={YEAR}#key={key}")
@@ -292,9 +300,8 @@ def test_one_request_draws_every_chart_and_the_browser_revalidates_it(served, br
 
 def test_clicking_a_month_of_the_visits_chart_lists_the_reports_that_make_it(served, browser):
     base_url, key, _stack, _answered = served
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page = _page(browser, errors)
     page.goto(f"{base_url}/dashboard?year={YEAR}&province=02#key={key}")
     _drawn(page, 1)
     assert page.locator("#lineage").is_hidden()
@@ -320,9 +327,8 @@ def test_clicking_a_month_of_the_visits_chart_lists_the_reports_that_make_it(ser
 
 def test_the_report_button_downloads_the_provincial_workbook(served, browser):
     base_url, key, _stack, _answered = served
-    page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page = _page(browser, errors, accept_downloads=True)
     page.goto(f"{base_url}/dashboard?year={YEAR}#key={key}")
     _drawn(page, 1)
     assert page.locator("#report-download").is_disabled()  # the region is no province
@@ -427,9 +433,8 @@ def test_an_approver_approves_a_month_sees_its_badge_and_applies_a_late_report_f
     delta, the bar does not move until it is applied; un-approving returns the month to provisional."""
     base_url, key, *_ = served
     month, index = f"{UNTIL:%Y-%m}", UNTIL.month - 1
-    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page = _page(browser, errors, **VIETNAM)
     page.goto(f"{base_url}/dashboard?year={YEAR}&province=02#key={key}")
     _drawn(page, 1)
     mark = page.locator(f'#approval-marks [data-period="{month}"]')
@@ -503,9 +508,8 @@ def test_the_quality_panel_lists_a_flag_opens_its_reports_and_an_approver_marks_
     assert httpx.post(f"{base_url}/submission", files=multipart(outlier), headers=OPENROSA).status_code == 201
     flag_id = f"{library.library_id}/{UNTIL:%Y-%m}/outlier"
 
-    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page = _page(browser, errors, **VIETNAM)
     page.goto(f"{base_url}/dashboard?year={YEAR}&province=02#key={key}")
     _drawn(page, 1)
     row = page.locator(f'#quality-table tr[data-flag-id="{flag_id}"]')
@@ -567,9 +571,7 @@ def test_a_region_acceptor_accepts_a_provincial_approval_and_a_province_approver
     first, second = (f'#approval-list [data-approval="{a}"]' for a in approved)
     errors: list[str] = []
     try:
-        officer = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN",
-                                   timezone_id="Asia/Ho_Chi_Minh")
-        officer.on("pageerror", lambda error: errors.append(str(error)))
+        officer = _page(browser, errors, **VIETNAM)
         officer.goto(f"{base_url}/dashboard?year={YEAR}&province=04#key={province}")
         _drawn(officer, 1)
         assert officer.locator(first).count() == 1 and officer.locator(second).count() == 1
@@ -578,8 +580,7 @@ def test_a_region_acceptor_accepts_a_provincial_approval_and_a_province_approver
         assert officer.locator(f"{first} [data-action=unapprove]").is_visible()
         officer.close()
 
-        page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        page = _page(browser, errors, **VIETNAM)
         page.goto(f"{base_url}/dashboard?year={YEAR}&province=04#key={region}")
         _drawn(page, 1)
         assert page.locator("#approval").is_visible() and page.locator("#approval-form").is_hidden()

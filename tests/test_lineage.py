@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.bootstrap import EmbeddedStack, embedded_stack
+from services.bootstrap import EmbeddedStack
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.reference import default_reference
 from services.tools.submissions import fill_instance, multipart
@@ -29,7 +29,7 @@ from tests.conftest import OPENROSA, library_of, visit_answers
 from tests.oracle import RETRACTED, Area, Oracle, _payload
 from tests.published import from_embedded_log
 from tests.test_query_v1 import AREAS, ok, params_of
-from tests.test_store_vs_oracle import _post_all, _settings
+from tests.test_store_vs_oracle import loaded_stack
 
 REFERENCE = default_reference()
 VALUES = (*COUNT_FIELDS, "reports")
@@ -42,12 +42,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(root: Path, forms_dir: Path) -> Iterator[EmbeddedStack]:
-    stack = embedded_stack(_settings(root, forms_dir))
-    try:
-        _post_all(stack.app, stack.service, random.Random(4))
+    with loaded_stack(root, forms_dir, 4) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ tests/test_store_vs_oracle.py), rotation batches included; keys from a file.
 from __future__ import annotations
 
 import io
-import random
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
@@ -23,14 +22,14 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 
-from services.bootstrap import EmbeddedStack, embedded_stack
+from services.bootstrap import EmbeddedStack
 from services.clock import today_local
 from services.domain.periods import months_of, named_period, year_before
 from services.query.access import add_key
 from services.query.report_xlsx import FORMATS, HEADER_ROW, LABELS, XLSX_MEDIA_TYPE
 from tests.compare import UNTIL
 from tests.query_clients import as_, every, ok
-from tests.test_store_vs_oracle import _post_all, _settings
+from tests.test_store_vs_oracle import loaded_stack
 
 PATH = "/v1/reports/province"
 QUARTER = f"{UNTIL.year}-Q{(UNTIL.month - 1) // 3 + 1}"  # may still run: figures as of today
@@ -54,13 +53,9 @@ def keys(keys_file: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory, forms_dir: Path, keys_file: Path,
            keys: dict[str, str]) -> Iterator[EmbeddedStack]:
-    stack = embedded_stack(_settings(tmp_path_factory.mktemp("province-report"), forms_dir,
-                                     api_keys_file=str(keys_file)))
-    try:
-        _post_all(stack.app, stack.service, random.Random(17))
+    with loaded_stack(tmp_path_factory.mktemp("province-report"), forms_dir, 17,
+                      api_keys_file=str(keys_file)) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def workbook(client: TestClient, **params: str) -> openpyxl.Workbook:

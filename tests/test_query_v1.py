@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
-from services.bootstrap import EmbeddedStack, embedded_stack
+from services.bootstrap import EmbeddedStack
 from services.config import TIMEZONE
 from services.domain.reference import default_reference
 from services.query.access import province_mapping
@@ -31,7 +30,7 @@ from services.store.clickhouse import AreaFilter
 from tests.compare import TODAY, UNTIL
 from tests.oracle import Area, Oracle
 from tests.published import from_embedded_log
-from tests.test_store_vs_oracle import _post_all, _settings
+from tests.test_store_vs_oracle import loaded_stack
 
 REFERENCE = default_reference()
 START = date(2024, 1, 1)
@@ -64,12 +63,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(root: Path, forms_dir: Path) -> Iterator[EmbeddedStack]:
-    stack = embedded_stack(_settings(root, forms_dir))
-    try:
-        _post_all(stack.app, stack.service, random.Random(4))
+    with loaded_stack(root, forms_dir, 4) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 @pytest.fixture(scope="module")

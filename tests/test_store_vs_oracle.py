@@ -7,12 +7,14 @@ from __future__ import annotations
 import random
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from services.bootstrap import distributed_intake, embedded_stack
+from services.bootstrap import EmbeddedStack, distributed_intake, embedded_stack
 from services.bus.admin import ensure_topics
 from services.config import Settings
 from services.domain.reference import default_reference
@@ -74,16 +76,24 @@ def _settings(root: Path, forms_dir: Path, **overrides) -> Settings:
                                 "state_dir": root / "state", "forms_dir": root / "forms", **overrides})
 
 
+@contextmanager
+def loaded_stack(root: Path, forms_dir: Path, seed: int, **overrides) -> Iterator[EmbeddedStack]:
+    """An embedded stack under ``root`` with every sample report posted (``_post_all``, shuffled by
+    ``seed``); closed on leaving."""
+    stack = embedded_stack(_settings(root, forms_dir, **overrides))
+    try:
+        _post_all(stack.app, stack.service, random.Random(seed))
+        yield stack
+    finally:
+        stack.close()
+
+
 def test_embedded_store_equals_the_oracle_and_a_replay_gives_the_same(tmp_path: Path, forms_dir: Path):
     settings = _settings(tmp_path / "live", forms_dir)
-    stack = embedded_stack(settings)
-    try:
-        _post_all(stack.app, stack.service, random.Random(4))
+    with loaded_stack(tmp_path / "live", forms_dir, 4) as stack:
         published = from_embedded_log(settings.state_dir / "bus.sqlite")
         oracle = Oracle(published, default_reference())
         compare(Aggregates(stack.store, default_reference()), oracle)
-    finally:
-        stack.close()
 
     # Replay: the whole log from position zero, fresh processor state, an empty store.
     replayed = _settings(tmp_path / "replay", forms_dir)
