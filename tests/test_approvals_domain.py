@@ -171,6 +171,12 @@ def test_a_province_quarter_of_daily_logs_packs_to_about_fifty_bytes_a_chain():
         "first": "2026-03-01", "values": ["reports"], "place_table": [["L", "02", "c", "08", "c2"]],
         "roots": ["r1", "r2"], "versions": [""], "days": [0], "places": [0], "counts": [[1]]}).encode())).decode(),
     "z1:" + base64.b64encode(zlib.compress(b" " * (MAX_UNPACKED + 1))).decode(),  # a deflate bomb
+    *("z1:" + base64.b64encode(zlib.compress(json.dumps({  # one row of a form no approval holds, or badly typed
+        "first": "2026-03-01", "values": ["reports"], "place_table": [["L", "02", "c", "08", "c2"]],
+        "roots": ["r1"], "versions": [""], "days": [0], "places": [0], "counts": [[1]], **forms}).encode())).decode()
+      for forms in ({"types": [0], "type_table": ["library_registered"], "labels": [None]},
+                    {"types": [3], "type_table": ["visit_logged"], "labels": [None]},
+                    {"types": [0], "type_table": ["donation_received"], "labels": [["a"]]})),
 ])
 def test_a_bad_packed_snapshot_is_refused_not_half_read(bad: str):
     with pytest.raises(ValueError):

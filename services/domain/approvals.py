@@ -35,8 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, field_serializer, field_validator
 
 from services.domain import periods
-from services.domain.activity_chains import ACTIVITY_CHAINS
-from services.domain.chain_rows import VALUES, VISIT_LOGGED, ChainRow, pack_rows, unpack_rows
+from services.domain.chain_rows import EVENT_TYPES, VALUES, VISIT_LOGGED, ChainRow, pack_rows, unpack_rows
 from services.domain.errors import Reason
 from services.domain.events import Scheme
 from services.domain.forms import FORMS
@@ -44,9 +43,9 @@ from services.domain.periods import Granularity, label, named_period
 
 Action = Literal["approve", "unapprove", "apply", "decline", "accept"]
 FORM_OF = {spec.event_type: form_id for form_id, spec in FORMS.items()}  # a chain's event type → its form
-# The forms an approval made now holds: the visit logs and the activity forms (the registry and the
+# The forms an approval made now holds: every form a chain row can be of (the registry and the
 # rotation are not reports of a period).
-HELD_EVENT_TYPES: tuple[str, ...] = (VISIT_LOGGED, *ACTIVITY_CHAINS.event_types)
+HELD_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES
 APPROVED, PROVISIONAL = "approved", "provisional"
 
 

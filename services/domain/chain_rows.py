@@ -22,13 +22,15 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from services.domain.activity_chains import DIMENSIONS, MEASURES
+from services.domain.activity_chains import ACTIVITY_CHAINS, DIMENSIONS, MEASURES
 from services.domain.events import Scheme
 from services.domain.forms.visit_log import COUNT_FIELDS
 from services.domain.forms.visit_log import EVENT_TYPE as VISIT_LOGGED
 
 VALUES: tuple[str, ...] = (*COUNT_FIELDS, "reports")  # what a chain contributes to a visits figure
 ACTIVITY_VALUES: tuple[str, ...] = (*MEASURES, "reports")  # … and an activity form's chain to its figures
+# The forms a row can be of: the visit logs and the activity forms (the reports of a period).
+EVENT_TYPES: tuple[str, ...] = (VISIT_LOGGED, *ACTIVITY_CHAINS.event_types)
 PACKED = "z1:"  # the packed form's mark and version
 # Bound on what a packed snapshot may inflate to (a deflate bomb stops here): ~200 bytes a chain
 # unpacked, so about a million chains, far above any province's.
@@ -118,6 +120,8 @@ def unpack_rows(packed: str) -> list[ChainRow]:
             len(types), len(labels)}
         if len(lengths) != 1:
             raise ValueError("a packed snapshot's columns differ in length")
+        if unknown := set(type_table) - set(EVENT_TYPES):
+            raise ValueError(f"a packed snapshot names forms that are not reports of a period: {sorted(unknown)}")
         return [ChainRow(root_id=root, event_id=version or root, event_type=type_table[kind],
                          day=first + timedelta(days=day), **dict(zip(_PLACE, table[place], strict=True)),
                          labels=dict(zip(DIMENSIONS, label, strict=True)) if label is not None else {},
