@@ -120,12 +120,15 @@ def fill(store: Store, first: int, count: int, seed: int) -> dict[str, float]:
     edit = f"if({edited}, {edit_id}, event_id)"
     command(store, "INSERT INTO visit_chain_rows (root_id, event_id, submitted_at, position, counted, library_id, "
                    f"day, province_legacy, commune_legacy, province_2025, commune_2025, {counts}, first_reported_at, "
-                   "version_ids, version_hashes, seq, submitter, source, sign) "
+                   "version_ids, version_hashes, seq, history, sign) "
                    f"SELECT event_id, {edit}, if({edited}, submitted_at + toIntervalDay(3), submitted_at), "
                    "2 * n + 1, 1, "
                    f"library_id, day, province_legacy, commune_legacy, province_2025, commune_2025, {counts}, "
                    f"submitted_at, if({edited}, [event_id, {edit}], [event_id]), "
-                   f"if({edited}, ['a', 'b'], ['a']), if({edited}, 2, 1), 'bench', 'openrosa', 1 "
+                   f"if({edited}, ['a', 'b'], ['a']), if({edited}, 2, 1), "
+                   # (the versions' history, as the processor keeps it: who sent each, through what, when)
+                   "arrayConcat([(event_id, 0, submitted_at, 'bench', 'openrosa', '', '')], "
+                   f"if({edited}, [({edit}, 0, submitted_at + toIntervalDay(3), 'bench', 'openrosa', '', '')], [])), 1 "
                    f"FROM ({facts}) {settings}")
     t1 = time.perf_counter()
     # Every fact's current version: the edit (accepted 3 days later) for 1 % of them, else the original.
@@ -173,7 +176,7 @@ def fill_activities(store: Store, first: int, count: int, seed: int) -> int:
             day, province_legacy, commune_legacy, province_2025, commune_2025, occasion, donor_kind, donor_origin,
             worker_id, result, visits_total, visits_children, visits_adults, loans, participants_total,
             participants_children, participants_adults, co_organised, hours, books, money_vnd, first_reported_at,
-            version_ids, version_hashes, seq, sign)
+            version_ids, version_hashes, seq, history, sign)
         SELECT concat(event_id, '-', kind.1) AS root, root, kind.1 AS t, submitted_at, n, 1, library_id, day,
                province_legacy, commune_legacy, province_2025, commune_2025,
                if(t = 'reading_promotion_held',
@@ -191,7 +194,7 @@ def fill_activities(store: Store, first: int, count: int, seed: int) -> int:
                if(t = 'reading_promotion_held', h % 3 = 0, 0),
                if(t = 'staff_trained', 2 + h % 6, 0),
                if(t = 'donation_received', h % 200, 0), if(t = 'donation_received', (h % 20) * 100000, 0),
-               submitted_at, [root], ['a'], 1, 1
+               submitted_at, [root], ['a'], 1, [(root, 0, submitted_at, 'bench', 'openrosa', '', '')], 1
         FROM ({facts}) ARRAY JOIN {every} AS kind WHERE n % kind.2 = 0""")
     return store.select("SELECT count() AS n FROM activity_chain_rows")[0]["n"] - before
 

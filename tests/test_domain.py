@@ -13,7 +13,7 @@ from services.domain.errors import SubmissionRejected
 from services.domain.events import Retraction, SubmissionRetracted
 from services.domain.forms.visit_log import VisitCounts, VisitLogged, parse
 from services.domain.reference import default_reference
-from services.domain.report_chains import ReportChain, fold_batch
+from services.domain.report_chains import ChainChange, ReportChain, fold_batch
 from services.domain.submission import parse_submission
 from services.domain.visit_chains import VISIT_CHAINS
 from tests.oracle import Area, Oracle
@@ -185,6 +185,13 @@ def test_any_interleaving_and_duplication_gives_the_oracles_totals(delivered, ba
     assert {d.isoformat(): totals[:2] for d, totals in chains.days().items()} == expected
     firsts = {c.root_id: c.first_reported_at for c in chains.rows.values() if c.counted}
     assert firsts == {root: oracle._first_accepted(root) for root in oracle._current}
+    # Each chain's history (what its lineage lists) is every version and retraction once, in acceptance
+    # order, whatever order and however often they arrived.
+    accepted = {}
+    for _, e in log:
+        accepted.setdefault(e.root_id, []).append(ChainChange.of(e))  # type: ignore[attr-defined]
+    assert {root: list(c.history) for root, c in chains.rows.items()} == {
+        root: sorted(changes, key=lambda c: (c.accepted_at, c.event_id)) for root, changes in accepted.items()}
 
 
 SUBMISSION = b"""<?xml version='1.0' encoding='UTF-8'?>

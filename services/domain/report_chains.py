@@ -48,6 +48,27 @@ class ChainKind:
 
 
 @dataclass(frozen=True)
+class ChainChange:
+    """A version or retraction the chain has seen, as a figure's lineage lists it: who sent it, through
+    what, when it was accepted, and a retraction's reason."""
+
+    event_id: str
+    retraction: bool
+    accepted_at: datetime
+    submitter: str
+    source: str
+    reason_code: str = ""
+    reason: str = ""
+
+    @classmethod
+    def of(cls, event: Envelope) -> ChainChange:
+        if isinstance(event, SubmissionRetracted):
+            return cls(event.event_id, True, event.submitted_at, event.submitter, event.source,
+                       event.payload.reason_code, event.payload.reason)
+        return cls(event.event_id, False, event.submitted_at, event.submitter, event.source)
+
+
+@dataclass(frozen=True)
 class ReportChain:
     """One report chain as it stands: what counts now (``counted``) and what it has seen."""
 
@@ -67,10 +88,14 @@ class ReportChain:
     first_reported_at: datetime | None  # the chain's first version's acceptance (reporting timeliness)
     versions: dict[str, str] = field(default_factory=dict)  # every version seen: event_id → content hash
     seq: int = 1  # bumped on every change: the row's version in the store
-    # Who sent the current version, and through what (an envelope's ``submitter`` and ``source``): a
-    # figure's lineage lists them without reading the archive for a chain of one version.
-    submitter: str = ""
-    source: str = ""
+    # Every version and retraction seen, in acceptance order: a figure's lineage lists a chain's
+    # history from its row, without reading the archive. (Empty on rows written before it was kept.)
+    history: tuple[ChainChange, ...] = ()
+
+    def seen(self, event: Envelope) -> ReportChain:
+        """This chain with ``event`` in its history (in acceptance order, whatever order events arrive in)."""
+        return replace(self, history=tuple(sorted((*self.history, ChainChange.of(event)),
+                                                  key=lambda change: (change.accepted_at, change.event_id))))
 
 
 @dataclass(frozen=True)
@@ -103,8 +128,8 @@ def _new_version(chain: ReportChain | None, event: Envelope, position: int, kind
     return ReportChain(root_id=event.root_id, event_id=event.event_id, submitted_at=event.submitted_at,
                        position=position, counted=True, library_id=event.library_id, day=event.occurred_on,
                        values=kind.measure(event), event_type=event.event_type, first_reported_at=first,
-                       versions=versions, seq=chain.seq + 1 if chain else 1, submitter=event.submitter,
-                       source=event.source, **_areas(event))
+                       versions=versions, seq=chain.seq + 1 if chain else 1,
+                       history=chain.history if chain else (), **_areas(event)).seen(event)
 
 
 def _later(event: object, position: int, chain: ReportChain) -> bool:
@@ -118,7 +143,10 @@ def fold_event(chain: ReportChain | None, event: Envelope, position: int, kind: 
         if chain is not None and chain.event_id == event.event_id and not chain.counted:
             return chain, "duplicate", ""
         if chain is not None and not _later(event, position, chain):
-            return chain, "stale", f"{event.event_id} is older than {chain.event_id}"
+            # Withdraws nothing, but the chain's history names it (once), as the archive does.
+            known = any(change.event_id == event.event_id for change in chain.history)
+            return (chain if known else replace(chain, seq=chain.seq + 1).seen(event)), "stale", (
+                f"{event.event_id} is older than {chain.event_id}")
         # Kept even with nothing to withdraw yet: a version accepted before it, arriving late, stays out.
         base = chain or ReportChain(root_id=event.root_id, event_id=event.event_id, submitted_at=event.submitted_at,
                                     position=position, counted=False, library_id=event.library_id,
@@ -126,7 +154,7 @@ def fold_event(chain: ReportChain | None, event: Envelope, position: int, kind: 
                                     event_type=event.payload.retracts_event_type, first_reported_at=None,
                                     seq=0, **_areas(event))
         withdrawn = replace(base, event_id=event.event_id, submitted_at=event.submitted_at, position=position,
-                            counted=False, seq=base.seq + 1)
+                            counted=False, seq=base.seq + 1).seen(event)
         return withdrawn, ("retracted" if chain is not None and chain.counted else "stale"), (
             "" if chain is not None else f"nothing to retract yet for {event.root_id}")
     seen = chain.versions.get(event.event_id) if chain else None
@@ -139,7 +167,8 @@ def fold_event(chain: ReportChain | None, event: Envelope, position: int, kind: 
     if chain is not None and not _later(event, position, chain):
         # An older version arriving late: remembered (its first acceptance may be the chain's), not counted.
         older = replace(chain, versions={**chain.versions, event.event_id: event.content_hash},
-                        first_reported_at=_earliest(chain.first_reported_at, event.submitted_at), seq=chain.seq + 1)
+                        first_reported_at=_earliest(chain.first_reported_at, event.submitted_at),
+                        seq=chain.seq + 1).seen(event)
         return older, "stale", f"{event.event_id} is older than {chain.event_id}"
     outcome: Outcome = "replaced" if chain is not None and chain.counted else "applied"
     return _new_version(chain, event, position, kind), outcome, ""

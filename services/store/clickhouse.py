@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from services.config import TIMEZONE
 from services.domain.dead_letters import DeadLetter, Rejection
 from services.domain.events import SCHEMES, Envelope, Scheme
-from services.domain.report_chains import ChainKind, ReportChain
+from services.domain.report_chains import ChainChange, ChainKind, ReportChain
 from services.domain.rotation import REASON_CODE as ROTATION_INVALID
 from services.store.migrations import migrate
 
@@ -36,7 +36,7 @@ _EVENT_COLUMNS = ["event_id", "root_id", "deprecated_id", "event_type", "form_id
 # A report chain's row (``visit_chain_rows``, ``activity_chain_rows``): these, its kind's values, then the tail.
 _CHAIN_HEAD = ["root_id", "event_id", "event_type", "submitted_at", "position", "counted", "library_id", "day",
                "province_legacy", "commune_legacy", "province_2025", "commune_2025"]
-_CHAIN_TAIL = ["first_reported_at", "version_ids", "version_hashes", "seq", "submitter", "source"]
+_CHAIN_TAIL = ["first_reported_at", "version_ids", "version_hashes", "seq", "history"]
 
 
 def chain_columns(kind: ChainKind) -> list[str]:
@@ -133,7 +133,9 @@ def _chain_row(c: ReportChain, kind: ChainKind, sign: int) -> list[Any]:
     return [c.root_id, c.event_id, c.event_type, c.submitted_at, c.position, int(c.counted), c.library_id, c.day,
             c.province_legacy, c.commune_legacy, c.province_2025, c.commune_2025,
             *(c.values.get(name, kind.empty[name]) for name in kind.columns), c.first_reported_at, list(c.versions),
-            list(c.versions.values()), c.seq, c.submitter, c.source, sign]
+            list(c.versions.values()), c.seq,
+            [(h.event_id, int(h.retraction), h.accepted_at, h.submitter, h.source, h.reason_code, h.reason)
+             for h in c.history], sign]
 
 
 def aware(value: datetime) -> datetime:
@@ -216,7 +218,7 @@ class Store:
         chains = {}
         for row in result.result_rows:
             (root_id, event_id, event_type, submitted_at, position, counted, library_id, day, p_legacy, c_legacy,
-             p_2025, c_2025), values, (first, ids, hashes, seq, submitter, source) = (
+             p_2025, c_2025), values, (first, ids, hashes, seq, history) = (
                 row[:head], row[head:head + n], row[head + n:])
             chains[root_id] = ReportChain(
                 root_id=root_id, event_id=event_id, event_type=event_type, submitted_at=aware(submitted_at),
@@ -224,7 +226,9 @@ class Store:
                 commune_legacy=c_legacy, province_2025=p_2025, commune_2025=c_2025,
                 values=dict(zip(kind.columns, values, strict=True)),
                 first_reported_at=aware(first) if first is not None else None,
-                versions=dict(zip(ids, hashes, strict=True)), seq=seq, submitter=submitter, source=source)
+                versions=dict(zip(ids, hashes, strict=True)), seq=seq,
+                history=tuple(ChainChange(**{**change, "retraction": bool(change["retraction"]),
+                                             "accepted_at": aware(change["accepted_at"])}) for change in history))
         return chains
 
     def load_state(self, processor: str, keys: Iterable[str]) -> dict[str, tuple[dict[str, Any], int]]:

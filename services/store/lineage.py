@@ -7,8 +7,10 @@ own question answered from the chain rows, and groups by chain where the figure 
 the same conditions, so the chains' contributions sum to the figure by construction. K1 reads
 ``Aggregates.k1_coverage``, as ``/v1/indicators`` does.
 
-A chain's history (its versions, edits, retractions, submitter) comes from the ``events`` archive,
-read for one page of chains at a time.
+A chain's history (its versions, edits, retractions, who sent each and when) is kept on its chain
+row by the processor that folds it (``ReportChain.history``), so a page reads the chain rows only;
+the ``events`` archive is read for a chain whose row was written before the history was kept
+(migration 018), one page of chains at a time.
 """
 
 from __future__ import annotations
@@ -64,8 +66,7 @@ class Lineage:
             # (aliases unlike the columns: the WHERE reads the columns)
             f"SELECT root_id, {period} AS period, "
             f"argMax(event_id, {newest}) AS instance_id, argMax(library_id, {newest}) AS current_library, "
-            f"argMax(day, {newest}) AS occurred_on, argMax(submitted_at, {newest}) AS last_accepted_at, "
-            f"argMax(first_reported_at, {newest}) AS first_accepted_at, {_HEAD.format(newest=newest)}, {sums} "
+            f"argMax(day, {newest}) AS occurred_on, {_HEAD.format(newest=newest)}, {sums} "
             f"FROM {plan.table} WHERE {plan.where}{outside} AND root_id IN ({page}) "
             # reports is 1 for the chain's current state in the question, 0 where a change took it out
             f"GROUP BY root_id, period HAVING reports > 0{paged}",
@@ -78,67 +79,64 @@ class Lineage:
         history = self._history(["visit_logged"], rows)
         items = []
         for row in rows:
-            versions = history.get(row["root_id"]) or [_only_version(row)]
+            changes = history.get(row["root_id"], [])
+            versions = [change for change in changes if not change["retraction"]]
             current = next((v for v in versions if v["event_id"] == row["instance_id"]), None)
-            if row["last_accepted_at"] is None:  # an approved row no longer current: from the archive
-                row["last_accepted_at"] = current["submitted_at"] if current else None
-                row["first_accepted_at"] = versions[0]["submitted_at"] if versions else None
             items.append({
                 "root_id": row["root_id"], "instance_id": row["instance_id"], "period": row["period"],
                 "library_id": row["current_library"], "occurred_on": row["occurred_on"],
                 "submitter": current["submitter"] if current else None,
                 "source": current["source"] if current else None,
-                "first_accepted_at": aware(row["first_accepted_at"]) if row["first_accepted_at"] else None,
-                "last_accepted_at": aware(row["last_accepted_at"]) if row["last_accepted_at"] else None,
-                **_versions(versions),
+                # (an approved row's version may no longer be its chain's current one: its own times)
+                "first_accepted_at": aware(versions[0]["accepted_at"]) if versions else None,
+                "last_accepted_at": aware(current["accepted_at"]) if current else None,
+                "versions": len(versions),
+                "edits": [{"instance_id": v["event_id"], "accepted_at": aware(v["accepted_at"])} for v in versions[1:]],
+                "retractions": [{"instance_id": c["event_id"], "accepted_at": aware(c["accepted_at"]),
+                                 "reason_code": c["reason_code"], "reason": c["reason"]}
+                                for c in changes if c["retraction"]],
                 "contribution": {name: row[name] for name in (*COUNT_FIELDS, "reports")}})
         return Page(items, more)
 
     def _history(self, event_types: list[str], rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        """Root → every version and retraction of the chains of ``rows`` that had more than their one
-        version (in acceptance order). A chain of one version, never retracted, is told by its chain
-        row (``_only_version``) and not read from the archive; an approved row (from its approval's
-        snapshot) is looked up by root in the chain rows (their sort key) first."""
-        approved = [row for row in rows if "chain_versions" not in row]
-        if approved:
-            heads = self._heads([row["root_id"] for row in approved])
-            for row in approved:
-                head = heads.get(row["root_id"])
-                if head is not None and head["event_id"] == row["instance_id"]:
-                    row.update(head)  # the chain row tells the approved version while it is still the current one
-                else:  # read from the archive: every version the chain has seen, the approved one among them
-                    row.update({"chain_versions": head["chain_versions"] if head else [], "chain_changes": 0,
-                                "sent_by": "", "sent_via": ""})
-        wanted = [row for row in rows
-                  if len(row["chain_versions"]) != 1 or row["chain_changes"] != 1 or not row["sent_by"]]
-        if not wanted:
-            return {}
-        chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for event in sorted(self._events(event_types, wanted), key=lambda e: (e["root_id"], e["submitted_at"],
-                                                                              e["version"])):
-            chains[event["root_id"]].append(event)
-        return chains
+        """Root → every version and retraction of the chains of ``rows``, in acceptance order, as the
+        chain rows keep them (``ReportChain.history``); an approved row (from its approval's snapshot)
+        looks its chain row up by root (their sort key) first. A chain whose row was written before
+        the history was kept is read from the archive."""
+        approved = [row for row in rows if "chain_history" not in row]
+        heads = self._heads([row["root_id"] for row in approved]) if approved else {}
+        for row in approved:
+            row.update(heads.get(row["root_id"]) or {"chain_versions": [], "chain_history": []})
+        told: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            history = row["chain_history"]
+            if history and sum(not change["retraction"] for change in history) == len(row["chain_versions"]):
+                told[row["root_id"]] = history
+        untold = [row for row in rows if row["root_id"] not in told]
+        for event in sorted(self._events(event_types, untold) if untold else [],
+                            key=lambda e: (e["accepted_at"], e["event_id"])):
+            told.setdefault(event["root_id"], []).append(event)
+        return told
 
     def _heads(self, root_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Root → its chain row's current version, version ids, changes and sender (by root: the sort key)."""
+        """Root → its chain row's version ids and history (by root: the sort key)."""
         roots, params = string_list("roots", root_ids)
-        newest = "(seq, sign)"
         return {r["root_id"]: r for r in self.store.select(
-            f"SELECT root_id, argMax(event_id, {newest}) AS event_id, "
-            f"argMax(submitted_at, {newest}) AS last_accepted_at, "
-            f"argMax(first_reported_at, {newest}) AS first_accepted_at, {_HEAD.format(newest=newest)} "
-            f"FROM {rollups.CHAINS} WHERE root_id IN (SELECT arrayJoin({roots})) GROUP BY root_id", params)}
+            f"SELECT root_id, {_HEAD.format(newest='(seq, sign)')} FROM {rollups.CHAINS} "
+            f"WHERE root_id IN (SELECT arrayJoin({roots})) GROUP BY root_id", params)}
 
     def _events(self, event_types: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The versions (of ``event_types``) and the retractions of the chains of ``rows``: each event's
-        highest version, as FINAL would keep it, of these events only (FINAL merges the whole table's
-        parts first: seconds at millions of events). Versions are read by their ids, the archive's
-        sort key (a chain row keeps every version's id: an approved row's chain may have none yet);
-        retractions, few and sorted apart by their event type, by chain."""
+        """The versions (of ``event_types``) and the retractions of the chains of ``rows``, from the
+        archive, as a chain's history tells them: each event's highest version, as FINAL would keep
+        it, of these events only (FINAL merges the whole table's parts first: seconds at millions of
+        events). Versions are read by their ids, the archive's sort key (a chain row keeps every
+        version's id: an approved row's chain may have none yet); retractions, few and sorted apart by
+        their event type, by chain."""
         roots, params = string_list("roots", [row["root_id"] for row in rows])
         ids, id_params = string_list("ids", sorted({i for row in rows for i in (*row["chain_versions"],
                                                                                   row["instance_id"])}))
-        columns = "root_id, event_id, event_type, submitted_at, submitter, source, version"
+        columns = (f"root_id, event_id, event_type = '{RETRACTED}' AS retraction, submitted_at AS accepted_at, "
+                   "submitter, source")
         return self.store.select(
             f"SELECT {columns}, '' AS reason_code, '' AS reason FROM events "
             f"WHERE event_type IN {{types:Array(String)}} AND event_id IN (SELECT arrayJoin({ids})) "
@@ -188,36 +186,15 @@ def _approved_rows(approved: ApprovedRows, granularity: Granularity, after: str 
     later = [row for row in approved.rows if row.root_id > (after or "")]
     first = later if limit is None else heapq.nsmallest(limit + 1, later, key=lambda row: row.root_id)
     return [{"root_id": row.root_id, "period": label(row.day, granularity), "instance_id": row.event_id,
-             "current_library": row.library_id, "occurred_on": row.day, "last_accepted_at": None,
-             "first_accepted_at": None, **{name: row.counts.get(name, 0) for name in (*COUNT_FIELDS, "reports")}}
+             "current_library": row.library_id, "occurred_on": row.day,
+             **{name: row.counts.get(name, 0) for name in (*COUNT_FIELDS, "reports")}}
             for row in first]
 
 
-# What a chain row tells of its chain's history: every version's id, how many changes it has had (one
-# per version, and per retraction or reinstatement), and who sent its current version through what.
-# (aliases unlike the columns: the other aggregates and the WHERE read the columns)
-_HEAD = ("argMax(version_ids, {newest}) AS chain_versions, argMax(seq, {newest}) AS chain_changes, "
-         "argMax(submitter, {newest}) AS sent_by, argMax(source, {newest}) AS sent_via")
-
-
-def _only_version(row: dict[str, Any]) -> dict[str, Any]:
-    """The one version of a chain that never changed, as its chain row tells it."""
-    return {"root_id": row["root_id"], "event_id": row["instance_id"], "event_type": "visit_logged",
-            "submitted_at": row["last_accepted_at"], "submitter": row["sent_by"], "source": row["sent_via"],
-            "version": 0, "reason_code": "", "reason": ""}
-
-
-def _versions(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """A chain's versions (its form's events), the edits among them (every version after the first)
-    and its retractions, with their acceptance times."""
-    versions = [e for e in events if e["event_type"] != RETRACTED]
-    return {
-        "versions": len(versions),
-        "edits": [{"instance_id": e["event_id"], "accepted_at": aware(e["submitted_at"])} for e in versions[1:]],
-        "retractions": [{"instance_id": e["event_id"], "accepted_at": aware(e["submitted_at"]),
-                         "reason_code": e["reason_code"], "reason": e["reason"]}
-                        for e in events if e["event_type"] == RETRACTED],
-    }
+# What a chain row tells of its chain's history: every version's id, and every version and retraction
+# with who sent it, through what, when (``ReportChain.history``; empty on rows written before it was
+# kept). (aliases unlike the columns: the other aggregates and the WHERE read the columns)
+_HEAD = "argMax(version_ids, {newest}) AS chain_versions, argMax(history, {newest}) AS chain_history"
 
 
 def _registry_chain(change: dict[str, Any]) -> dict[str, Any]:
