@@ -16,10 +16,11 @@ from services.domain.approvals import (
     ApprovalAction,
     Approvals,
     ChainRow,
-    add_visit_rows,
+    add_visit_sums,
     held_changes,
     mark_series,
     months_of,
+    visit_sums,
 )
 from services.domain.chain_rows import MAX_UNPACKED, pack_rows, unpack_rows
 from services.domain.periods import Granularity
@@ -78,7 +79,7 @@ def served(granularity: Granularity, approvals: Approvals, live: list[ChainRow])
     start, end = date(2026, 1, 1), date(2026, 3, 31)
     covered = approvals.covered("legacy", "02", start, end)
     rows = [r for r in live if r.month not in covered.months] + covered.approved_rows(lambda r: True)
-    return mark_series(add_visit_rows([], rows, granularity), granularity, start, end, covered)
+    return mark_series(add_visit_sums([], visit_sums(rows, granularity)), granularity, start, end, covered)
 
 
 def test_a_retraction_is_held_as_withdrawn_and_unapproving_returns_to_live():

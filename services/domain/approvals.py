@@ -27,7 +27,7 @@ the log: the first wins, the other is kept in the history as ``ignored`` with wh
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -155,6 +155,9 @@ class Approvals:
         self.mapping = mapping
         self.by_id: dict[str, Approval] = {}
         self.ignored: list[dict[str, object]] = []
+        # What readers derive from these approvals (a figure's approved rows and their sums), kept with
+        # them: it changes only with the approvals, and a reader folds them again when an action comes.
+        self.derived: dict[Hashable, object] = {}
 
     @classmethod
     def fold(cls, actions: Iterable[ApprovalAction], mapping: Mapping[str, str]) -> Approvals:
@@ -342,20 +345,29 @@ class Covered:
         return list({a.approval_id: a for found in self.months.values() for a in found}.values())
 
 
-def add_visit_rows(series: list[dict[str, object]], rows: Iterable[ChainRow], granularity: Granularity
-                   ) -> list[dict[str, object]]:
-    """A visits series (by period label, every count of ``VALUES``) with the visit-log ``rows`` added to
-    the points of their days (new points where there were none), in period order."""
-    added: dict[str, list[int]] = {}  # period → the rows' sums, in VALUES' order (summed apart: ~10,000 rows)
+def visit_sums(rows: Iterable[ChainRow], granularity: Granularity) -> dict[str, list[int]]:
+    """The visit-log ``rows`` summed by the period label of their days: every count of ``VALUES``, in its order."""
+    sums: dict[str, list[int]] = {}
     for row in rows:
-        into = added.setdefault(label(row.day, granularity), [0] * len(VALUES))
+        period = label(row.day, granularity)
+        into = sums.get(period)
+        if into is None:
+            into = sums[period] = [0] * len(VALUES)
         counts = row.counts
         for i, name in enumerate(VALUES):
-            into[i] += int(counts.get(name, 0))
+            value = counts.get(name)
+            if value:
+                into[i] += int(value)
+    return sums
+
+
+def add_visit_sums(series: list[dict[str, object]], sums: Mapping[str, Sequence[int]]) -> list[dict[str, object]]:
+    """A visits series (by period label, every count of ``VALUES``) with ``sums`` (``visit_sums``) added to
+    its points (new points where there were none), in period order."""
     points = {str(row["period"]): dict(row) for row in series}
-    for period, sums in added.items():
+    for period, added in sums.items():
         point = points.setdefault(period, {"period": period, **dict.fromkeys(VALUES, 0)})
-        for name, value in zip(VALUES, sums, strict=True):
+        for name, value in zip(VALUES, added, strict=True):
             point[name] = int(point[name]) + value  # type: ignore[call-overload]
     return [points[period] for period in sorted(points)]
 

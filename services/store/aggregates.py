@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from services.domain.approvals import add_visit_rows
+from services.domain.approvals import add_visit_sums, visit_sums
 from services.domain.chain_rows import ChainRow
 from services.domain.events import AdminArea
 from services.domain.forms import donation, mobile_session, reading_promotion, staff_training
 from services.domain.indicators import Indicator, cagr, change, growth_indicator, ratio
-from services.domain.periods import ALL_TIME, Granularity, month_end
+from services.domain.periods import ALL_TIME, Granularity, month_end, months_between
 from services.domain.reference import Reference
 from services.domain.registry import LibraryAt, registry_at, registry_change
 from services.store import rollups
@@ -44,6 +44,18 @@ class ApprovedRows:
 
     months: tuple[date, ...]
     rows: tuple[ChainRow, ...]
+    # (the rows' visit sums by granularity: an ApprovedRows is kept while the approvals stand)
+    _sums: dict[str, dict[str, list[int]]] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def cover(self, start: date, end: date) -> bool:
+        """Whether every month from ``start`` to ``end`` is approved: nothing live is then read."""
+        return set(months_between(start, end)) <= set(self.months)
+
+    def visit_sums(self, granularity: Granularity) -> dict[str, list[int]]:
+        """The approved visit logs summed by period (``services.domain.approvals.visit_sums``), once."""
+        if granularity not in self._sums:
+            self._sums[granularity] = visit_sums(self.rows, granularity)
+        return self._sums[granularity]
 
     def as_json(self, event_type: str) -> str:
         return json.dumps([row.model_dump(mode="json") for row in self.rows if row.event_type == event_type],
@@ -109,8 +121,9 @@ class Aggregates:
         if approved is None or not approved.months:
             return self.store.select(rollups.series_sql(plan, granularity), plan.params)
         plan = plan.without_months(approved.months)
-        live = self.store.select(rollups.series_sql(plan, granularity), plan.params)
-        return add_visit_rows(live, approved.rows, granularity)  # type: ignore[arg-type,return-value]
+        live = [] if approved.cover(start, end) else self.store.select(rollups.series_sql(plan, granularity),
+                                                                       plan.params)
+        return add_visit_sums(live, approved.visit_sums(granularity))  # type: ignore[arg-type,return-value]
 
     def visits_plan(self, area: AreaFilter, start: date, end: date, granularity: Granularity,
                     library_type: str | None = None, table: str | None = None) -> rollups.Plan:
