@@ -298,6 +298,8 @@ def _held_then_applied(api: TestClient, approval: str, approved: list[tuple[Any,
     hg = approved[0][0]
     send(hg, start + timedelta(days=4), 41, "uuid:lineage-late")
     send(hg, start, 77, "uuid:lineage-0-edited", edits="uuid:lineage-0")
+    # (an edit moving a report out of the quarter: its chain's row now lies in July, outside the page's days)
+    send(approved[1][0], end + timedelta(days=5), 5, "uuid:lineage-1-moved", edits="uuid:lineage-1")
 
     def listed(granularity: str) -> dict[str, str]:
         params = {"scheme": "legacy", "province": "02", "start": start.isoformat(), "end": end.isoformat(),
@@ -307,6 +309,12 @@ def _held_then_applied(api: TestClient, approval: str, approved: list[tuple[Any,
         body, items = walk(api, "/v1/lineage/visits", params, page_size=3)
         assert body["series"] == figure and body["approvals"][0]["approval_id"] == approval
         assert sums(items) == {row["period"]: {name: row[name] for name in VALUES} for row in figure}
+        # An approved version no longer its chain's current one: listed with its own acceptance, beside
+        # every version its chain has seen since (the held edit among them).
+        for item in (i for i in items if i["root_id"] in ("uuid:lineage-0", "uuid:lineage-1")):
+            edit = "uuid:lineage-0-edited" if item["root_id"] == "uuid:lineage-0" else "uuid:lineage-1-moved"
+            assert (item["versions"], [e["instance_id"] for e in item["edits"]]) == (2, [edit])
+            assert item["last_accepted_at"] == item["first_accepted_at"] < item["edits"][0]["accepted_at"]
         return {item["root_id"]: item["instance_id"] for item in items}
 
     for granularity in ("day", "month", "quarter"):
