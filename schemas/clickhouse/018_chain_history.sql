@@ -23,22 +23,26 @@ ALTER TABLE activity_chain_rows ADD COLUMN IF NOT EXISTS history Array(Tuple(
     event_id String, retraction UInt8, accepted_at DateTime64(3, 'Asia/Ho_Chi_Minh'),
     submitter LowCardinality(String), source LowCardinality(String), reason_code LowCardinality(String),
     reason String)) DEFAULT [];
--- The by-day projections (migration 017) hold the history too: lineage reads a page's rows through them.
-ALTER TABLE visit_chain_rows ADD PROJECTION IF NOT EXISTS by_day (
+-- The by-day projections of migration 017 are replaced by projections sorted by area, then day: the
+-- rows of a province's days lie together (a growth rate's two years of one area read ~80 granules
+-- instead of every province's ~1,400), and a question with days but no province still reads only
+-- those days of each province (a 2025 province holds at most a few legacy ones). They hold the
+-- history too: lineage reads a page's rows through them.
+ALTER TABLE visit_chain_rows ADD PROJECTION IF NOT EXISTS by_area_day (
     SELECT root_id, event_id, submitted_at, position, counted, library_id, day, province_legacy, commune_legacy,
            province_2025, commune_2025, visits_total, visits_children, visits_adults, visits_female, visits_male,
            visits_ethnic_minority, visits_learning, visits_information, visits_reading, visits_events,
            virtual_visits, loans, renewals, new_registrations, first_reported_at, version_ids, seq, history,
            sign
-    ORDER BY day, root_id
+    ORDER BY province_2025, province_legacy, day, root_id
 );
-ALTER TABLE visit_chain_rows MATERIALIZE PROJECTION by_day;
-ALTER TABLE activity_chain_rows ADD PROJECTION IF NOT EXISTS by_day (
+ALTER TABLE visit_chain_rows MATERIALIZE PROJECTION by_area_day;
+ALTER TABLE activity_chain_rows ADD PROJECTION IF NOT EXISTS by_area_day (
     SELECT root_id, event_id, event_type, submitted_at, position, counted, library_id, day, province_legacy,
            commune_legacy, province_2025, commune_2025, occasion, donor_kind, donor_origin, worker_id, result,
            visits_total, visits_children, visits_adults, loans, participants_total, participants_children,
            participants_adults, co_organised, hours, books, money_vnd, first_reported_at, version_ids, seq,
            history, sign
-    ORDER BY day, root_id
+    ORDER BY province_2025, province_legacy, day, root_id
 );
-ALTER TABLE activity_chain_rows MATERIALIZE PROJECTION by_day;
+ALTER TABLE activity_chain_rows MATERIALIZE PROJECTION by_area_day;
