@@ -113,7 +113,8 @@ def figure_approvals(reader: ApprovalReader, reference: Reference, area: AreaFil
         # (a row's fields as they are: model_dump would copy each of a province-quarter's ~10,000 rows)
         rows = covered.approved_rows(lambda row: start <= row.day <= end and area.row_contains(vars(row)),
                                      event_type)
-        found = FigureApprovals(covered, ApprovedRows(tuple(covered.months), tuple(rows)))
+        found = FigureApprovals(covered, ApprovedRows(tuple(covered.months),
+                                                      tuple(sorted(rows, key=lambda row: row.root_id))))
         if len(approvals.derived) >= _DERIVED_FIGURES:
             approvals.derived.clear()
         approvals.derived[key] = found

@@ -43,7 +43,7 @@ class ApprovedRows:
     (``services/query/approvals_api.py``, ``figure_approvals``)."""
 
     months: tuple[date, ...]
-    rows: tuple[ChainRow, ...]
+    rows: tuple[ChainRow, ...]  # in root_id order (lineage pages them)
     # (the rows' visit sums by granularity: an ApprovedRows is kept while the approvals stand)
     _sums: dict[str, dict[str, list[int]]] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 

@@ -15,7 +15,7 @@ the ``events`` archive is read for a chain whose row was written before the hist
 
 from __future__ import annotations
 
-import heapq
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -76,7 +76,7 @@ class Lineage:
             rows = sorted([*rows, *_approved_rows(approved, granularity, after, limit)], key=lambda row: row["root_id"])
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if limit is not None else rows
-        history = self._history(["visit_logged"], rows)
+        history = self._history(["visit_logged"], plan, rows)
         items = []
         for row in rows:
             changes = history.get(row["root_id"], [])
@@ -98,13 +98,14 @@ class Lineage:
                 "contribution": {name: row[name] for name in (*COUNT_FIELDS, "reports")}})
         return Page(items, more)
 
-    def _history(self, event_types: list[str], rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    def _history(self, event_types: list[str], plan: rollups.Plan,
+                 rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         """Root → every version and retraction of the chains of ``rows``, in acceptance order, as the
         chain rows keep them (``ReportChain.history``); an approved row (from its approval's snapshot)
-        looks its chain row up by root (their sort key) first. A chain whose row was written before
+        looks its chain's current row up first (``_heads``). A chain whose row was written before
         the history was kept is read from the archive."""
         approved = [row for row in rows if "chain_history" not in row]
-        heads = self._heads(approved) if approved else {}
+        heads = self._heads(plan, approved) if approved else {}
         for row in approved:
             row.update(heads.get(row["root_id"]) or {"chain_versions": [], "chain_history": []})
         told: dict[str, list[dict[str, Any]]] = {}
@@ -118,18 +119,18 @@ class Lineage:
             told.setdefault(event["root_id"], []).append(event)
         return told
 
-    def _heads(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def _heads(self, plan: rollups.Plan, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Root → the version ids and history of the chains of (approved) ``rows``, from their chain rows
-        as they stand. Looked for among the rows of the listed rows' days first (through the by-day
-        projection, which reads only those days): a chain's current row is there unless an edit moved it
-        since, and then its rows there cancel out (``sum(sign)`` 0). The rest, by root (the sort key)."""
-        days = [row["occurred_on"] for row in rows]
-        roots, params = string_list("roots", [row["root_id"] for row in rows])
+        as they stand. Looked for among the chains counted now in the figure's area and dates (``plan``)
+        whose roots lie between the rows' first and last (a range, not a list of a thousand ids: through
+        the by-area-day projection, the area's days only): a chain's current row is there unless an
+        edit moved it out since, or it was retracted, and then its rows there cancel out (``sum(sign)``
+        0). The rest, by root (the sort key)."""
         head = _HEAD.format(newest="(seq, sign)")
         found = {r["root_id"]: r for r in self.store.select(
-            f"SELECT root_id, sum(sign) AS here, {head} FROM {rollups.CHAINS} WHERE day BETWEEN {{first:Date}} "
-            f"AND {{last:Date}} AND root_id IN (SELECT arrayJoin({roots})) GROUP BY root_id HAVING here = 1",
-            {**params, "first": min(days), "last": max(days)})}
+            f"SELECT root_id, sum(sign) AS here, {head} FROM {plan.table} WHERE {plan.where} "
+            "AND root_id BETWEEN {first_root:String} AND {last_root:String} GROUP BY root_id HAVING here = 1",
+            {**plan.params, "first_root": rows[0]["root_id"], "last_root": rows[-1]["root_id"]})}
         moved = [row["root_id"] for row in rows if row["root_id"] not in found]
         if moved:
             roots, params = string_list("roots", moved)
@@ -195,13 +196,13 @@ class Lineage:
 def _approved_rows(approved: ApprovedRows, granularity: Granularity, after: str | None,
                    limit: int | None) -> list[dict[str, Any]]:
     """The approved rows after ``after`` as the chain query's rows, the first ``limit`` + 1 of them (a
-    page and whether more follow): a page is built of those only."""
-    later = [row for row in approved.rows if row.root_id > (after or "")]
-    first = later if limit is None else heapq.nsmallest(limit + 1, later, key=lambda row: row.root_id)
+    page and whether more follow): a page is built of those only (the rows are in root_id order)."""
+    first = bisect.bisect_right(approved.rows, after or "", key=lambda row: row.root_id)
+    page = approved.rows[first:] if limit is None else approved.rows[first:first + limit + 1]
     return [{"root_id": row.root_id, "period": label(row.day, granularity), "instance_id": row.event_id,
              "current_library": row.library_id, "occurred_on": row.day,
              **{name: row.counts.get(name, 0) for name in (*COUNT_FIELDS, "reports")}}
-            for row in first]
+            for row in page]
 
 
 # What a chain row tells of its chain's history: every version's id, and every version and retraction
