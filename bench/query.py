@@ -308,8 +308,9 @@ class Server:
         services = QueryServices.over(store, reference, ApiKeys(keys_file), LoginThrottle(), publisher=publisher)
         app = create_app("bench query API", [query_api.router, dashboard_router()], state=services.state())
         self.port = _free_port()
+        # (the app's start-up and shutdown run as in the services: services/web.py's lifespan)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="off"))
+                                                    access_log=False, lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, name="bench-query-api", daemon=True)
 
     def __enter__(self) -> Server:
