@@ -116,15 +116,16 @@ def visits_body(aggregates: Aggregates, approvals: ApprovalReader, area: Resolve
 
 
 def growth_body(aggregates: Aggregates, approvals: ApprovalReader, area: ResolvedArea, year: int | None,
-                baseline_year: int | None = None) -> dict[str, Any]:
+                baseline_year: int | None = None, where: AreaFilter | None = None) -> dict[str, Any]:
     """``/v1/growth``: the area's visit growth in the year, approved months counted as approved;
-    ``approved`` when every month of the two years is (CAGR: of the baseline year to the year)."""
+    ``approved`` when every month of the two years is (CAGR: of the baseline year to the year).
+    ``where``: ``growth_area``'s, when the caller has it already."""
     year = the_year(year)
     if baseline_year is not None and baseline_year >= year:
         raise RequestRefused(400, "Baseline not before the year", Reason(
             "baseline_not_before_year", f"baseline_year {baseline_year} không trước năm {year}",
             f"baseline_year {baseline_year} is not before {year}", "baseline_year"))
-    where = growth_area(aggregates, area, year)
+    where = where or growth_area(aggregates, area, year)
     found = growth_approvals(aggregates, approvals, where)
     figure = aggregates.growth(where, year, baseline_year, found.approved)
     baseline = figure["cagr"]["baseline_year"]

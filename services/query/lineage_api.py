@@ -77,8 +77,8 @@ def growth_lineage(asked: AreaRequest, aggregates: AggregatesDep, lineage: Linea
     """The visit logs of `year` (their `period`) make `all.visits`, those of the year before `all.previous`
     (in approved months: their approved versions, as `/v1/growth` counts them)."""
     year = the_year(year)
-    figure = growth_body(aggregates, approvals, asked.area, year)
     where = growth_area(aggregates, asked.area, year)
+    figure = growth_body(aggregates, approvals, asked.area, year, where=where)
     start, end = date(year - 1, 1, 1), date(year, 12, 31)
     approved = figure_approvals(approvals, aggregates.reference, where, start, end).approved
     body = {"area": asked.area.area, "library_type": asked.area.query.library_type, "year": year,
