@@ -57,9 +57,9 @@ class Lineage:
         outside = f" AND toStartOfMonth({plan.date_column}) NOT IN {{approved_months:Array(Date)}}" if approved else ""
         period = rollups.period_sql(plan.date_column, granularity)
         paged = " ORDER BY root_id" + (" LIMIT {limit:UInt64}" if limit is not None else "")
-        # The page's chains first, reading only the columns the conditions need: a figure's chains lie
-        # scattered over the table (sorted by root_id), so reading every column of the matching rows
-        # reads most of the table; the page's rows are then read by root_id, the sort key.
+        # The page's chains first, reading only the columns the conditions need; then every column of
+        # those chains' rows only. (One pass grouping every chain of the figure with all its columns
+        # costs more: 56 against 42 ms for a growth page of 21,000 chains, bench/lineage.py's store.)
         page = (f"SELECT root_id FROM {plan.table} WHERE {plan.where}{outside} AND root_id > {{after:String}} "
                 f"GROUP BY root_id, {period} HAVING {plan.total('reports')} > 0{paged}")
         rows = [] if approved and approved.cover(start, end) else self.store.select(
