@@ -7,6 +7,7 @@ clickhouse-connect clients with the same API, so nothing above this module knows
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -138,6 +139,14 @@ def _chain_row(c: ReportChain, kind: ChainKind, sign: int) -> list[Any]:
              for h in c.history], sign]
 
 
+def _retried_safely(data: list[list[Any]]) -> dict[str, Any]:
+    """The settings that make a chain write, retried after a partial failure, count once: a token
+    made from its rows (a chain's ``seq`` grows with every change, so two different writes never
+    share one), checked by the chain rows and by each view's table (migration 019)."""
+    digest = hashlib.sha256(json.dumps(data, default=str, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return {"insert_deduplication_token": digest, "deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
 def aware(value: datetime) -> datetime:
     """A DateTime64 read back, in Asia/Ho_Chi_Minh (the client may hand it back naive, in UTC)."""
     if value.tzinfo is None:
@@ -175,7 +184,8 @@ class Store:
                 for chain, sign in ((before, -1), (after, 1)) if chain is not None]
         if data:
             with self._lock:
-                self._client.insert(table, data, column_names=[*chain_columns(kind), "sign"])
+                self._client.insert(table, data, column_names=[*chain_columns(kind), "sign"],
+                                    settings=_retried_safely(data))
         return len(data)
 
     def rebuild_rollups(self) -> list[str]:
@@ -190,7 +200,8 @@ class Store:
             target = view["name"].removesuffix("_mv")
             with self._lock:
                 self._client.command(f"TRUNCATE TABLE {target}")
-                self._client.command(f"INSERT INTO {target} {view['as_select']}")
+                # (every row again, whatever blocks the table remembers: migration 019)
+                self._client.command(f"INSERT INTO {target} {view['as_select']} SETTINGS insert_deduplicate = 0")
             rebuilt.append(target)
         return rebuilt
 
