@@ -27,7 +27,7 @@ the log: the first wins, the other is kept in the history as ``ignored`` with wh
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -155,9 +155,6 @@ class Approvals:
         self.mapping = mapping
         self.by_id: dict[str, Approval] = {}
         self.ignored: list[dict[str, object]] = []
-        # What readers derive from these approvals (a figure's approved rows and their sums), kept with
-        # them: it changes only with the approvals, and a reader folds them again when an action comes.
-        self.derived: dict[Hashable, object] = {}
 
     @classmethod
     def fold(cls, actions: Iterable[ApprovalAction], mapping: Mapping[str, str]) -> Approvals:

@@ -73,9 +73,6 @@ def _province_of(area: AreaFilter, reference: Reference) -> str | None:
     return None
 
 
-_DERIVED_FIGURES = 256  # figures' approved rows kept per state of the approvals (each up to a province-quarter's)
-
-
 @dataclass(frozen=True)
 class FigureApprovals:
     """What the approvals make of a figure of one area, dates and form: the months approved for the
@@ -106,19 +103,17 @@ def figure_approvals(reader: ApprovalReader, reference: Reference, area: AreaFil
     province = _province_of(area, reference)
     if not approvals.active() or (province is None and (area.library_id or area.commune_code)):
         return FigureApprovals(Covered({}), ApprovedRows((), ()))
-    key = ("figure", area, start, end, event_type)
-    found = approvals.derived.get(key)
-    if not isinstance(found, FigureApprovals):  # once per figure while the approvals stand (~10,000 rows each)
+
+    def found() -> FigureApprovals:
         covered = approvals.covered(area.scheme, province, start, end, event_type)
         # (a row's fields as they are: model_dump would copy each of a province-quarter's ~10,000 rows)
         rows = covered.approved_rows(lambda row: start <= row.day <= end and area.row_contains(vars(row)),
                                      event_type)
-        found = FigureApprovals(covered, ApprovedRows(tuple(covered.months),
-                                                      tuple(sorted(rows, key=lambda row: row.root_id))))
-        if len(approvals.derived) >= _DERIVED_FIGURES:
-            approvals.derived.clear()
-        approvals.derived[key] = found
-    return found
+        return FigureApprovals(covered, ApprovedRows(tuple(covered.months),
+                                                     tuple(sorted(rows, key=lambda row: row.root_id))))
+
+    # once per figure while the approvals stand (~10,000 rows each)
+    return reader.derived(approvals, ("figure", area, start, end, event_type), found)
 
 
 def approval_briefs(covered: Covered) -> list[dict[str, Any]]:

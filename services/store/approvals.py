@@ -7,7 +7,7 @@ and writes rows."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import date
 from typing import Any, TypeVar, get_args
 
@@ -25,6 +25,8 @@ COLUMNS = ["action_id", "position", "approval_id", "action", "scheme", "province
 
 
 Folded = TypeVar("Folded")
+Derived = TypeVar("Derived")
+_DERIVED = 256  # results kept per state of the approvals (a figure's: up to a province-quarter's rows)
 
 
 def _row(position: int, action: ApprovalAction | flag_checks.FlagCheck) -> list[Any]:
@@ -47,6 +49,7 @@ class ApprovalReader:
         self.store, self.mapping = store, mapping
         self._lock = threading.Lock()
         self._cached: dict[str, tuple[tuple[Any, ...], Any]] = {}
+        self._derived: dict[Hashable, tuple[Approvals, Any]] = {}  # key → (the approvals it came from, result)
 
     def _folded(self, kinds: tuple[str, ...], fold: Callable[[list[str]], Folded]) -> Folded:
         """``fold`` of the bodies of the actions of ``kinds``, in log order (an action written twice: once,
@@ -68,6 +71,21 @@ class ApprovalReader:
     def approvals(self) -> Approvals:
         return self._folded(get_args(Action), lambda bodies: Approvals.fold(
             (ApprovalAction.model_validate_json(b) for b in bodies), self.mapping))
+
+    def derived(self, approvals: Approvals, key: Hashable, compute: Callable[[], Derived]) -> Derived:
+        """``compute()``, a result of ``approvals`` (as ``approvals()`` folded them: a figure's approved
+        rows and their sums), once while they stand: a new action folds new approvals, and the
+        results of the old ones are not used again."""
+        with self._lock:
+            found = self._derived.get(key)
+        if found is not None and found[0] is approvals:
+            return found[1]
+        result = compute()
+        with self._lock:
+            if len(self._derived) >= _DERIVED:
+                self._derived.clear()
+            self._derived[key] = (approvals, result)
+        return result
 
     def flag_marks(self) -> dict[str, flag_checks.Mark]:
         """flag_id → its standing "checked, correct" mark (``services/domain/flag_checks.py``)."""
